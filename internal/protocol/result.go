@@ -1,0 +1,314 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Result codes (§6).
+const (
+	CodeOK                   = "ok"
+	CodePasswordPolicy       = "password_policy"
+	CodeWrongOldPassword     = "wrong_old_password"
+	CodeAccountLocked        = "account_locked"
+	CodeAccountDisabled      = "account_disabled"
+	CodeUserNotFound         = "user_not_found"
+	CodeUserAmbiguous        = "user_ambiguous"
+	CodeProtectedAccount     = "protected_account"
+	CodeOutOfScope           = "out_of_scope"
+	CodeAccessDenied         = "access_denied"
+	CodeExpired              = "expired"
+	CodeInvalidRequest       = "invalid_request"
+	CodeDirectoryUnavailable = "directory_unavailable"
+	CodeInternalError        = "internal_error"
+)
+
+// Details of CodePasswordPolicy (§6).
+const (
+	DetailTooShort   = "too_short"
+	DetailComplexity = "complexity"
+	DetailHistory    = "history"
+	DetailTooYoung   = "too_young"
+	DetailPolicy     = "policy"
+)
+
+// Result statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// codes lists every result code of §6 with whether a user may simply try
+// again later.
+var codes = map[string]bool{
+	CodeOK: false, CodePasswordPolicy: false, CodeWrongOldPassword: false,
+	CodeAccountLocked: false, CodeAccountDisabled: false, CodeUserNotFound: false,
+	CodeUserAmbiguous: false, CodeProtectedAccount: false, CodeOutOfScope: false,
+	CodeAccessDenied: false, CodeExpired: true, CodeInvalidRequest: false,
+	CodeDirectoryUnavailable: true, CodeInternalError: true,
+}
+
+// KnownCode reports whether code is one of the result codes of §6.
+func KnownCode(code string) bool {
+	_, ok := codes[code]
+	return ok
+}
+
+// Result is the outcome the agent sends back to a request's ReplyTo (§6).
+type Result struct {
+	V      int
+	ID     string
+	Status string
+	Code   string
+	// Detail refines Code (e.g. "history" for password_policy); optional.
+	Detail string
+	// Reason is a sentence safe to show the end user: never a password, a
+	// DN or a server's raw message.
+	Reason    string
+	Retryable bool
+	// Agent names the agent instance that answered.
+	Agent       string
+	CompletedAt time.Time
+}
+
+// NewResult fills a result for code: status, the end-user reason for op and
+// whether retrying may help. completedAt is kept at millisecond precision,
+// the precision of the wire format.
+func NewResult(id string, op Op, code, detail, agent string, completedAt time.Time) Result {
+	status := StatusFailed
+	if code == CodeOK {
+		status = StatusSucceeded
+	}
+	return Result{
+		V: 1, ID: id, Status: status, Code: code, Detail: detail,
+		Reason: ReasonFor(op, code, detail), Retryable: codes[code],
+		Agent: agent, CompletedAt: completedAt.UTC().Truncate(time.Millisecond),
+	}
+}
+
+// resultWire is the JSON form, in the member order of §6.
+type resultWire struct {
+	V           int    `json:"v"`
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	Code        string `json:"code"`
+	Detail      string `json:"detail,omitempty"`
+	Reason      string `json:"reason"`
+	Retryable   bool   `json:"retryable"`
+	Agent       string `json:"agent"`
+	CompletedAt string `json:"completedAt"`
+}
+
+// resultTimeLayout writes UTC with milliseconds, as in §6.
+const resultTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// check reports the first way r breaks §6.
+func (r *Result) check() error {
+	switch {
+	case r.V != 1:
+		return fmt.Errorf("result version is %d, want 1", r.V)
+	case r.ID == "":
+		return errors.New("result has no request id")
+	case !KnownCode(r.Code):
+		return fmt.Errorf("result code %q is not a protocol v1 code", r.Code)
+	case r.Code == CodeOK && r.Status != StatusSucceeded,
+		r.Code != CodeOK && r.Status != StatusFailed:
+		return fmt.Errorf("result status %q does not fit code %q", r.Status, r.Code)
+	case r.Reason == "":
+		return errors.New("result has no reason")
+	case r.CompletedAt.IsZero():
+		return errors.New("result has no completion time")
+	}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler with the member order and time
+// format of §6.
+func (r Result) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(resultWire{
+		V: r.V, ID: r.ID, Status: r.Status, Code: r.Code, Detail: r.Detail,
+		Reason: r.Reason, Retryable: r.Retryable, Agent: r.Agent,
+		CompletedAt: r.CompletedAt.UTC().Format(resultTimeLayout),
+	}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// SignResult builds the result message of §6 for a request whose
+// ReplyToSessionID was replyToSessionID: a new MessageID, the request id as
+// CorrelationID, the body signed with the agent signing key. The caller
+// sends it to the request's ReplyTo.
+func SignResult(key *SigningKey, r Result, replyToSessionID string) (Message, error) {
+	if key == nil {
+		return Message{}, errors.New("sign result: no agent signing key configured")
+	}
+	if err := r.check(); err != nil {
+		return Message{}, fmt.Errorf("sign result: %w", err)
+	}
+	body, err := r.MarshalJSON()
+	if err != nil {
+		return Message{}, fmt.Errorf("sign result: encode: %w", err)
+	}
+	return Message{
+		MessageID:     uuid.NewString(),
+		CorrelationID: r.ID,
+		SessionID:     replyToSessionID,
+		ContentType:   ResultContentType,
+		Subject:       ResultSubject,
+		ApplicationProperties: map[string]any{
+			PropSender:    key.KID(),
+			PropSignature: key.Sign(body),
+		},
+		Body: body,
+	}, nil
+}
+
+// VerifyResult checks a result message against the agent's signing key and
+// parses it strictly. A result that fails here must not be believed.
+func VerifyResult(pub ed25519.PublicKey, m Message) (*Result, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, errors.New("verify result: the agent signing key is not an Ed25519 public key")
+	}
+	if !sameMediaType(m.ContentType, ResultContentType) {
+		return nil, fmt.Errorf("verify result: content type %q is not %s", truncate(m.ContentType), ResultContentType)
+	}
+	kid, _ := m.property(PropSender)
+	if want := KID(pub); kid != want {
+		return nil, fmt.Errorf("verify result: signed by key %q, not the agent signing key %s", truncate(kid), want)
+	}
+	sig, ok := m.property(PropSignature)
+	if !ok {
+		return nil, fmt.Errorf("verify result: no %s property", PropSignature)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	if err != nil || !ed25519.Verify(pub, m.Body, raw) {
+		return nil, errors.New("verify result: bad signature: the result was altered or not signed by this agent")
+	}
+	r, err := ParseResult(m.Body)
+	if err != nil {
+		return nil, fmt.Errorf("verify result: %w", err)
+	}
+	if m.CorrelationID != "" && m.CorrelationID != r.ID {
+		return nil, fmt.Errorf("verify result: correlation id %q differs from the result id %q", truncate(m.CorrelationID), r.ID)
+	}
+	return r, nil
+}
+
+// ParseResult parses a result body strictly (unknown or duplicate members
+// are errors) without checking a signature; use VerifyResult when the agent
+// signing key is known.
+func ParseResult(body []byte) (*Result, error) {
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, fmt.Errorf("parse result: %w", err)
+	}
+	if v.kind != jObject {
+		return nil, errors.New("parse result: the body is not a JSON object")
+	}
+	var r Result
+	seen := map[string]bool{}
+	for i := range v.members {
+		m := &v.members[i]
+		seen[m.name] = true
+		var err error
+		switch m.name {
+		case "v":
+			r.V, err = m.value.integer("v")
+		case "id":
+			r.ID, err = m.value.text("id")
+		case "status":
+			r.Status, err = m.value.text("status")
+		case "code":
+			r.Code, err = m.value.text("code")
+		case "detail":
+			r.Detail, err = m.value.text("detail")
+		case "reason":
+			r.Reason, err = m.value.text("reason")
+		case "retryable":
+			r.Retryable, err = m.value.boolean("retryable")
+		case "agent":
+			r.Agent, err = m.value.text("agent")
+		case "completedAt":
+			var s string
+			if s, err = m.value.text("completedAt"); err == nil {
+				r.CompletedAt, err = parseTime("completedAt", s)
+			}
+		default:
+			err = fmt.Errorf("unknown member %s", quoteName(m.name))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse result: %w", err)
+		}
+	}
+	for _, name := range []string{"v", "id", "status", "code", "reason", "retryable", "agent", "completedAt"} {
+		if !seen[name] {
+			return nil, fmt.Errorf("parse result: member %q is missing", name)
+		}
+	}
+	if err := r.check(); err != nil {
+		return nil, fmt.Errorf("parse result: %w", err)
+	}
+	return &r, nil
+}
+
+// Reason returns the end-user sentence for a result code and detail. It
+// never includes anything from the directory or the request.
+func Reason(code, detail string) string { return ReasonFor("", code, detail) }
+
+// ReasonFor is Reason with the op known, so that a successful unlock does
+// not claim a password was changed.
+func ReasonFor(op Op, code, detail string) string {
+	switch code {
+	case CodeOK:
+		if op == OpUnlock {
+			return "Your account was unlocked."
+		}
+		return "Your password was changed."
+	case CodePasswordPolicy:
+		switch detail {
+		case DetailTooShort:
+			return "The new password is too short. Choose a longer one."
+		case DetailComplexity:
+			return "The new password is not complex enough. Mix upper- and lower-case letters, digits and symbols, and avoid your name."
+		case DetailHistory:
+			return "The new password was used recently. Choose a different one."
+		case DetailTooYoung:
+			return "The password was changed too recently to change it again. Try again later."
+		}
+		return "The new password does not meet the password policy. Choose a different one."
+	case CodeWrongOldPassword:
+		return "The current password is not correct."
+	case CodeAccountLocked:
+		return "Your account is locked. Wait for the lockout to end or ask your help desk to unlock it."
+	case CodeAccountDisabled:
+		return "Your account is disabled. Contact your help desk."
+	case CodeUserNotFound:
+		return "Your account was not found in the on-premises directory. Contact your help desk."
+	case CodeUserAmbiguous:
+		return "Your account could not be identified uniquely in the on-premises directory. Contact your help desk."
+	case CodeProtectedAccount:
+		return "The password of this account cannot be changed this way. Contact your help desk."
+	case CodeOutOfScope:
+		return "This account is not managed by password writeback. Contact your help desk."
+	case CodeAccessDenied:
+		return "The password service is not allowed to change this account. Contact your help desk."
+	case CodeExpired:
+		return "The request took too long to process. Please try again."
+	case CodeInvalidRequest:
+		return "The request could not be processed. Please try again or contact your help desk."
+	case CodeDirectoryUnavailable:
+		return "The on-premises directory is not reachable right now. Please try again later."
+	}
+	return "Something went wrong while processing your request. Please try again later."
+}
