@@ -1,0 +1,369 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// Key file names written by `wbagent keygen`.
+const (
+	AgentHPKEKeyFile    = "agent-hpke.key"
+	AgentHPKEPubFile    = "agent-hpke.pub.json"
+	AgentSignKeyFile    = "agent-sign.key"
+	AgentSignPubFile    = "agent-sign.pub"
+	SenderKeyFile       = "sender.key"
+	SenderPubFile       = "sender.pub"
+	hpkePrivatePEMType  = "WBAGENT HPKE PRIVATE KEY"
+	pkcs8PEMType        = "PRIVATE KEY"
+	pkixPEMType         = "PUBLIC KEY"
+	privateKeyFileMode  = 0o600
+	publicKeyFileMode   = 0o644
+	keyDirMode          = 0o700
+	pemHeaderSuite      = "Suite"
+	pemHeaderKID        = "Kid"
+	maxKeyFileSizeBytes = 1 << 20
+)
+
+// MarshalPEM writes the private key as a PEM block of type
+// "WBAGENT HPKE PRIVATE KEY" holding the RFC 9180 SerializePrivateKey bytes
+// (32 bytes for either suite), with the suite and kid as headers. There is no
+// standard PKCS#8 form for X-Wing yet; the suite header lets one file
+// format hold both suites.
+func (k *DecryptionKey) MarshalPEM() ([]byte, error) {
+	raw, err := k.priv.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encode decryption key: %w", err)
+	}
+	defer clear(raw)
+	return pem.EncodeToMemory(&pem.Block{
+		Type:    hpkePrivatePEMType,
+		Headers: map[string]string{pemHeaderSuite: string(k.suite), pemHeaderKID: k.kid},
+		Bytes:   raw,
+	}), nil
+}
+
+// ParseDecryptionKeyPEM reads what MarshalPEM writes.
+func ParseDecryptionKeyPEM(data []byte) (*DecryptionKey, error) {
+	block, rest := pem.Decode(data)
+	if block == nil || block.Type != hpkePrivatePEMType {
+		return nil, fmt.Errorf("no %q PEM block; make the key with wbagent keygen", hpkePrivatePEMType)
+	}
+	defer clear(block.Bytes)
+	if p, _ := pem.Decode(rest); p != nil {
+		return nil, errors.New("more than one PEM block; a key file holds one key")
+	}
+	suite, err := ParseSuite(block.Headers[pemHeaderSuite])
+	if err != nil {
+		return nil, fmt.Errorf("PEM header %s: %w", pemHeaderSuite, err)
+	}
+	k, err := NewDecryptionKey(suite, block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if kid, ok := block.Headers[pemHeaderKID]; ok && kid != k.kid {
+		return nil, fmt.Errorf("PEM header %s is %q but the key's kid is %s; the file was edited", pemHeaderKID, truncate(kid), k.kid)
+	}
+	return k, nil
+}
+
+// MarshalPEM writes the key as PKCS#8 "PRIVATE KEY" PEM, the form
+// `openssl genpkey -algorithm ed25519` writes.
+func (k *SigningKey) MarshalPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k.priv)
+	if err != nil {
+		return nil, fmt.Errorf("encode signing key: %w", err)
+	}
+	defer clear(der)
+	return pem.EncodeToMemory(&pem.Block{Type: pkcs8PEMType, Bytes: der}), nil
+}
+
+// ParseSigningKeyPEM reads an Ed25519 private key in PKCS#8 PEM.
+func ParseSigningKeyPEM(data []byte) (*SigningKey, error) {
+	block, rest := pem.Decode(data)
+	if block == nil || block.Type != pkcs8PEMType {
+		return nil, fmt.Errorf("no %q PEM block; use an Ed25519 key in PKCS#8 form (openssl genpkey -algorithm ed25519, or wbagent keygen)", pkcs8PEMType)
+	}
+	defer clear(block.Bytes)
+	if p, _ := pem.Decode(rest); p != nil {
+		return nil, errors.New("more than one PEM block; a key file holds one key")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not a PKCS#8 private key: %w", err)
+	}
+	priv, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("the key is %T, not Ed25519; protocol v1 signs with Ed25519 only", key)
+	}
+	return NewSigningKey(priv), nil
+}
+
+// MarshalPublicKeyPEM writes an Ed25519 public key as PKIX "PUBLIC KEY" PEM.
+func MarshalPublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encode public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pkixPEMType, Bytes: der}), nil
+}
+
+// ParsePublicKeyPEM reads an Ed25519 public key in PKIX PEM, the form
+// `openssl pkey -pubout` writes.
+func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
+	block, rest := pem.Decode(data)
+	if block == nil || block.Type != pkixPEMType {
+		return nil, fmt.Errorf("no %q PEM block; use an Ed25519 public key in PKIX form (openssl pkey -pubout)", pkixPEMType)
+	}
+	if p, _ := pem.Decode(rest); p != nil {
+		return nil, errors.New("more than one PEM block; a key file holds one key")
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not a PKIX public key: %w", err)
+	}
+	pub, ok := key.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("the key is %T, not Ed25519; protocol v1 signs with Ed25519 only", key)
+	}
+	return pub, nil
+}
+
+// LoadDecryptionKey reads an agent HPKE private key file.
+func LoadDecryptionKey(path string) (*DecryptionKey, error) {
+	data, err := readPrivateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	k, err := ParseDecryptionKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("load decryption key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadSigningKey reads an Ed25519 private key file (PKCS#8 PEM).
+func LoadSigningKey(path string) (*SigningKey, error) {
+	data, err := readPrivateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
+	k, err := ParseSigningKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("load signing key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// LoadPublicKey reads an Ed25519 public key file (PKIX PEM): a trusted
+// sender's key, or the agent signing key a sender checks results with.
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ParsePublicKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("load public key %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// LoadAgentPublicKey reads the agent's HPKE public key document (§2).
+func LoadAgentPublicKey(path string) (*AgentPublicKey, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ParseAgentPublicKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// readKeyFile reads a key file of bounded size.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxKeyFileSizeBytes {
+		return nil, fmt.Errorf("read key file %s: not a regular file of at most %d bytes", path, maxKeyFileSizeBytes)
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+		clear(data)
+		return nil, fmt.Errorf("read key file %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// readPrivateKeyFile reads a private key file, refusing one other users can
+// read: on a shared server that key would no longer be the agent's alone.
+func readPrivateKeyFile(path string) ([]byte, error) {
+	if err := CheckPrivateKeyMode(path); err != nil {
+		return nil, err
+	}
+	return readKeyFile(path)
+}
+
+// CheckPrivateKeyMode returns an error naming the file and the fix when a
+// private key file grants any access to group or others. Windows has no
+// such mode bits; there the installer sets the ACL.
+func CheckPrivateKeyMode(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("read private key file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("private key file %s is accessible by group or others (mode %04o); restrict it with: chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// AgentKeyIDs are the kids of a key set WriteAgentKeys made.
+type AgentKeyIDs struct {
+	HPKE    string
+	Signing string
+}
+
+// WriteAgentKeys creates the agent's key set in dir: agent-hpke.key and
+// agent-sign.key (mode 0600), agent-hpke.pub.json and agent-sign.pub (for
+// senders). It refuses to overwrite any existing file.
+func WriteAgentKeys(dir string, suite Suite) (AgentKeyIDs, error) {
+	names := []string{AgentHPKEKeyFile, AgentHPKEPubFile, AgentSignKeyFile, AgentSignPubFile}
+	if err := prepareKeyDir(dir, names); err != nil {
+		return AgentKeyIDs{}, err
+	}
+	hk, err := GenerateDecryptionKey(suite)
+	if err != nil {
+		return AgentKeyIDs{}, err
+	}
+	sk, err := GenerateSigningKey()
+	if err != nil {
+		return AgentKeyIDs{}, err
+	}
+	defer sk.Destroy()
+	hpkePEM, err := hk.MarshalPEM()
+	if err != nil {
+		return AgentKeyIDs{}, err
+	}
+	defer clear(hpkePEM)
+	hpkePub, err := json.MarshalIndent(hk.Public(), "", "  ")
+	if err != nil {
+		return AgentKeyIDs{}, fmt.Errorf("encode agent public key: %w", err)
+	}
+	signPEM, err := sk.MarshalPEM()
+	if err != nil {
+		return AgentKeyIDs{}, err
+	}
+	defer clear(signPEM)
+	signPub, err := MarshalPublicKeyPEM(sk.Public())
+	if err != nil {
+		return AgentKeyIDs{}, err
+	}
+	files := []keyFile{
+		{AgentHPKEKeyFile, hpkePEM, privateKeyFileMode},
+		{AgentHPKEPubFile, append(hpkePub, '\n'), publicKeyFileMode},
+		{AgentSignKeyFile, signPEM, privateKeyFileMode},
+		{AgentSignPubFile, signPub, publicKeyFileMode},
+	}
+	if err := writeKeyFiles(dir, files); err != nil {
+		return AgentKeyIDs{}, err
+	}
+	return AgentKeyIDs{HPKE: hk.KID(), Signing: sk.KID()}, nil
+}
+
+// WriteSenderKeys creates a sender's key pair in dir: sender.key (0600) and
+// sender.pub, the file the agent's config lists as a trusted sender. It
+// returns the kid and refuses to overwrite either file.
+func WriteSenderKeys(dir string) (string, error) {
+	if err := prepareKeyDir(dir, []string{SenderKeyFile, SenderPubFile}); err != nil {
+		return "", err
+	}
+	sk, err := GenerateSigningKey()
+	if err != nil {
+		return "", err
+	}
+	defer sk.Destroy()
+	priv, err := sk.MarshalPEM()
+	if err != nil {
+		return "", err
+	}
+	defer clear(priv)
+	pub, err := MarshalPublicKeyPEM(sk.Public())
+	if err != nil {
+		return "", err
+	}
+	if err := writeKeyFiles(dir, []keyFile{{SenderKeyFile, priv, privateKeyFileMode}, {SenderPubFile, pub, publicKeyFileMode}}); err != nil {
+		return "", err
+	}
+	return sk.KID(), nil
+}
+
+type keyFile struct {
+	name string
+	data []byte
+	mode fs.FileMode
+}
+
+// prepareKeyDir creates dir (0700) and fails if any of names exists, before
+// anything is written, so a refused keygen leaves no half key set.
+func prepareKeyDir(dir string, names []string) error {
+	if err := os.MkdirAll(dir, keyDirMode); err != nil {
+		return fmt.Errorf("create key directory: %w", err)
+	}
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("key file %s already exists; keys are never overwritten: move it away or choose another --dir", p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check key file: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeKeyFiles writes each file with O_EXCL and fsyncs it, so an existing
+// key is never replaced even by a concurrent keygen.
+func writeKeyFiles(dir string, files []keyFile) error {
+	for _, kf := range files {
+		p := filepath.Join(dir, kf.name)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, kf.mode)
+		if err != nil {
+			return fmt.Errorf("write key file: %w", err)
+		}
+		_, err = f.Write(kf.data)
+		if err == nil {
+			err = f.Chmod(kf.mode) // the umask may have narrowed the mode; set it exactly
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write key file %s: %w", p, err)
+		}
+	}
+	return nil
+}
