@@ -1,0 +1,363 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"go.uber.org/zap"
+
+	"wbagent/internal/logging"
+	"wbagent/internal/protocol"
+	"wbagent/internal/writeback"
+)
+
+// Handler decides what to do with one delivery; *writeback.Handler is the
+// real one. Handle must return promptly once ctx ends (stop, lost lock),
+// with an Abandon outcome if the work is not done.
+type Handler interface {
+	Handle(ctx context.Context, d writeback.Delivery) writeback.Outcome
+}
+
+// Metrics receives the consumer's events. Methods are called from many
+// goroutines at once and must not block.
+type Metrics interface {
+	// InFlight moves the number of messages being handled by delta.
+	InFlight(delta int)
+	// LockRenewed reports one message or session lock renewal
+	// (kind "message" or "session") and its error, nil on success.
+	LockRenewed(kind string, err error)
+	// Reconnect reports that receiving failed and the consumer is
+	// reconnecting (the SDK recovers the connection on the next call).
+	Reconnect()
+	// Settled reports one settlement as carried out and its error.
+	Settled(s writeback.Settle, err error)
+	// ReplySent reports one result send and its error.
+	ReplySent(err error)
+	// Handled reports a delivery's outcome after it was carried out.
+	Handled(o writeback.Outcome)
+}
+
+// Options configure a Consumer. Zero values take the documented defaults.
+type Options struct {
+	// Queue is the request queue.
+	Queue string
+	// Sessions selects the session-queue mode (servicebus.sessions).
+	Sessions bool
+	// MaxConcurrent is the number of sessions held at once (session mode)
+	// or messages in flight at once (plain mode). Default 8.
+	MaxConcurrent int
+	// SettleTimeout bounds every settle, reply send, lock renewal and
+	// session-state call. Default 30s.
+	SettleTimeout time.Duration
+	// SessionIdleTimeout is how long a held session waits for its next
+	// message before it is released for other agents. Default 5s.
+	SessionIdleTimeout time.Duration
+	// AcceptTimeout is how long one wait for the next available session
+	// (or, on plain queues, one receive poll) lasts before it starts over.
+	// Default 30s.
+	AcceptTimeout time.Duration
+	// ErrorBackoff is the first pause after a failed receive; it doubles up
+	// to 30s while failures continue. Default 1s.
+	ErrorBackoff time.Duration
+	// Metrics receives events; nil discards them.
+	Metrics Metrics
+	// Logger receives operational logs; nil discards them.
+	Logger *zap.Logger
+}
+
+const (
+	defaultMaxConcurrent = 8
+	defaultSettleTimeout = 30 * time.Second
+	defaultIdleTimeout   = 5 * time.Second
+	defaultAcceptTimeout = 30 * time.Second
+	defaultErrorBackoff  = time.Second
+	maxErrorBackoff      = 30 * time.Second
+)
+
+func (o *Options) defaults() error {
+	if o.Queue == "" {
+		return errors.New("bus options: the queue name is empty: set servicebus.queue")
+	}
+	if o.MaxConcurrent < 0 {
+		return fmt.Errorf("bus options: maxConcurrent %d is negative: use 1 or more", o.MaxConcurrent)
+	}
+	if o.MaxConcurrent == 0 {
+		o.MaxConcurrent = defaultMaxConcurrent
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = defaultSettleTimeout
+	}
+	if o.SessionIdleTimeout <= 0 {
+		o.SessionIdleTimeout = defaultIdleTimeout
+	}
+	if o.AcceptTimeout <= 0 {
+		o.AcceptTimeout = defaultAcceptTimeout
+	}
+	if o.ErrorBackoff <= 0 {
+		o.ErrorBackoff = defaultErrorBackoff
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return nil
+}
+
+// Consumer receives requests from one queue and carries out the handler's
+// outcomes. Make one with New, then Start and Stop it once.
+type Consumer struct {
+	client  *azservicebus.Client
+	handler Handler
+	o       Options
+	log     *zap.Logger
+	m       Metrics
+	replies *replySenders
+	health  health
+
+	// recvCtx ends when Stop begins: no new message or session is taken.
+	recvCtx  context.Context
+	stopRecv context.CancelFunc
+	// workCtx ends when the grace period is over: in-flight handlers
+	// abandon their messages.
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+
+	started  atomic.Bool
+	stopped  atomic.Bool
+	wg       sync.WaitGroup
+	receiver *azservicebus.Receiver // plain mode only
+}
+
+// New makes a consumer for opts.Queue. It does not connect; Start does.
+func New(client *azservicebus.Client, h Handler, opts Options) (*Consumer, error) {
+	if client == nil || h == nil {
+		return nil, errors.New("bus: a client and a handler are required")
+	}
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Consumer{client: client, handler: h, o: opts, m: opts.Metrics}
+	c.log = opts.Logger.With(zap.String(logging.FieldComponent, "bus"), zap.String(logging.FieldQueue, opts.Queue))
+	c.replies = newReplySenders(client, c.bounded)
+	c.health.staleAfter = 3*opts.AcceptTimeout + opts.SettleTimeout
+	c.recvCtx, c.stopRecv = context.WithCancel(context.Background())
+	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Start begins receiving in background goroutines and returns at once.
+func (c *Consumer) Start() error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("bus: consumer already started")
+	}
+	if c.o.Sessions {
+		for i := 0; i < c.o.MaxConcurrent; i++ {
+			c.wg.Add(1)
+			go c.runSessions()
+		}
+		c.log.Info("receiving from session queue", zap.Int("maxSessions", c.o.MaxConcurrent))
+		return nil
+	}
+	r, err := c.client.NewReceiverForQueue(c.o.Queue, nil)
+	if err != nil {
+		return fmt.Errorf("bus: create receiver for queue %q: %w", c.o.Queue, err)
+	}
+	c.receiver = r
+	c.wg.Add(1)
+	go c.runPlain()
+	c.log.Info("receiving from queue", zap.Int("maxInFlight", c.o.MaxConcurrent))
+	return nil
+}
+
+// Stop stops taking messages, lets in-flight writebacks finish until ctx
+// ends (the grace period), then makes the remaining ones abandon their
+// messages for redelivery, and closes receivers and reply senders. It
+// returns an error only if some work did not end even after that. A second
+// call returns at once.
+func (c *Consumer) Stop(ctx context.Context) error {
+	if !c.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	c.stopRecv()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.log.Warn("grace period over: abandoning in-flight writebacks for redelivery")
+		c.cancelWork()
+		// Handlers return at once when cancelled; what remains is one
+		// bounded settle and one bounded session close per worker.
+		t := time.NewTimer(2*c.o.SettleTimeout + time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+			err = errors.New("bus stop: some writebacks did not end after the grace period; their messages will be redelivered when their locks expire")
+		}
+		t.Stop()
+	}
+	c.cancelWork()
+	if c.receiver != nil {
+		if cerr := c.bounded(context.Background(), c.receiver.Close); cerr != nil {
+			c.log.Warn("closing receiver failed", zap.Error(cerr))
+		}
+	}
+	c.replies.closeAll()
+	return err
+}
+
+// Ready reports whether the bus answers: nil once receiving works and while
+// no failure newer than the last success is known.
+func (c *Consumer) Ready() error { return c.health.ready(time.Now()) }
+
+// bounded runs f with a context that ends after SettleTimeout, and returns
+// when that context ends even if f does not: after a dropped connection an
+// SDK call can block for good, and lock expiry makes giving up safe.
+func (c *Consumer) bounded(parent context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(parent, c.o.SettleTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer within %s: %w", c.o.SettleTimeout, ctx.Err())
+	}
+}
+
+// settler is what receivers and session receivers share for settling.
+type settler interface {
+	CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error
+	AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error
+	DeadLetterMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeadLetterOptions) error
+}
+
+// handle runs the handler on one message. A panic in the handler becomes an
+// abandon: bad input must never crash the agent, and redelivery (then
+// dead-lettering by the broker's max delivery count) takes it from there.
+func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, st writeback.SessionState) (out writeback.Outcome) {
+	d := writeback.Delivery{Message: toProtocol(m), DeliveryCount: int(m.DeliveryCount), Session: st}
+	if m.EnqueuedTime != nil {
+		d.EnqueuedAt = *m.EnqueuedTime
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("writeback handler panicked; abandoning the message",
+				zap.String(logging.FieldMessageID, m.MessageID), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			out = writeback.Outcome{Settle: writeback.Abandon, RequestID: m.MessageID, Code: protocol.CodeInternalError,
+				Err: fmt.Errorf("handler panicked: %v", r)}
+		}
+	}()
+	return c.handler.Handle(ctx, d)
+}
+
+// execute carries out an outcome: the reply first, then the settlement. A
+// reply that cannot be sent turns the settlement into an abandon, so the
+// message is completed only after its result is on its way.
+func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, out writeback.Outcome) writeback.Outcome {
+	settle := out.Settle
+	if settle != writeback.Complete && settle != writeback.DeadLetter {
+		settle = writeback.Abandon
+	}
+	log := c.log.With(zap.String(logging.FieldRequestID, out.RequestID), zap.String(logging.FieldMessageID, m.MessageID))
+	if out.Reply != nil && out.ReplyTo != "" && settle != writeback.Abandon {
+		err := c.replies.send(out.ReplyTo, out.Reply)
+		c.m.ReplySent(err)
+		if err != nil {
+			c.health.fail(err, time.Now())
+			log.Warn("sending the result failed; abandoning the message so the result is sent again on redelivery",
+				zap.String(logging.FieldQueue, out.ReplyTo), zap.Error(err))
+			settle = writeback.Abandon
+		} else {
+			c.health.ok(time.Now())
+		}
+	}
+	var err error
+	switch settle {
+	case writeback.Complete:
+		err = c.bounded(context.Background(), func(ctx context.Context) error { return s.CompleteMessage(ctx, m, nil) })
+	case writeback.DeadLetter:
+		reason, desc := out.DeadLetterReason, out.DeadLetterDescription
+		err = c.bounded(context.Background(), func(ctx context.Context) error {
+			return s.DeadLetterMessage(ctx, m, &azservicebus.DeadLetterOptions{Reason: &reason, ErrorDescription: &desc})
+		})
+	default:
+		err = c.bounded(context.Background(), func(ctx context.Context) error { return s.AbandonMessage(ctx, m, nil) })
+	}
+	c.m.Settled(settle, err)
+	switch {
+	case err == nil:
+		c.health.ok(time.Now())
+	case isLockLost(err):
+		log.Warn("settling failed: the lock was lost; the message will be redelivered", zap.String(logging.FieldSettle, settle.String()))
+	default:
+		c.health.fail(err, time.Now())
+		log.Warn("settling failed; the message will be redelivered when its lock expires",
+			zap.String(logging.FieldSettle, settle.String()), zap.Error(err))
+	}
+	out.Settle = settle
+	fields := []zap.Field{zap.String(logging.FieldOp, out.Op), zap.String(logging.FieldCode, out.Code),
+		zap.String(logging.FieldSettle, settle.String()), zap.Int("deliveryCount", int(m.DeliveryCount)),
+		zap.Duration(logging.FieldDuration, out.Duration)}
+	if out.Detail != "" {
+		fields = append(fields, zap.String(logging.FieldDetail, out.Detail))
+	}
+	if out.DeadLetterReason != "" && settle == writeback.DeadLetter {
+		fields = append(fields, zap.String(logging.FieldReason, out.DeadLetterReason))
+	}
+	if out.Err != nil {
+		fields = append(fields, zap.Error(out.Err))
+	}
+	log.Info("message handled", fields...)
+	c.m.Handled(out)
+	return out
+}
+
+// sleep waits d or until ctx ends, reporting whether it waited in full.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// nextBackoff doubles d up to maxErrorBackoff.
+func nextBackoff(d time.Duration) time.Duration {
+	return min(2*d, maxErrorBackoff)
+}
+
+// isLockLost reports whether err says the message or session lock is gone.
+func isLockLost(err error) bool {
+	var se *azservicebus.Error
+	return errors.As(err, &se) && se.Code == azservicebus.CodeLockLost
+}
+
+// isTimeout reports whether err is the broker saying that no session
+// became available in time, which proves the bus is reachable.
+func isTimeout(err error) bool {
+	var se *azservicebus.Error
+	return errors.As(err, &se) && se.Code == azservicebus.CodeTimeout
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) InFlight(int)                    {}
+func (nopMetrics) LockRenewed(string, error)       {}
+func (nopMetrics) Reconnect()                      {}
+func (nopMetrics) Settled(writeback.Settle, error) {}
+func (nopMetrics) ReplySent(error)                 {}
+func (nopMetrics) Handled(writeback.Outcome)       {}

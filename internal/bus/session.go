@@ -1,0 +1,175 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"go.uber.org/zap"
+
+	"wbagent/internal/logging"
+)
+
+// runSessions is one session slot: it accepts the next available session,
+// handles its messages in order, releases it when idle, and starts over.
+func (c *Consumer) runSessions() {
+	defer c.wg.Done()
+	backoff := c.o.ErrorBackoff
+	for c.recvCtx.Err() == nil {
+		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.AcceptTimeout)
+		sr, err := c.client.AcceptNextSessionForQueue(ctx, c.o.Queue, nil)
+		cancel()
+		switch {
+		case c.recvCtx.Err() != nil:
+			if err == nil {
+				c.closeSession(sr)
+			}
+			return
+		case err == nil:
+			c.health.ok(time.Now())
+			backoff = c.o.ErrorBackoff
+			c.holdSession(sr)
+		case isTimeout(err):
+			c.health.ok(time.Now()) // the broker answered: no session is waiting
+		case errors.Is(err, context.DeadlineExceeded):
+			// Our own wait ended before the broker's answer; no news either way.
+		default:
+			c.health.fail(err, time.Now())
+			c.m.Reconnect()
+			c.log.Warn("accepting a session failed; retrying", zap.Duration("after", backoff), zap.Error(err))
+			if !sleep(c.recvCtx, backoff) {
+				return
+			}
+			backoff = nextBackoff(backoff)
+		}
+	}
+}
+
+// holdSession handles a session's messages one at a time, in order, while
+// renewing the session lock, and releases the session once no message comes
+// for SessionIdleTimeout, the lock is lost, or the consumer stops.
+func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
+	log := c.log.With(zap.String(logging.FieldSessionID, sr.SessionID()))
+	log.Debug("session accepted")
+	sessCtx, lost := context.WithCancel(c.workCtx)
+	defer lost()
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		c.renewSessionLock(renewCtx, sr, lost, log)
+	}()
+	state := &sessionState{sr: sr, bounded: c.bounded}
+	for c.recvCtx.Err() == nil && sessCtx.Err() == nil {
+		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.SessionIdleTimeout)
+		msgs, err := sr.ReceiveMessages(ctx, 1, nil)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			if !isLockLost(err) {
+				c.health.fail(err, time.Now())
+			}
+			log.Warn("receiving from the session failed; releasing it", zap.Error(err))
+			break
+		}
+		if len(msgs) == 0 {
+			break // idle: let another agent (or slot) have it
+		}
+		c.health.ok(time.Now())
+		c.m.InFlight(1)
+		out := c.handle(sessCtx, msgs[0], state)
+		c.execute(sr, msgs[0], out)
+		c.m.InFlight(-1)
+	}
+	stopRenew()
+	<-renewed
+	c.closeSession(sr)
+	log.Debug("session released")
+}
+
+func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
+	if err := c.bounded(context.Background(), sr.Close); err != nil {
+		c.log.Warn("closing a session failed; the broker releases it when its lock expires",
+			zap.String(logging.FieldSessionID, sr.SessionID()), zap.Error(err))
+	}
+}
+
+// renewSessionLock keeps the session lock alive until ctx ends; messages of
+// a session have no locks of their own. When the lock is lost it calls lost.
+func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lost func(), log *zap.Logger) {
+	lockedUntil := sr.LockedUntil()
+	for {
+		if !sleep(ctx, renewDelay(time.Until(lockedUntil))) {
+			return
+		}
+		err := c.bounded(ctx, func(ctx context.Context) error { return sr.RenewSessionLock(ctx, nil) })
+		if ctx.Err() != nil {
+			return
+		}
+		c.m.LockRenewed("session", err)
+		if err == nil {
+			lockedUntil = sr.LockedUntil()
+			continue
+		}
+		if isLockLost(err) || time.Now().After(lockedUntil) {
+			log.Warn("session lock lost; its messages will be redelivered", zap.Error(err))
+			lost()
+			return
+		}
+		log.Warn("renewing the session lock failed; retrying", zap.Error(err))
+	}
+}
+
+// sessionState gives the handler the session state, read once per held
+// session: while this agent holds the session lock no one else can change
+// it, so later reads come from memory.
+type sessionState struct {
+	sr      *azservicebus.SessionReceiver
+	bounded func(context.Context, func(context.Context) error) error
+	mu      sync.Mutex
+	loaded  bool
+	state   []byte
+}
+
+// Get implements writeback.SessionState.
+func (s *sessionState) Get(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return clone(s.state), nil
+	}
+	var st []byte
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		var err error
+		st, err = s.sr.GetSessionState(ctx, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.state, s.loaded = clone(st), true
+	return clone(st), nil
+}
+
+// Set implements writeback.SessionState.
+func (s *sessionState) Set(ctx context.Context, state []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := clone(state)
+	err := s.bounded(ctx, func(ctx context.Context) error { return s.sr.SetSessionState(ctx, v, nil) })
+	if err != nil {
+		// The broker may or may not have stored it: read it again next time.
+		s.loaded = false
+		return err
+	}
+	s.state, s.loaded = v, true
+	return nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

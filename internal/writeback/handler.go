@@ -1,0 +1,155 @@
+package writeback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"wbagent/internal/logging"
+	"wbagent/internal/protocol"
+)
+
+// Options configure a Handler. Opener, Directory, Ledger, Audit and
+// SigningKey are required.
+type Options struct {
+	// Agent is the agent's name, put in results and audit records.
+	Agent string
+	// RetryBudget bounds how long one delivery retries transient failures
+	// (directory, ledger, session state, audit) before its message is
+	// abandoned for redelivery (requests.retryBudget). Default 45s.
+	RetryBudget time.Duration
+	// BackoffInitial and BackoffMax shape the exponential backoff between
+	// retries; each wait is jittered to between half and all of its step.
+	// Defaults 500ms and 8s.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+
+	Opener     Opener
+	Directory  Directory
+	Ledger     Ledger
+	Audit      Auditor
+	SigningKey *protocol.SigningKey
+
+	// Clock defaults to SystemClock; Jitter returns a number in [0, 1) and
+	// defaults to math/rand/v2.
+	Clock  Clock
+	Jitter func() float64
+	// PostWriteTimeout bounds the bookkeeping after a directory write
+	// (session state, audit) when the delivery's context has ended: the
+	// write happened, so its record must still be attempted. Default 10s.
+	PostWriteTimeout time.Duration
+	Logger           *zap.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultRetryBudget      = 45 * time.Second
+	DefaultBackoffInitial   = 500 * time.Millisecond
+	DefaultBackoffMax       = 8 * time.Second
+	DefaultPostWriteTimeout = 10 * time.Second
+)
+
+// Handler runs protocol v1 for one delivery at a time (and many at once):
+// authenticate, validate, replay check, open, apply, result, audit. It is
+// safe for concurrent use.
+type Handler struct {
+	o   Options
+	log *zap.Logger
+
+	mu       sync.Mutex
+	auditErr error
+}
+
+// New checks opts and makes a Handler.
+func New(opts Options) (*Handler, error) {
+	switch {
+	case opts.Opener == nil:
+		return nil, errors.New("writeback: no request opener (decryption keys and trusted senders)")
+	case opts.Directory == nil:
+		return nil, errors.New("writeback: no directory")
+	case opts.Ledger == nil:
+		return nil, errors.New("writeback: no ledger")
+	case opts.Audit == nil:
+		return nil, errors.New("writeback: no audit trail")
+	case opts.SigningKey == nil:
+		return nil, errors.New("writeback: no agent signing key (agent.signingKey)")
+	}
+	if opts.RetryBudget <= 0 {
+		opts.RetryBudget = DefaultRetryBudget
+	}
+	if opts.BackoffInitial <= 0 {
+		opts.BackoffInitial = DefaultBackoffInitial
+	}
+	if opts.BackoffMax < opts.BackoffInitial {
+		opts.BackoffMax = max(DefaultBackoffMax, opts.BackoffInitial)
+	}
+	if opts.PostWriteTimeout <= 0 {
+		opts.PostWriteTimeout = DefaultPostWriteTimeout
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	return &Handler{o: opts, log: opts.Logger.With(zap.String(logging.FieldComponent, "writeback"))}, nil
+}
+
+// Ready reports whether the audit trail takes records: nil unless the last
+// audit write failed. While it fails no message is completed.
+func (h *Handler) Ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.auditErr != nil {
+		return fmt.Errorf("audit trail failing, messages are left for redelivery: %w", h.auditErr)
+	}
+	return nil
+}
+
+func (h *Handler) setAuditErr(err error) {
+	h.mu.Lock()
+	h.auditErr = err
+	h.mu.Unlock()
+}
+
+// backoff returns the wait before retry n (1-based): exponential from
+// BackoffInitial, capped at BackoffMax, jittered to [step/2, step) so that
+// agents retrying the same failed DC spread out.
+func (h *Handler) backoff(n int) time.Duration {
+	step := h.o.BackoffInitial
+	for i := 1; i < n && step < h.o.BackoffMax; i++ {
+		step *= 2
+	}
+	step = min(step, h.o.BackoffMax)
+	return step/2 + time.Duration(h.o.Jitter()*float64(step/2))
+}
+
+// Handle decides and records what happens to one delivery, and returns the
+// outcome the transport must carry out. It never panics on bad input and
+// returns promptly (with Abandon) once ctx ends, except that bookkeeping
+// after a directory write is still attempted within PostWriteTimeout.
+func (h *Handler) Handle(ctx context.Context, d Delivery) Outcome {
+	t := newTask(h, d)
+	req, err := h.o.Opener.Open(d.Message, t.start)
+	var out Outcome
+	var rej *protocol.Rejection
+	switch {
+	case err == nil:
+		t.req = req
+		out = t.run(ctx, true)
+		req.Destroy()
+	case errors.As(err, &rej):
+		out = t.rejected(ctx, rej)
+	default:
+		out = t.abandon(protocol.CodeInternalError, fmt.Errorf("open request: %w", err))
+	}
+	return t.finish(ctx, out)
+}

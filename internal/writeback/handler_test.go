@@ -1,0 +1,659 @@
+package writeback
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"wbagent/internal/audit"
+	"wbagent/internal/ledger"
+	"wbagent/internal/protocol"
+	"wbagent/internal/secret"
+)
+
+// Every directory answer of §6 ends in its result and a completed message.
+func TestDirectoryCodesAreAnsweredAndCompleted(t *testing.T) {
+	cases := []struct{ code, detail string }{
+		{protocol.CodeOK, ""},
+		{protocol.CodePasswordPolicy, protocol.DetailTooShort},
+		{protocol.CodePasswordPolicy, protocol.DetailComplexity},
+		{protocol.CodePasswordPolicy, protocol.DetailHistory},
+		{protocol.CodePasswordPolicy, protocol.DetailTooYoung},
+		{protocol.CodePasswordPolicy, protocol.DetailPolicy},
+		{protocol.CodeWrongOldPassword, ""},
+		{protocol.CodeAccountLocked, ""},
+		{protocol.CodeAccountDisabled, ""},
+		{protocol.CodeUserNotFound, ""},
+		{protocol.CodeUserAmbiguous, ""},
+		{protocol.CodeProtectedAccount, ""},
+		{protocol.CodeOutOfScope, ""},
+		{protocol.CodeAccessDenied, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.code+"/"+c.detail, func(t *testing.T) {
+			f := newFixture(t)
+			f.dir.script = []step{{Applied: Applied{Code: c.code, Detail: c.detail, ADCode: "0000052D"}}}
+			out := f.handle(f.request(nil), nil)
+			if out.Settle != Complete {
+				t.Fatalf("settle = %v, want complete (err %v)", out.Settle, out.Err)
+			}
+			r := f.result(out)
+			if r.Code != c.code || r.Detail != c.detail {
+				t.Fatalf("result %s/%s, want %s/%s", r.Code, r.Detail, c.code, c.detail)
+			}
+			if want := protocol.ReasonFor(protocol.OpReset, c.code, c.detail); r.Reason != want {
+				t.Fatalf("reason %q, want %q", r.Reason, want)
+			}
+			if r.Agent != "dc-test-1" || out.ReplyTo != "replies" || out.Reply.CorrelationID != r.ID {
+				t.Fatalf("reply addressing wrong: agent %q replyTo %q correlation %q id %q", r.Agent, out.ReplyTo, out.Reply.CorrelationID, r.ID)
+			}
+			rec := f.aud.last(t)
+			if rec.Event != audit.EventResult || rec.Code != c.code || rec.Detail != c.detail || rec.RequestID != r.ID {
+				t.Fatalf("audit record %+v does not match the result", rec)
+			}
+			if got, _ := f.led.Get(r.ID); got.State != ledger.Done {
+				t.Fatalf("ledger state %v, want done", got.State)
+			}
+		})
+	}
+}
+
+func TestAuditRecordDescribesTheRequest(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(func(s *protocol.RequestSpec) {
+		s.Target = protocol.Target{SAMAccountName: "alice", Domain: "CORP"}
+	})
+	f.clock.Advance(1500 * time.Millisecond) // queue wait
+	out := f.h.Handle(context.Background(), Delivery{Message: m, DeliveryCount: 1, EnqueuedAt: t0})
+	rec := f.aud.last(t)
+	want := audit.Record{
+		Event: audit.EventResult, RequestID: m.MessageID, Op: "reset",
+		Target: map[string]string{"sAMAccountName": "alice", "domain": "CORP"},
+		DN:     "CN=Alice,OU=Staff,DC=corp,DC=example,DC=test", ObjectGUID: "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4",
+		Actor:     &audit.Actor{ID: "helpdesk@contoso.example", Kind: "admin", IP: "203.0.113.7"},
+		SenderKID: f.sender.KID(), Code: "ok", DC: "dc1.corp.example.test", Attempts: 1, Agent: "dc-test-1",
+	}
+	rec.Time, rec.DurationMs = time.Time{}, 0
+	g, _ := json.Marshal(rec)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Fatalf("audit record\n got %s\nwant %s", g, w)
+	}
+	if out.QueueWait != 1500*time.Millisecond || out.Op != "reset" || out.RequestID != m.MessageID || out.Attempts != 1 {
+		t.Fatalf("outcome measurements wrong: %+v", out)
+	}
+}
+
+func TestChangeAndUnlockReachTheDirectory(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(func(s *protocol.RequestSpec) {
+		s.Op, s.Old, s.New, s.MustChange = protocol.OpChange, secret.FromString("Old-Passw0rd!"), secret.FromString("New-Passw0rd!"), false
+	})
+	if out := f.handle(m, nil); out.Settle != Complete {
+		t.Fatalf("change: settle %v", out.Settle)
+	}
+	u := f.request(func(s *protocol.RequestSpec) { s.Op, s.New = protocol.OpUnlock, nil })
+	out := f.handle(u, nil)
+	if r := f.result(out); r.Code != "ok" || r.Reason != protocol.ReasonFor(protocol.OpUnlock, "ok", "") {
+		t.Fatalf("unlock result %+v", r)
+	}
+	c0, c1 := f.dir.calls[0], f.dir.calls[1]
+	if c0.Op != protocol.OpChange || c1.Op != protocol.OpUnlock || !c1.Unlock || f.dir.passwords[0] != "New-Passw0rd!" {
+		t.Fatalf("directory saw %+v / %+v", c0, c1)
+	}
+	// The request's passwords are wiped once handled.
+	if !c0.New.IsEmpty() || !c0.Old.IsEmpty() {
+		t.Fatal("passwords were not destroyed after the write")
+	}
+}
+
+func TestRejectedMessages(t *testing.T) {
+	f := newFixture(t)
+	other, _ := protocol.GenerateSigningKey()
+	otherAgent, _ := protocol.GenerateDecryptionKey(protocol.SuiteX25519)
+	cases := []struct {
+		name        string
+		msg         func() protocol.Message
+		settle      Settle
+		reason      string // dead-letter reason
+		resultCode  string // "" = no result
+		auditEvent  string
+		descContain string
+	}{
+		{"malformed content type", func() protocol.Message {
+			m := f.request(nil)
+			m.ContentType = "application/json"
+			return m
+		}, DeadLetter, "malformed", "", audit.EventDeadLettered, "content type"},
+		{"malformed too large", func() protocol.Message {
+			m := f.request(nil)
+			m.Body = append(m.Body, make([]byte, protocol.MaxBodySize)...)
+			return m
+		}, DeadLetter, "malformed", "", audit.EventDeadLettered, "bytes"},
+		{"unknown sender", func() protocol.Message {
+			m := f.request(nil)
+			m.ApplicationProperties[protocol.PropSender] = other.KID()
+			m.ApplicationProperties[protocol.PropSignature] = other.Sign(m.Body)
+			return m
+		}, DeadLetter, "unauthenticated", "", audit.EventDeadLettered, "not trusted"},
+		{"bad signature", func() protocol.Message {
+			m := f.request(nil)
+			m.ApplicationProperties[protocol.PropSignature] = other.Sign(m.Body)
+			return m
+		}, DeadLetter, "unauthenticated", "", audit.EventDeadLettered, "signature"},
+		{"sealed for another agent", func() protocol.Message {
+			spec := protocol.RequestSpec{Op: protocol.OpReset, Target: protocol.Target{UserPrincipalName: "bob@corp.example.test"},
+				Actor: protocol.Actor{ID: "bob", Kind: "self"}, IssuedAt: f.clock.Now(), ExpiresAt: f.clock.Now().Add(time.Minute),
+				New: secret.FromString("Whatever-1234"), ReplyTo: "replies"}
+			m, err := protocol.BuildRequest(f.sender, otherAgent.Public(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}, DeadLetter, "invalid_request", "invalid_request", audit.EventDeadLettered, "decryption key"},
+		{"issued in the future", func() protocol.Message {
+			return f.request(func(s *protocol.RequestSpec) {
+				s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(10*time.Minute), f.clock.Now().Add(12*time.Minute)
+			})
+		}, DeadLetter, "invalid_request", "invalid_request", audit.EventDeadLettered, "future"},
+		{"expired", func() protocol.Message {
+			return f.request(func(s *protocol.RequestSpec) {
+				s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(-10*time.Minute), f.clock.Now().Add(-time.Minute)
+			})
+		}, Complete, "", "expired", audit.EventResult, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := f.dir.applyCount()
+			m := c.msg()
+			out := f.handle(m, nil)
+			if out.Settle != c.settle || out.DeadLetterReason != c.reason {
+				t.Fatalf("settle %v reason %q, want %v %q (err %v)", out.Settle, out.DeadLetterReason, c.settle, c.reason, out.Err)
+			}
+			if !strings.Contains(out.DeadLetterDescription, c.descContain) {
+				t.Fatalf("dead-letter description %q does not mention %q", out.DeadLetterDescription, c.descContain)
+			}
+			if c.resultCode == "" && out.Reply != nil {
+				t.Fatalf("an untrusted message got a result")
+			}
+			if c.resultCode != "" {
+				if r := f.result(out); r.Code != c.resultCode || r.ID != m.MessageID {
+					t.Fatalf("result %s for %s, want %s for %s", r.Code, r.ID, c.resultCode, m.MessageID)
+				}
+			}
+			if f.dir.applyCount() != before {
+				t.Fatal("a rejected request reached the directory")
+			}
+			rec := f.aud.last(t)
+			if rec.Event != c.auditEvent || rec.RequestID != m.MessageID {
+				t.Fatalf("audit %+v, want event %s", rec, c.auditEvent)
+			}
+			if c.reason != "" && (rec.Code != c.reason || rec.Detail != out.DeadLetterDescription) {
+				t.Fatalf("audit of a dead-letter: code %q detail %q", rec.Code, rec.Detail)
+			}
+		})
+	}
+}
+
+func TestNoReplyToSendsNoResultButCompletes(t *testing.T) {
+	f := newFixture(t)
+	out := f.handle(f.request(func(s *protocol.RequestSpec) { s.ReplyTo = "" }), nil)
+	if out.Reply != nil || out.Settle != Complete || out.Code != "ok" {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+func TestReplyGoesToReplyToSession(t *testing.T) {
+	f := newFixture(t)
+	out := f.handle(f.request(func(s *protocol.RequestSpec) { s.ReplyToSessionID = "portal-7" }), nil)
+	if out.Reply.SessionID != "portal-7" {
+		t.Fatalf("reply session %q", out.Reply.SessionID)
+	}
+}
+
+func TestReplayResendsTheFirstResult(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodePasswordPolicy, Detail: protocol.DetailHistory}}, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	m := f.request(nil)
+	first := f.result(f.handle(m, nil))
+	f.clock.Advance(time.Minute)
+	out := f.handle(m, nil)
+	second := f.result(out)
+	if f.dir.applyCount() != 1 {
+		t.Fatalf("directory written %d times, want 1", f.dir.applyCount())
+	}
+	if *first != *second || out.Settle != Complete {
+		t.Fatalf("replay gave %+v, first was %+v", second, first)
+	}
+	if rec := f.aud.last(t); rec.Event != audit.EventReplayed || rec.Code != protocol.CodePasswordPolicy {
+		t.Fatalf("replay audit %+v", rec)
+	}
+	// Even once expired, a redelivery gets the first result, not `expired`.
+	f.clock.Advance(time.Hour)
+	if r := f.result(f.handle(m, nil)); *r != *first {
+		t.Fatalf("expired redelivery got %+v", r)
+	}
+}
+
+func TestTransientFailuresRetryWithBackoff(t *testing.T) {
+	f := newFixture(t)
+	down := step{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}
+	f.dir.script = []step{down, down, down, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	out := f.handle(f.request(nil), nil)
+	if r := f.result(out); r.Code != "ok" {
+		t.Fatalf("result %s", r.Code)
+	}
+	if out.Attempts != 4 || f.dir.applyCount() != 4 {
+		t.Fatalf("attempts %d, directory calls %d", out.Attempts, f.dir.applyCount())
+	}
+	// Jitter 0.5: three-quarters of 500ms, 1s, 2s.
+	want := []time.Duration{375 * time.Millisecond, 750 * time.Millisecond, 1500 * time.Millisecond}
+	if len(f.clock.slept) != 3 || f.clock.slept[0] != want[0] || f.clock.slept[1] != want[1] || f.clock.slept[2] != want[2] {
+		t.Fatalf("waits %v, want %v", f.clock.slept, want)
+	}
+	// After a transient failure the write may have happened: pwdLastSet is
+	// consulted before each repeat.
+	if f.dir.pwdCalls != 3 {
+		t.Fatalf("pwdLastSet read %d times, want 3", f.dir.pwdCalls)
+	}
+	if out.DirectoryTime < 2625*time.Millisecond {
+		t.Fatalf("directory time %v does not include the waits", out.DirectoryTime)
+	}
+}
+
+func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
+	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{},
+		BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
+	for _, j := range []float64{0, 0.999} {
+		h.o.Jitter = func() float64 { return j }
+		for n, step := range []time.Duration{1, 2, 4, 8, 8, 8} {
+			step *= time.Second
+			got := h.backoff(n + 1)
+			if got < step/2 || got >= step {
+				t.Fatalf("jitter %v retry %d: wait %v outside [%v, %v)", j, n+1, got, step/2, step)
+			}
+		}
+	}
+}
+
+func TestRetryBudgetSpentAbandonsThenExpires(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	m := f.request(nil)
+	out := f.handle(m, nil)
+	if out.Settle != Abandon || out.Reply != nil || out.Code != protocol.CodeDirectoryUnavailable {
+		t.Fatalf("outcome %+v, want abandon directory_unavailable without reply", out)
+	}
+	if s := f.clock.totalSlept(); s > 45*time.Second || s < 40*time.Second {
+		t.Fatalf("waited %v in all, want the 45s budget", s)
+	}
+	if rec := f.aud.last(t); rec.Event != audit.EventAbandoned || rec.Code != protocol.CodeDirectoryUnavailable {
+		t.Fatalf("audit %+v", rec)
+	}
+	if rec, _ := f.led.Get(m.MessageID); rec.State != ledger.Applying || !rec.At.Equal(t0) {
+		t.Fatalf("ledger %+v, want applying since the first attempt", rec)
+	}
+	// Redelivered while the request lives: the directory is back.
+	f.dir.script = nil
+	calls := f.dir.applyCount()
+	if r := f.result(f.handle(m, nil)); r.Code != "ok" || f.dir.applyCount() != calls+1 {
+		t.Fatalf("redelivery: %s after %d calls", r.Code, f.dir.applyCount()-calls)
+	}
+}
+
+func TestExpiredWhileRetryingIsAnsweredExpired(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	m := f.request(func(s *protocol.RequestSpec) { s.ExpiresAt = f.clock.Now().Add(10 * time.Second) })
+	out := f.handle(m, nil)
+	if r := f.result(out); r.Code != protocol.CodeExpired || out.Settle != Complete {
+		t.Fatalf("got %s/%v, want expired/complete", r.Code, out.Settle)
+	}
+}
+
+func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
+	for _, landed := range []bool{false, true} {
+		f := newFixture(t)
+		// The first attempt may or may not write, and then neither the
+		// directory nor pwdLastSet answers until the budget is spent.
+		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}, writes: landed}}
+		f.dir.pwdErrs = 1 << 30
+		m := f.request(func(s *protocol.RequestSpec) {
+			s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+		})
+		if out := f.handle(m, nil); out.Settle != Abandon {
+			t.Fatalf("first delivery: %v", out.Settle)
+		}
+		f.dir.pwdErrs = 0
+		calls := f.dir.applyCount()
+		f.clock.Advance(10 * time.Minute) // expired now
+		out := f.handle(m, nil)
+		want := protocol.CodeExpired
+		if landed {
+			want = protocol.CodeOK
+		}
+		if r := f.result(out); r.Code != want {
+			t.Fatalf("landed=%v: result %s, want %s", landed, r.Code, want)
+		}
+		if f.dir.applyCount() != calls {
+			t.Fatal("an expired request was written")
+		}
+	}
+}
+
+// A change whose write took effect although the directory answered with a
+// transient failure (timeout after the modify) must not be repeated.
+func TestChangeThatLandedIsNotRepeated(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}, writes: true}, {Applied: Applied{Code: protocol.CodeWrongOldPassword}}}
+	m := f.request(func(s *protocol.RequestSpec) {
+		s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+	})
+	out := f.handle(m, nil)
+	if r := f.result(out); r.Code != "ok" {
+		t.Fatalf("result %s, want ok", r.Code)
+	}
+	if f.dir.applyCount() != 1 {
+		t.Fatalf("written %d times", f.dir.applyCount())
+	}
+	if rec := f.aud.last(t); rec.Detail != AuditDetailRecovered {
+		t.Fatalf("audit detail %q", rec.Detail)
+	}
+}
+
+// A crash between the applying record and the result: the redelivery
+// decides from pwdLastSet (change, reset) or repeats (unlock).
+func TestApplyingInLedgerAfterCrash(t *testing.T) {
+	cases := []struct {
+		name       string
+		op         protocol.Op
+		landed     bool
+		wantWrites int
+		wantPwd    bool
+	}{
+		{"change landed", protocol.OpChange, true, 0, true},
+		{"change not landed", protocol.OpChange, false, 1, true},
+		{"reset landed", protocol.OpReset, true, 0, true},
+		{"reset not landed", protocol.OpReset, false, 1, true},
+		{"unlock", protocol.OpUnlock, false, 1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			m := f.request(func(s *protocol.RequestSpec) {
+				s.Op = c.op
+				switch c.op {
+				case protocol.OpChange:
+					s.Old = secret.FromString("Old-Passw0rd!")
+				case protocol.OpUnlock:
+					s.New = nil
+				}
+			})
+			// The crashed delivery: claimed at t0, maybe wrote, never answered.
+			if _, err := f.led.MarkApplying(m.MessageID, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			f.led.Release(m.MessageID)
+			f.clock.Advance(time.Second)
+			if c.landed {
+				f.dir.pwdLastSet = f.clock.Now()
+			}
+			f.clock.Advance(time.Second)
+			out := f.handle(m, nil)
+			if r := f.result(out); r.Code != "ok" {
+				t.Fatalf("result %s", r.Code)
+			}
+			if f.dir.applyCount() != c.wantWrites || (f.dir.pwdCalls > 0) != c.wantPwd {
+				t.Fatalf("writes %d (want %d), pwdLastSet reads %d", f.dir.applyCount(), c.wantWrites, f.dir.pwdCalls)
+			}
+		})
+	}
+}
+
+func TestSessionStateWrittenAroundTheWrite(t *testing.T) {
+	f := newFixture(t)
+	sess := &fakeSession{}
+	m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+	f.dir.onApply = func(context.Context) {
+		ss := sess.decoded(t)
+		if rec, ok := ss.Find(m.MessageID); !ok || rec.State != ledger.Applying || !rec.At.Equal(t0) {
+			t.Errorf("at the directory write the session state holds %+v, want applying at %v", rec, t0)
+		}
+	}
+	out := f.handle(m, sess)
+	r := f.result(out)
+	rec, ok := sess.decoded(t).Find(m.MessageID)
+	if !ok || rec.State != ledger.Done {
+		t.Fatalf("session state after the write: %+v", rec)
+	}
+	if got, _ := protocol.ParseResult(rec.Result); *got != *r {
+		t.Fatalf("session state result %+v, sent %+v", got, r)
+	}
+}
+
+// Another agent answered the request and crashed before completing it:
+// this agent resends that result and writes nothing.
+func TestSessionStateDoneFromAnotherAgentIsReplayed(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+	first := protocol.NewResult(m.MessageID, protocol.OpReset, protocol.CodeOK, "", "dc-other-2", t0)
+	body, _ := first.MarshalJSON()
+	ss := &ledger.SessionState{}
+	ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Done, Result: body})
+	state, _ := ss.Encode()
+	sess := &fakeSession{state: state}
+	out := f.handle(m, sess)
+	if r := f.result(out); *r != first {
+		t.Fatalf("replayed %+v, want %+v", r, first)
+	}
+	if f.dir.applyCount() != 0 || f.aud.last(t).Event != audit.EventReplayed {
+		t.Fatal("a replay wrote to the directory or was not audited as replayed")
+	}
+	if rec, _ := f.led.Get(m.MessageID); rec.State != ledger.Done {
+		t.Fatalf("the replayed result was not kept locally: %+v", rec)
+	}
+}
+
+// Another agent crashed while applying a change: pwdLastSet decides.
+func TestSessionStateApplyingFromAnotherAgent(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		f := newFixture(t)
+		m := f.request(func(s *protocol.RequestSpec) {
+			s.Session, s.Op, s.Old = true, protocol.OpChange, secret.FromString("Old-Passw0rd!")
+		})
+		ss := &ledger.SessionState{}
+		ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Applying, At: t0.Add(-time.Minute)})
+		state, _ := ss.Encode()
+		if landed {
+			f.dir.pwdLastSet = t0.Add(-30 * time.Second)
+		}
+		out := f.handle(m, &fakeSession{state: state})
+		if r := f.result(out); r.Code != "ok" {
+			t.Fatalf("landed=%v: %s", landed, r.Code)
+		}
+		wantWrites := 1
+		if landed {
+			wantWrites = 0
+		}
+		if f.dir.applyCount() != wantWrites {
+			t.Fatalf("landed=%v: %d writes", landed, f.dir.applyCount())
+		}
+	}
+}
+
+func TestSessionStateFailures(t *testing.T) {
+	t.Run("transient read", func(t *testing.T) {
+		f := newFixture(t)
+		out := f.handle(f.request(func(s *protocol.RequestSpec) { s.Session = true }), &fakeSession{getErrs: 2})
+		if out.Settle != Complete {
+			t.Fatalf("settle %v: %v", out.Settle, out.Err)
+		}
+	})
+	t.Run("write fails for good", func(t *testing.T) {
+		f := newFixture(t)
+		m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+		out := f.handle(m, &fakeSession{setErrs: 1 << 30})
+		if out.Settle != Abandon || out.Code != protocol.CodeInternalError || f.dir.applyCount() != 0 {
+			t.Fatalf("outcome %+v after %d writes; want abandon before any write", out, f.dir.applyCount())
+		}
+		// The claim was released: the next delivery proceeds.
+		if out := f.handle(m, &fakeSession{}); out.Settle != Complete {
+			t.Fatalf("redelivery: %v %v", out.Settle, out.Err)
+		}
+	})
+	t.Run("newer agent's state", func(t *testing.T) {
+		f := newFixture(t)
+		out := f.handle(f.request(func(s *protocol.RequestSpec) { s.Session = true }), &fakeSession{state: []byte("wbagent-session-state 2\n")})
+		if out.Settle != Abandon || f.dir.applyCount() != 0 {
+			t.Fatalf("outcome %+v", out)
+		}
+	})
+	t.Run("garbage state is overwritten", func(t *testing.T) {
+		f := newFixture(t)
+		sess := &fakeSession{state: []byte("\x00garbage")}
+		if out := f.handle(f.request(func(s *protocol.RequestSpec) { s.Session = true }), sess); out.Settle != Complete {
+			t.Fatalf("settle %v", out.Settle)
+		}
+		sess.decoded(t)
+	})
+}
+
+func TestAuditFailureWithholdsTheSettlement(t *testing.T) {
+	f := newFixture(t)
+	f.aud.fail = 1 << 30
+	m := f.request(nil)
+	out := f.handle(m, nil)
+	if out.Settle != Abandon || out.Reply != nil {
+		t.Fatalf("outcome %+v, want abandon without reply", out)
+	}
+	if f.h.Ready() == nil {
+		t.Fatal("Ready is nil while the audit trail fails")
+	}
+	// Dead-letters too wait for their audit line.
+	bad := f.request(nil)
+	bad.ContentType = "text/plain"
+	if out := f.handle(bad, nil); out.Settle != Abandon {
+		t.Fatalf("dead-letter without audit line: %v", out.Settle)
+	}
+	// The trail recovers: the redelivery replays the recorded result.
+	f.aud.fail = 0
+	out = f.handle(m, nil)
+	if r := f.result(out); r.Code != "ok" || f.dir.applyCount() != 1 {
+		t.Fatalf("after recovery: %s, %d writes", r.Code, f.dir.applyCount())
+	}
+	if err := f.h.Ready(); err != nil {
+		t.Fatalf("Ready after recovery: %v", err)
+	}
+}
+
+func TestAuditTransientFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	f.aud.fail = 2
+	if out := f.handle(f.request(nil), nil); out.Settle != Complete || out.Reply == nil {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+func TestInternalErrorAbandons(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeInternalError}}}
+	out := f.handle(f.request(nil), nil)
+	if out.Settle != Abandon || out.Reply != nil || out.Code != protocol.CodeInternalError {
+		t.Fatalf("outcome %+v", out)
+	}
+	if f.aud.last(t).Event != audit.EventAbandoned {
+		t.Fatal("abandon not audited")
+	}
+}
+
+func TestCancelledContextAbandonsWithoutWriting(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := f.h.Handle(ctx, Delivery{Message: f.request(nil)})
+	if out.Settle != Abandon || out.Code != "" || f.dir.applyCount() != 0 {
+		t.Fatalf("outcome %+v after %d writes", out, f.dir.applyCount())
+	}
+	if len(f.aud.records) != 1 {
+		t.Fatal("an interrupted delivery was not audited")
+	}
+}
+
+// Stop during retries: the wait ends at once and the message is abandoned.
+func TestCancelDuringRetries(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	f.dir.onApply = func(context.Context) { cancel() }
+	out := f.h.Handle(ctx, Delivery{Message: f.request(nil)})
+	if out.Settle != Abandon || f.dir.applyCount() != 1 {
+		t.Fatalf("outcome %+v after %d writes", out, f.dir.applyCount())
+	}
+}
+
+// The same request delivered twice at once is written once: the second
+// delivery waits its budget for the first, then leaves itself for
+// redelivery, which replays.
+func TestConcurrentDuplicateDeliveries(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.dir.onApply = func(context.Context) {
+		once.Do(func() { close(entered); <-release })
+	}
+	var first Outcome
+	done := make(chan struct{})
+	go func() { first = f.handle(m, nil); close(done) }()
+	<-entered
+	second := f.handle(m, nil)
+	if second.Settle != Abandon || second.Reply != nil {
+		t.Fatalf("second delivery: %+v", second)
+	}
+	close(release)
+	<-done
+	if first.Settle != Complete {
+		t.Fatalf("first delivery: %+v", first)
+	}
+	if r := f.result(f.handle(m, nil)); r.Code != "ok" || f.dir.applyCount() != 1 {
+		t.Fatalf("redelivery: %s, %d writes", r.Code, f.dir.applyCount())
+	}
+}
+
+func TestNoPasswordInLogsOrAudit(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{
+		{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}},
+		{Applied: Applied{Code: protocol.CodePasswordPolicy, Detail: protocol.DetailComplexity}},
+	}
+	pw := "Hunter2-Unique-Passw0rd"
+	old := "Old-Unique-Passw0rd"
+	f.handle(f.request(func(s *protocol.RequestSpec) {
+		s.Op, s.New, s.Old = protocol.OpChange, secret.FromString(pw), secret.FromString(old)
+	}), &fakeSession{})
+	var all strings.Builder
+	for _, e := range f.logs.All() {
+		all.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			all.WriteString(k + "=" + toString(v))
+		}
+	}
+	for _, r := range f.aud.records {
+		b, _ := json.Marshal(r)
+		all.Write(b)
+	}
+	if s := all.String(); strings.Contains(s, pw) || strings.Contains(s, old) {
+		t.Fatal("a password reached a log line or audit record")
+	}
+	if len(f.logs.All()) == 0 {
+		t.Fatal("the retry was not logged; the check above proves nothing")
+	}
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
