@@ -82,6 +82,9 @@ func (o *Opener) Open(m Message, now time.Time) (*Request, error) {
 		return &Rejection{Class: c, Rule: rule, MessageID: m.MessageID, SenderKID: sender, Request: req}
 	}
 	// 1. Size and content type, before spending a signature check.
+	if len(m.Body) == 0 {
+		return nil, rej(Malformed, "body is empty; a request is one AMQP data section holding the JSON", nil)
+	}
 	if len(m.Body) > MaxBodySize {
 		return nil, rej(Malformed, fmt.Sprintf("body is %d bytes, more than the %d allowed", len(m.Body), MaxBodySize), nil)
 	}

@@ -164,7 +164,8 @@ func TestOpenRules(t *testing.T) {
 		}, Unauthenticated, "base64url"},
 		{"signature of other body", func(m Message) Message { m.Body = append(m.Body, ' '); return m }, Unauthenticated, "does not verify"},
 		{"not json", withBody("hello"), Invalid, "invalid JSON"},
-		{"empty body", withBody(""), Invalid, "invalid JSON"},
+		{"empty body", withBody(""), Malformed, "body is empty"},
+		{"blank body", withBody(" "), Invalid, "invalid JSON"},
 		{"array body", withBody("[]"), Invalid, "not a JSON object"},
 		{"trailing data", replace(body, body+"{}"), Invalid, "after the JSON value"},
 		{"duplicate member", replace(`"op":"reset"`, `"op":"reset","op":"unlock"`), Invalid, "duplicate member"},
@@ -283,6 +284,13 @@ func TestOpenBoundaries(t *testing.T) {
 	var rej *Rejection
 	if !errors.As(err, &rej) || rej.Class != Expired || rej.Request.Op != OpReset || rej.Request.Target != spec.Target || rej.Request.Actor != spec.Actor || rej.Request.New != nil {
 		t.Fatalf("at expiresAt: %v %+v", err, rej)
+	}
+	// Without a MessageID the rejection answers with the body's id.
+	m0 := f.build(t, f.spec(), f.x25519)
+	m0.MessageID = ""
+	_, err = f.opener.Open(m0, f.now)
+	if !errors.As(err, &rej) || rej.Class != Invalid || rej.Request.ID != f.spec().ID {
+		t.Fatalf("no MessageID: %v %+v", err, rej)
 	}
 	// Equivalent spellings of the content type are the same media type.
 	m := f.build(t, f.spec(), f.x25519)

@@ -57,6 +57,9 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 		return out, errors.New("id is not a UUID in lowercase canonical form")
 	}
 	out.id = id
+	if req.ID == "" {
+		req.ID = id // no MessageID: the body's id is the only one to answer with
+	}
 	if n, err := members["v"].integer("v"); err != nil {
 		return out, err
 	} else if n != 1 {

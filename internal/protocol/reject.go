@@ -7,7 +7,7 @@ type Class int
 
 // The four classes of rejection.
 const (
-	// Malformed: too large or wrong content type, found before
+	// Malformed: empty, too large or wrong content type, found before
 	// authentication. Dead-letter with reason "malformed", no result.
 	Malformed Class = iota + 1
 	// Unauthenticated: unknown sender or bad signature. Dead-letter with
