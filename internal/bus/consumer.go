@@ -14,6 +14,7 @@ import (
 
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
+	"wbagent/internal/telemetry"
 	"wbagent/internal/writeback"
 )
 
@@ -22,25 +23,6 @@ import (
 // with an Abandon outcome if the work is not done.
 type Handler interface {
 	Handle(ctx context.Context, d writeback.Delivery) writeback.Outcome
-}
-
-// Metrics receives the consumer's events. Methods are called from many
-// goroutines at once and must not block.
-type Metrics interface {
-	// InFlight moves the number of messages being handled by delta.
-	InFlight(delta int)
-	// LockRenewed reports one message or session lock renewal
-	// (kind "message" or "session") and its error, nil on success.
-	LockRenewed(kind string, err error)
-	// Reconnect reports that receiving failed and the consumer is
-	// reconnecting (the SDK recovers the connection on the next call).
-	Reconnect()
-	// Settled reports one settlement as carried out and its error.
-	Settled(s writeback.Settle, err error)
-	// ReplySent reports one result send and its error.
-	ReplySent(err error)
-	// Handled reports a delivery's outcome after it was carried out.
-	Handled(o writeback.Outcome)
 }
 
 // Options configure a Consumer. Zero values take the documented defaults.
@@ -65,8 +47,9 @@ type Options struct {
 	// ErrorBackoff is the first pause after a failed receive; it doubles up
 	// to 30s while failures continue. Default 1s.
 	ErrorBackoff time.Duration
-	// Metrics receives events; nil discards them.
-	Metrics Metrics
+	// Metrics records outcomes, in-flight work, lock renewals and
+	// reconnects; nil records nothing.
+	Metrics *telemetry.Metrics
 	// Logger receives operational logs; nil discards them.
 	Logger *zap.Logger
 }
@@ -102,9 +85,6 @@ func (o *Options) defaults() error {
 	if o.ErrorBackoff <= 0 {
 		o.ErrorBackoff = defaultErrorBackoff
 	}
-	if o.Metrics == nil {
-		o.Metrics = nopMetrics{}
-	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -118,7 +98,7 @@ type Consumer struct {
 	handler Handler
 	o       Options
 	log     *zap.Logger
-	m       Metrics
+	m       *telemetry.Metrics
 	replies *replySenders
 	health  health
 
@@ -264,7 +244,7 @@ func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, 
 // execute carries out an outcome: the reply first, then the settlement. A
 // reply that cannot be sent turns the settlement into an abandon, so the
 // message is completed only after its result is on its way.
-func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, out writeback.Outcome) writeback.Outcome {
+func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, received time.Time, out writeback.Outcome) writeback.Outcome {
 	settle := out.Settle
 	if settle != writeback.Complete && settle != writeback.DeadLetter {
 		settle = writeback.Abandon
@@ -272,7 +252,6 @@ func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, out write
 	log := c.log.With(zap.String(logging.FieldRequestID, out.RequestID), zap.String(logging.FieldMessageID, m.MessageID))
 	if out.Reply != nil && out.ReplyTo != "" && settle != writeback.Abandon {
 		err := c.replies.send(out.ReplyTo, out.Reply)
-		c.m.ReplySent(err)
 		if err != nil {
 			c.health.fail(err, time.Now())
 			log.Warn("sending the result failed; abandoning the message so the result is sent again on redelivery",
@@ -294,7 +273,6 @@ func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, out write
 	default:
 		err = c.bounded(context.Background(), func(ctx context.Context) error { return s.AbandonMessage(ctx, m, nil) })
 	}
-	c.m.Settled(settle, err)
 	switch {
 	case err == nil:
 		c.health.ok(time.Now())
@@ -319,8 +297,28 @@ func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, out write
 		fields = append(fields, zap.Error(out.Err))
 	}
 	log.Info("message handled", fields...)
-	c.m.Handled(out)
+	c.record(out, time.Since(received))
 	return out
+}
+
+// record puts one carried-out outcome into the metrics.
+func (c *Consumer) record(out writeback.Outcome, took time.Duration) {
+	c.m.Request(out.Op, out.Code, took)
+	if out.QueueWait > 0 {
+		c.m.QueueWait(out.QueueWait)
+	}
+	if out.Attempts > 0 {
+		c.m.DirectoryTime(out.Op, out.DirectoryTime)
+		for i := 1; i < out.Attempts; i++ {
+			c.m.Retry(out.Op)
+		}
+	}
+	if out.Settle == writeback.DeadLetter {
+		c.m.DeadLetter(out.DeadLetterReason)
+	}
+	if out.AuditFailed {
+		c.m.AuditWriteFailure()
+	}
 }
 
 // sleep waits d or until ctx ends, reporting whether it waited in full.
@@ -352,12 +350,3 @@ func isTimeout(err error) bool {
 	var se *azservicebus.Error
 	return errors.As(err, &se) && se.Code == azservicebus.CodeTimeout
 }
-
-type nopMetrics struct{}
-
-func (nopMetrics) InFlight(int)                    {}
-func (nopMetrics) LockRenewed(string, error)       {}
-func (nopMetrics) Reconnect()                      {}
-func (nopMetrics) Settled(writeback.Settle, error) {}
-func (nopMetrics) ReplySent(error)                 {}
-func (nopMetrics) Handled(writeback.Outcome)       {}

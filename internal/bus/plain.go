@@ -54,7 +54,7 @@ func (c *Consumer) runPlain() {
 			continue
 		case err != nil:
 			c.health.fail(err, time.Now())
-			c.m.Reconnect()
+			c.m.BusReconnect()
 			c.log.Warn("receiving failed; retrying", zap.Duration("after", backoff), zap.Error(err))
 			if !sleep(c.recvCtx, backoff) {
 				return
@@ -92,8 +92,8 @@ func (c *Consumer) probe() {
 // processPlain handles one message of a plain queue, renewing its lock
 // until it is settled.
 func (c *Consumer) processPlain(m *azservicebus.ReceivedMessage) {
-	c.m.InFlight(1)
-	defer c.m.InFlight(-1)
+	received := time.Now()
+	defer c.m.InFlight()()
 	handleCtx, lost := context.WithCancel(c.workCtx)
 	defer lost()
 	renewCtx, stopRenew := context.WithCancel(context.Background())
@@ -103,7 +103,7 @@ func (c *Consumer) processPlain(m *azservicebus.ReceivedMessage) {
 		c.renewMessageLock(renewCtx, m, lost)
 	}()
 	out := c.handle(handleCtx, m, nil)
-	c.execute(c.receiver, m, out)
+	c.execute(c.receiver, m, received, out)
 	stopRenew()
 	<-renewed
 }
@@ -124,7 +124,7 @@ func (c *Consumer) renewMessageLock(ctx context.Context, m *azservicebus.Receive
 		if ctx.Err() != nil {
 			return
 		}
-		c.m.LockRenewed("message", err)
+		c.m.LockRenewal(err == nil)
 		if err == nil {
 			if m.LockedUntil != nil {
 				lockedUntil = *m.LockedUntil

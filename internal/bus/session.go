@@ -37,7 +37,7 @@ func (c *Consumer) runSessions() {
 			// Our own wait ended before the broker's answer; no news either way.
 		default:
 			c.health.fail(err, time.Now())
-			c.m.Reconnect()
+			c.m.BusReconnect()
 			c.log.Warn("accepting a session failed; retrying", zap.Duration("after", backoff), zap.Error(err))
 			if !sleep(c.recvCtx, backoff) {
 				return
@@ -77,10 +77,11 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 			break // idle: let another agent (or slot) have it
 		}
 		c.health.ok(time.Now())
-		c.m.InFlight(1)
+		received := time.Now()
+		done := c.m.InFlight()
 		out := c.handle(sessCtx, msgs[0], state)
-		c.execute(sr, msgs[0], out)
-		c.m.InFlight(-1)
+		c.execute(sr, msgs[0], received, out)
+		done()
 	}
 	stopRenew()
 	<-renewed
@@ -107,7 +108,7 @@ func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.Sessio
 		if ctx.Err() != nil {
 			return
 		}
-		c.m.LockRenewed("session", err)
+		c.m.LockRenewal(err == nil)
 		if err == nil {
 			lockedUntil = sr.LockedUntil()
 			continue

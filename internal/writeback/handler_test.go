@@ -254,10 +254,10 @@ func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 	if len(f.clock.slept) != 3 || f.clock.slept[0] != want[0] || f.clock.slept[1] != want[1] || f.clock.slept[2] != want[2] {
 		t.Fatalf("waits %v, want %v", f.clock.slept, want)
 	}
-	// After a transient failure the write may have happened: pwdLastSet is
-	// consulted before each repeat.
-	if f.dir.pwdCalls != 3 {
-		t.Fatalf("pwdLastSet read %d times, want 3", f.dir.pwdCalls)
+	// The failures were not indeterminate (nothing was sent): no pwdLastSet
+	// read is needed before repeating.
+	if f.dir.pwdCalls != 0 {
+		t.Fatalf("pwdLastSet read %d times, want 0", f.dir.pwdCalls)
 	}
 	if out.DirectoryTime < 2625*time.Millisecond {
 		t.Fatalf("directory time %v does not include the waits", out.DirectoryTime)
@@ -319,7 +319,7 @@ func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
 		f := newFixture(t)
 		// The first attempt may or may not write, and then neither the
 		// directory nor pwdLastSet answers until the budget is spent.
-		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}, writes: landed}}
+		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: landed}}
 		f.dir.pwdErrs = 1 << 30
 		m := f.request(func(s *protocol.RequestSpec) {
 			s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
@@ -348,7 +348,7 @@ func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
 // transient failure (timeout after the modify) must not be repeated.
 func TestChangeThatLandedIsNotRepeated(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}, writes: true}, {Applied: Applied{Code: protocol.CodeWrongOldPassword}}}
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: true}, {Applied: Applied{Code: protocol.CodeWrongOldPassword}}}
 	m := f.request(func(s *protocol.RequestSpec) {
 		s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
 	})
@@ -656,4 +656,20 @@ func TestNoPasswordInLogsOrAudit(t *testing.T) {
 func toString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// An indeterminate failure (the answer to a sent write was lost) makes the
+// next attempt check pwdLastSet first; one that did not land is repeated.
+func TestIndeterminateFailureChecksBeforeRepeating(t *testing.T) {
+	f := newFixture(t)
+	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}}, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	out := f.handle(f.request(func(s *protocol.RequestSpec) {
+		s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+	}), nil)
+	if r := f.result(out); r.Code != "ok" || f.dir.applyCount() != 2 || f.dir.pwdCalls != 1 {
+		t.Fatalf("result %s after %d writes and %d pwdLastSet reads", r.Code, f.dir.applyCount(), f.dir.pwdCalls)
+	}
+	if f.aud.last(t).Detail == AuditDetailRecovered {
+		t.Fatal("a repeated write was audited as recovered")
+	}
 }

@@ -96,6 +96,9 @@ type Outcome struct {
 	QueueWait     time.Duration
 	DirectoryTime time.Duration
 	Duration      time.Duration
+	// AuditFailed says the audit record could not be written (the outcome
+	// was turned into an abandon without reply).
+	AuditFailed bool
 	// Err explains an abandon for the log; it never holds a secret.
 	Err error
 }

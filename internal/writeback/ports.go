@@ -32,8 +32,11 @@ type Applied struct {
 	Code   string
 	Detail string
 	// Transient says the attempt may succeed if tried again (no DC
-	// reachable, timeout, busy). The write may or may not have happened.
+	// reachable, timeout, busy).
 	Transient bool
+	// Indeterminate says the write was sent but its answer was lost: it may
+	// have taken effect. Without it a failed attempt wrote nothing.
+	Indeterminate bool
 	// DN, ObjectGUID and DC say which account was resolved on which domain
 	// controller, for the audit record; empty when not known.
 	DN         string

@@ -150,7 +150,9 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 				out := t.abandon(protocol.CodeInternalError, fmt.Errorf("directory answered %q: %w", a.Code, errOrCode(a)))
 				return "", "", &out
 			}
-			recovering = true // the write may have happened before the failure
+			if a.Indeterminate {
+				recovering = true // the write may have happened before the failure
+			}
 			failure = errOrCode(a)
 		}
 		if ctx.Err() != nil {

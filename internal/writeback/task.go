@@ -156,7 +156,7 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 	if err != nil {
 		t.h.setAuditErr(err)
 		t.log.Error("audit record not written; leaving the message for redelivery", zap.Error(err))
-		out.Settle, out.Reply, out.ReplyTo = Abandon, nil, ""
+		out.Settle, out.Reply, out.ReplyTo, out.AuditFailed = Abandon, nil, "", true
 		out.Err = errors.Join(out.Err, fmt.Errorf("write audit record: %w", err))
 		return out
 	}
