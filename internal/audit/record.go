@@ -23,7 +23,8 @@ const (
 // Record is one audit line. Fields are written in this order; empty optional
 // fields are left out. It never holds a password: there is no field for one.
 type Record struct {
-	// Time of the outcome; the writer's clock fills it when zero.
+	// Time of the outcome, kept to the millisecond in UTC; the writer's clock
+	// fills it when zero.
 	Time  time.Time `json:"time"`
 	Event string    `json:"event"`
 	// RequestID is the request id (or the message id when the body could

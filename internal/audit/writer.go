@@ -222,7 +222,7 @@ func (w *Writer) commit(batch []*op) {
 		if o.rec.Time.IsZero() {
 			o.rec.Time = w.opts.Now()
 		}
-		o.rec.Time = o.rec.Time.UTC()
+		o.rec.Time = o.rec.Time.UTC().Truncate(time.Millisecond)
 		line, hash, err := encodeLine(o.rec, prev)
 		if err != nil {
 			o.done <- err
