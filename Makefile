@@ -38,3 +38,7 @@ deps: ## install what the tests need: Go modules, and Samba (apt-get, when root)
 
 test: deps lint build build-windows ## everything: lint, builds, unit and integration tests (Samba AD DC + devbus)
 	$(GO) test -count=1 -timeout 30m ./...
+
+.PHONY: package
+package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get installs msitools when root)
+	GO='$(GO)' GO_LDFLAGS='$(LDFLAGS)' installer/package.sh $(CURDIR)/dist

@@ -1,0 +1,54 @@
+-- Windows Installer tables and rows wixl cannot produce, applied to the MSI
+-- after wixl by installer/package.sh (one msibuild -q per statement; a
+-- statement ends with ";" at the end of a line; "--" lines are comments).
+-- Each block names the WiX element it stands in for.
+
+-- <Component Permanent="yes" NeverOverwrite="yes">: the config file stays on
+-- uninstall and is never replaced by an upgrade or repair
+-- (256 = 64-bit, 16 = permanent, 128 = never overwrite).
+UPDATE `Component` SET `Attributes` = 400 WHERE `Component` = 'Config';
+-- <Component Permanent="yes">: the key folders (and what is in them) stay.
+UPDATE `Component` SET `Attributes` = 272 WHERE `Component` = 'KeysDir';
+UPDATE `Component` SET `Attributes` = 272 WHERE `Component` = 'SendersDir';
+
+-- <MajorUpgrade AllowSameVersionUpgrades="yes">: builds between two tags share
+-- N.N.N, so a rebuilt MSI must replace an installed one of the same version.
+-- wixl's row detects versions below this one only, and Attributes is part of
+-- the Upgrade key (no UPDATE), so the row is replaced by one that detects
+-- every version from 0.0.0 up (1 = migrate features, 256 = include minimum).
+-- A newer installed version is still refused: wixl's WIX_DOWNGRADE_DETECTED
+-- row and its launch condition stay, and launch conditions (100) run before
+-- RemoveExistingProducts (1401).
+DELETE FROM `Upgrade` WHERE `ActionProperty` = 'WIX_UPGRADE_DETECTED';
+INSERT INTO `Upgrade` (`UpgradeCode`, `VersionMin`, `Attributes`, `ActionProperty`) VALUES ('{55930518-87E2-4ECA-85A3-4770EAEEE773}', '0.0.0', 257, 'WIX_UPGRADE_DETECTED');
+
+-- <Property Secure="yes">: SERVICEACCOUNT given on the msiexec command line
+-- reaches the elevated (server) side of the install.
+UPDATE `Property` SET `Value` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;SERVICEACCOUNT' WHERE `Property` = 'SecureCustomProperties';
+
+-- <ServiceConfig> (native, Windows Installer 5): delayed automatic start (3),
+-- failure actions also when the service stops with an error exit code (4),
+-- and an unrestricted service SID (5), NT SERVICE\wbagent, granted access to
+-- %ProgramData%\wbagent below so a gMSA account works without extra ACLs.
+-- Event 5 = on install and on reinstall.
+CREATE TABLE `MsiServiceConfig` (`MsiServiceConfig` CHAR(72) NOT NULL, `Name` CHAR(255) NOT NULL LOCALIZABLE, `Event` SHORT NOT NULL, `ConfigType` LONG NOT NULL, `Argument` CHAR(255) LOCALIZABLE, `Component_` CHAR(72) NOT NULL PRIMARY KEY `MsiServiceConfig`);
+INSERT INTO `MsiServiceConfig` (`MsiServiceConfig`, `Name`, `Event`, `ConfigType`, `Argument`, `Component_`) VALUES ('AgentDelayedStart', 'wbagent', 5, 3, '1', 'AgentExe');
+INSERT INTO `MsiServiceConfig` (`MsiServiceConfig`, `Name`, `Event`, `ConfigType`, `Argument`, `Component_`) VALUES ('AgentFailureActionsOnError', 'wbagent', 5, 4, '1', 'AgentExe');
+INSERT INTO `MsiServiceConfig` (`MsiServiceConfig`, `Name`, `Event`, `ConfigType`, `Argument`, `Component_`) VALUES ('AgentServiceSid', 'wbagent', 5, 5, '1', 'AgentExe');
+
+-- <ServiceConfigFailureActions>: restart after 20 s on the first, second and
+-- later failures; the failure count resets after 24 h (86400 s).
+CREATE TABLE `MsiServiceConfigFailureActions` (`MsiServiceConfigFailureActions` CHAR(72) NOT NULL, `Name` CHAR(255) NOT NULL LOCALIZABLE, `Event` SHORT NOT NULL, `ResetPeriod` LONG, `RebootMessage` CHAR(255) LOCALIZABLE, `Command` CHAR(255) LOCALIZABLE, `Actions` CHAR(255), `DelayActions` CHAR(255), `Component_` CHAR(72) NOT NULL PRIMARY KEY `MsiServiceConfigFailureActions`);
+INSERT INTO `MsiServiceConfigFailureActions` (`MsiServiceConfigFailureActions`, `Name`, `Event`, `ResetPeriod`, `Actions`, `DelayActions`, `Component_`) VALUES ('AgentRecovery', 'wbagent', 5, 86400, '1[~]1[~]1', '20000[~]20000[~]20000', 'AgentExe');
+
+-- MsiConfigureServices applies the two tables above; WiX schedules it between
+-- InstallServices (5800) and StartServices (5900).
+INSERT INTO `InstallExecuteSequence` (`Action`, `Condition`, `Sequence`) VALUES ('MsiConfigureServices', 'VersionNT >= 600', 5850);
+
+-- <PermissionEx Sddl=...> on <CreateFolder> of %ProgramData%\wbagent: owner
+-- Administrators; a protected DACL (nothing inherited from ProgramData, where
+-- Users may read) granting full control to SYSTEM (SY) and Administrators
+-- (BA), and modify to the service SID NT SERVICE\wbagent; inherited by keys\,
+-- senders\, state\, logs\ and every file.
+CREATE TABLE `MsiLockPermissionsEx` (`MsiLockPermissionsEx` CHAR(72) NOT NULL, `LockObject` CHAR(72) NOT NULL, `Table` CHAR(32) NOT NULL, `SDDL` LONGCHAR NOT NULL, `Condition` CHAR(255) PRIMARY KEY `MsiLockPermissionsEx`);
+INSERT INTO `MsiLockPermissionsEx` (`MsiLockPermissionsEx`, `LockObject`, `Table`, `SDDL`) VALUES ('DataDirAcl', 'DATADIR', 'CreateFolder', 'O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-80-3125127946-8542445-485688279-249439853-514069362)');
