@@ -304,6 +304,7 @@ func TestSinksSeeDurableRecords(t *testing.T) {
 	sink := &recordingSink{fail: true}
 	w := openTest(t, path, Options{Sinks: []Sink{sink}})
 	writeN(t, w, 0, 2) // a failing sink does not fail Record
+	w.Close()          // sinks run after Record returns; Close waits for them
 	rep := verifyFile(t, path)
 	if len(sink.got) != 2 || sink.got[1].Hash != rep.Last || sink.got[1].Prev != sink.got[0].Hash {
 		t.Fatalf("sink saw %+v; want both records with their chain hashes", sink.got)
