@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"wbagent/internal/config"
+)
+
+// checkRow is one line of `wbagent check`: what was tested, whether it
+// passed, what was seen, and — on failure — what to do about it.
+type checkRow struct {
+	Name   string
+	OK     bool
+	Detail string
+	Fix    string
+}
+
+func init() {
+	register(&command{
+		name:    "check",
+		summary: "validate the config and, unless --offline, test every dependency (keys, directory, Service Bus)",
+		run:     runCheck,
+	})
+}
+
+func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "check", "check [--config FILE] [--offline]")
+	cfgPath := fs.String("config", defaultConfigPath(), "config file to check")
+	offline := fs.Bool("offline", false, "only validate the config; touch no file, secret or server")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		printRows(env.stdout, []checkRow{{Name: "config", Detail: firstLine(err.Error()),
+			Fix: "fix the file as the message says; every key is described in config/wbagent.example.yaml"}})
+		return err
+	}
+	rows := []checkRow{{Name: "config", OK: true, Detail: fmt.Sprintf("%s (version %d, %d domain(s), queue %s)",
+		cfg.Path, cfg.Version, len(cfg.Directory.Domains), cfg.ServiceBus.Queue)}}
+	for _, w := range cfg.Warnings() {
+		rows = append(rows, checkRow{Name: "config warning", OK: true, Detail: w})
+	}
+	if !*offline {
+		rows = append(rows, localChecks(cfg, env)...)
+		rows = append(rows, keyChecks(cfg)...)
+	}
+	printRows(env.stdout, rows)
+	for _, r := range rows {
+		if !r.OK {
+			return withCode(exitError, fmt.Errorf("check failed: see the FAIL rows above"))
+		}
+	}
+	return nil
+}
+
+// localChecks tests what lives on this machine: secrets, state and audit
+// folders. Key files and servers are tested by dependencyChecks.
+func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
+	var rows []checkRow
+	secrets := map[string]*config.SecretRef{"servicebus.connectionString": cfg.ServiceBus.ConnectionString}
+	if cr := cfg.ServiceBus.Credential; cr != nil {
+		secrets["servicebus.credential.clientSecret"] = cr.ClientSecret
+	}
+	for i, d := range cfg.Directory.Domains {
+		secrets[fmt.Sprintf("directory.domains[%d].bind.password", i)] = d.Bind.Password
+	}
+	for name, ref := range secrets {
+		if ref == nil {
+			continue
+		}
+		s, err := ref.Resolve(env.getenv)
+		if err != nil {
+			rows = append(rows, checkRow{Name: "secret " + name, Detail: err.Error(), Fix: "make " + ref.Source() + " available to the service"})
+			continue
+		}
+		s.Destroy()
+		rows = append(rows, checkRow{Name: "secret " + name, OK: true, Detail: "from " + ref.Source()})
+	}
+	rows = append(rows, writableDir("state folder", cfg.Agent.StateDir))
+	rows = append(rows, writableDir("audit folder", filepath.Dir(cfg.Audit.File)))
+	if cfg.Log.File != nil {
+		rows = append(rows, writableDir("log folder", filepath.Dir(cfg.Log.File.Path)))
+	}
+	return rows
+}
+
+// writableDir reports whether the agent can create files in dir (creating
+// dir if needed), by writing and removing a probe file.
+func writableDir(name, dir string) checkRow {
+	row := checkRow{Name: name, Detail: dir}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		row.Detail, row.Fix = err.Error(), "create "+dir+" and give the service account write access"
+		return row
+	}
+	f, err := os.CreateTemp(dir, ".wbagent-check-*")
+	if err != nil {
+		row.Detail, row.Fix = err.Error(), "give the service account write access to "+dir
+		return row
+	}
+	name2 := f.Name()
+	f.Close()
+	os.Remove(name2)
+	row.OK = true
+	return row
+}
+
+func printRows(w io.Writer, rows []checkRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESULT\tCHECK\tDETAIL")
+	for _, r := range rows {
+		res := "OK"
+		if !r.OK {
+			res = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", res, r.Name, r.Detail)
+		if !r.OK && r.Fix != "" {
+			fmt.Fprintf(tw, "\t\tfix: %s\n", r.Fix)
+		}
+	}
+	tw.Flush()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
