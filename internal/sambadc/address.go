@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -55,7 +54,7 @@ func leaseAddress(cacheDir, want string) (*addressLease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open address lock: %w", err)
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err := lock(f, false); err != nil {
 			f.Close()
 			continue
 		}

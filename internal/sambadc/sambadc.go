@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -71,6 +70,9 @@ type DC struct {
 // directory, starts Samba on a free loopback address and waits until LDAPS,
 // the global catalog and the KDC answer.
 func Start(ctx context.Context, opts Options) (*DC, error) {
+	if supported != nil {
+		return nil, supported
+	}
 	if opts.Realm == "" {
 		opts.Realm = "corp.example.test"
 	}
@@ -183,6 +185,9 @@ func (dc *DC) smbConf() string {
 	max log size = 20000
 	tls enabled = yes
 	old password allowed period = 0
+	# Kerberos (GSSAPI) binds over LDAPS without a SASL security layer, as
+	# Windows DCs and Samba 4.20+ accept them; simple binds still need TLS.
+	ldap server require strong auth = allow_sasl_over_tls
 	dns update command = /bin/true
 	spn update command = /bin/true
 `, strings.ToUpper(hostName), strings.ToUpper(dc.realm), dc.netbios, dc.lease.ip,
@@ -227,7 +232,7 @@ func (dc *DC) start(ctx context.Context) error {
 	_ = os.Remove(filepath.Join(dc.dir, "run", "samba.pid"))
 	cmd := exec.Command("samba", "-s", dc.confPath(), "-i", "-M", "single")
 	cmd.Dir = dc.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownGroup()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("start samba: %w", err)
@@ -322,7 +327,7 @@ func (dc *DC) killLocked() {
 	if dc.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGKILL)
+	signalGroup(dc.cmd.Process.Pid, true)
 	dc.stdin.Close()
 	<-dc.exited
 	dc.cmd = nil
@@ -366,11 +371,11 @@ func (dc *DC) Stop() error {
 	}
 	if dc.cmd != nil {
 		dc.stdin.Close()
-		_ = syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGTERM)
+		signalGroup(dc.cmd.Process.Pid, false)
 		select {
 		case <-dc.exited:
 		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGKILL)
+			signalGroup(dc.cmd.Process.Pid, true)
 			<-dc.exited
 		}
 		dc.cmd = nil
@@ -406,7 +411,7 @@ func removeOrphans() {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if !alive(pid) {
 			_ = os.RemoveAll(d)
 		}
 	}

@@ -13,12 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // templateFormat changes whenever the way templates are made changes, so an
 // old cache is never reused.
-const templateFormat = "1"
+const templateFormat = "2"
 
 // hostName is the DC's short name in every provisioned domain.
 const hostName = "dc1"
@@ -59,12 +58,12 @@ func template(ctx context.Context, cacheDir, realm, netbios string) (string, err
 		return "", fmt.Errorf("create template cache %s: %w", base, err)
 	}
 	dir := filepath.Join(base, key)
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lockFile, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("open template lock: %w", err)
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	defer lockFile.Close()
+	if err := lock(lockFile, true); err != nil {
 		return "", fmt.Errorf("lock template cache: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, readyMarker)); err == nil {
@@ -85,6 +84,18 @@ func template(ctx context.Context, cacheDir, realm, netbios string) (string, err
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("provision domain %s with samba-tool (see output; reinstall Samba with `make deps` if it is broken): %w\n%s", realm, err, tail(string(out), 2000))
+	}
+	// A Windows DC registers its LDAP service principals itself; Samba
+	// leaves that to samba_spnupdate, which the harness does not run.
+	// Kerberos binds ask for ldap/<host>, so add them here.
+	fqdn := hostName + "." + strings.ToLower(realm)
+	for _, spn := range []string{"ldap/" + fqdn, "ldap/" + strings.ToUpper(hostName), "ldap/" + fqdn + "/" + strings.ToLower(realm),
+		"ldap/" + fqdn + "/" + strings.ToUpper(netbios), "GC/" + fqdn + "/" + strings.ToLower(realm)} {
+		out, err := exec.CommandContext(ctx, "samba-tool", "spn", "add", spn, strings.ToUpper(hostName)+"$",
+			"-s", filepath.Join(tmp, "etc", "smb.conf"), "-H", "tdb://"+filepath.Join(tmp, "private", "sam.ldb")).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("add service principal %s to the template: %w\n%s", spn, err, tail(string(out), 1000))
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, adminPassFile), []byte(pass), 0o600); err != nil {
 		return "", fmt.Errorf("store template admin password: %w", err)

@@ -1,0 +1,472 @@
+package directory
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"wbagent/internal/sambadc"
+	"wbagent/internal/secret"
+)
+
+const (
+	pw1 = "First-Passw0rd-1"
+	pw2 = "Second-Passw0rd-2"
+	pw3 = "Third-Passw0rd-3"
+)
+
+func apply(t *testing.T, d *Directory, ch Change) Outcome {
+	t.Helper()
+	return d.Apply(context.Background(), ch)
+}
+
+func wantCode(t *testing.T, out Outcome, code, detail string) {
+	t.Helper()
+	if out.Code != code || out.Detail != detail {
+		t.Fatalf("outcome %s/%s, want %s/%s (err: %v, ad %s)", out.Code, out.Detail, code, detail, out.Err, out.ADCode)
+	}
+}
+
+func reset(target Target, pw string) Change {
+	return Change{Op: OpReset, Target: target, New: secret.FromString(pw)}
+}
+
+func change(target Target, old, pw string) Change {
+	return Change{Op: OpChange, Target: target, Old: secret.FromString(old), New: secret.FromString(pw)}
+}
+
+func TestReset(t *testing.T) {
+	needDC(t)
+	u := newUser(t, fx.staff, pw1)
+	out := apply(t, fx.dir, reset(Target{ObjectGUID: u.ObjectGUID}, pw2))
+	wantCode(t, out, CodeOK, "")
+	if !strings.EqualFold(out.DN, u.DN) || out.ObjectGUID != u.ObjectGUID || out.DC != fx.dc.LDAPSURL() || out.Domain != fx.dc.Realm() {
+		t.Fatalf("audit fields: %+v", out)
+	}
+	wantBind(t, u.UPN, pw2, "")
+	wantBind(t, u.UPN, pw1, "52e")
+}
+
+func TestTargetForms(t *testing.T) {
+	needDC(t)
+	u := newUser(t, fx.staff, pw1)
+	targets := map[string]Target{
+		"UPN":                      {UPN: strings.ToUpper(u.UPN)},
+		"sAMAccountName + NetBIOS": {SAMAccountName: u.SAMAccountName, Domain: "corp"},
+		"sAMAccountName + DNS":     {SAMAccountName: strings.ToUpper(u.SAMAccountName), Domain: fx.dc.Realm()},
+		"sAMAccountName alone":     {SAMAccountName: u.SAMAccountName},
+		"immutableId = objectGUID": {ImmutableID: base64.StdEncoding.EncodeToString(u.GUIDBytes)},
+	}
+	pws := []string{pw2, pw3, "Fourth-Passw0rd-4", "Fifth-Passw0rd-5", "Sixth-Passw0rd-6"}
+	i := 0
+	for name, target := range targets {
+		pw := pws[i]
+		i++
+		out := apply(t, fx.dir, reset(target, pw))
+		if out.Code != CodeOK || out.ObjectGUID != u.ObjectGUID {
+			t.Fatalf("%s: %s %v", name, out.Code, out.Err)
+		}
+		wantBind(t, u.UPN, pw, "")
+	}
+	out := apply(t, fx.dir, reset(Target{SAMAccountName: u.SAMAccountName, Domain: "EMEA"}, pw1))
+	wantCode(t, out, CodeOutOfScope, "")
+}
+
+func TestImmutableIDConsistencyGuid(t *testing.T) {
+	needDC(t)
+	anchor := []byte("anchor-0123456789")[:16]
+	u := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) {
+		s.Attrs = map[string][]string{"mS-DS-ConsistencyGuid": {string(anchor)}}
+	})
+	id := base64.StdEncoding.EncodeToString(anchor)
+	out := apply(t, fx.dir, reset(Target{ImmutableID: id}, pw2))
+	if out.Code != CodeOK || out.ObjectGUID != u.ObjectGUID {
+		t.Fatalf("immutableId via mS-DS-ConsistencyGuid: %s %v", out.Code, out.Err)
+	}
+	wantBind(t, u.UPN, pw2, "")
+	// A second account with the same anchor makes it ambiguous.
+	v := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) {
+		s.Attrs = map[string][]string{"mS-DS-ConsistencyGuid": {string(anchor)}}
+	})
+	wantCode(t, apply(t, fx.dir, reset(Target{ImmutableID: id}, pw3)), CodeUserAmbiguous, "")
+	for _, x := range []*sambadc.User{u, v} {
+		wantBind(t, x.UPN, pw3, "52e")
+	}
+}
+
+func TestResetUnlock(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	u := newUser(t, fx.staff, pw1)
+	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
+		t.Fatal(err)
+	}
+	// A reset alone does not unlock (facts page).
+	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "775")
+	ch := reset(Target{UPN: u.UPN}, pw3)
+	ch.Unlock = true
+	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	if locked, err := fx.dc.Locked(ctx, u.DN); err != nil || locked {
+		t.Fatalf("still locked after reset+unlock: %v %v", locked, err)
+	}
+	wantBind(t, u.UPN, pw3, "")
+}
+
+func TestUnlock(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	u := newUser(t, fx.staff, pw1)
+	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
+		t.Fatal(err)
+	}
+	wantBind(t, u.UPN, pw1, "775")
+	wantCode(t, apply(t, fx.dir, Change{Op: OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), CodeOK, "")
+	wantBind(t, u.UPN, pw1, "")
+}
+
+func TestResetMustChange(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	u := newUser(t, fx.staff, pw1)
+	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch.MustChange = true
+	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "773")
+	if must, err := fx.dc.MustChange(ctx, u.DN); err != nil || !must {
+		t.Fatalf("must-change flag: %v %v", must, err)
+	}
+	at, err := fx.dir.PwdLastSet(ctx, Target{UPN: u.UPN})
+	if err != nil || !at.IsZero() {
+		t.Fatalf("PwdLastSet after mustChange = %v, %v; want zero", at, err)
+	}
+	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw2, pw3)), CodeOK, "")
+	wantBind(t, u.UPN, pw3, "")
+	if must, _ := fx.dc.MustChange(ctx, u.DN); must {
+		t.Fatal("must-change flag survived the change")
+	}
+}
+
+func TestChange(t *testing.T) {
+	needDC(t)
+	u := newUser(t, fx.staff, pw1)
+	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "")
+	wantBind(t, u.UPN, pw1, "52e")
+	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, "Not-The-0ld-One", pw3))
+	wantCode(t, out, CodeWrongOldPassword, "")
+	if out.ADCode != "00000056" {
+		t.Fatalf("AD code %s", out.ADCode)
+	}
+	wantBind(t, u.UPN, pw2, "")
+}
+
+// A user outside the delegated OU: change needs no delegation (AD grants
+// Change Password to Everyone), so it still works there.
+func TestChangeOutsideDelegation(t *testing.T) {
+	needDC(t)
+	u := newUser(t, fx.other, pw1)
+	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "")
+}
+
+func TestPasswordPolicy(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		op     func(u *sambadc.User) Change
+		prep   func(u *sambadc.User)
+		detail string
+	}{
+		{name: "too short", detail: DetailTooShort,
+			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "Ab1-") }},
+		{name: "complexity", detail: DetailComplexity,
+			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "alllowercaseletters") }},
+		{name: "history", detail: DetailHistory,
+			prep: func(u *sambadc.User) {
+				if out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)); out.Code != CodeOK {
+					t.Fatalf("first change: %s %v", out.Code, out.Err)
+				}
+			},
+			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw2, pw1) }},
+		{name: "too young", detail: DetailTooYoung,
+			prep: func(u *sambadc.User) {
+				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "young-" + u.SAMAccountName, Precedence: 5, MinLength: 7, Complexity: true,
+					History: 24, MinAge: 24 * time.Hour, AppliesTo: []string{u.DN}}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw1, pw2) }},
+		{name: "fine-grained PSO", detail: DetailTooShort,
+			prep: func(u *sambadc.User) {
+				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "long-" + u.SAMAccountName, Precedence: 5, MinLength: 24, Complexity: true,
+					History: 24, AppliesTo: []string{u.DN}}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, pw2) }}, // 17 characters: fine for the domain, short for the PSO
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			u := newUser(t, fx.staff, pw1)
+			current := pw1
+			if c.prep != nil {
+				c.prep(u)
+				if c.name == "history" {
+					current = pw2
+				}
+			}
+			out := apply(t, fx.dir, c.op(u))
+			wantCode(t, out, CodePasswordPolicy, c.detail)
+			if out.ADCode != "0000052D" || out.Transient {
+				t.Fatalf("AD code %s transient %v", out.ADCode, out.Transient)
+			}
+			if code := bindCode(t, u.UPN, current); code != "" {
+				t.Fatalf("refused write changed the password: bind with the current one: %s", code)
+			}
+		})
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	needDC(t)
+	for _, target := range []Target{
+		{ObjectGUID: "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4"},
+		{UPN: "nobody@" + fx.dc.Realm()},
+		{SAMAccountName: "nobody"},
+		{ImmutableID: "opvjPjVaPkyUSq6wp5wB1A=="},
+	} {
+		wantCode(t, apply(t, fx.dir, reset(target, pw2)), CodeUserNotFound, "")
+	}
+	// A computer is not a user account, even by its GUID.
+	e, err := fx.dc.Entry(context.Background(), "CN=DC1,OU=Domain Controllers,"+fx.dc.BaseDN(), "objectGUID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, apply(t, fx.dir, reset(Target{ObjectGUID: GUIDString(e.GetRawAttributeValue("objectGUID"))}, pw2)), CodeUserNotFound, "")
+}
+
+func TestGuard(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	t.Run("out of scope", func(t *testing.T) {
+		u := newUser(t, "", pw1) // CN=Users
+		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeOutOfScope, "")
+		wantBind(t, u.UPN, pw1, "")
+	})
+	t.Run("adminCount", func(t *testing.T) {
+		u := newUser(t, fx.staff, pw1)
+		if err := fx.dc.SetAdminCount(ctx, u.DN, 1); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+		wantBind(t, u.UPN, pw1, "")
+		o := fx.options()
+		o.Scope.ProtectAdminCount = false
+		d := newDir(t, o)
+		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	})
+	t.Run("nested protected group", func(t *testing.T) {
+		u := newUser(t, fx.staff, pw1)
+		if err := fx.dc.AddMember(ctx, fx.nested, u.DN); err != nil {
+			t.Fatal(err)
+		}
+		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
+		wantCode(t, out, CodeProtectedAccount, "")
+		if !strings.Contains(out.Err.Error(), "Tier0") {
+			t.Fatalf("reason does not name the group: %v", out.Err)
+		}
+		wantBind(t, u.UPN, pw1, "")
+	})
+	t.Run("primary group nested in a protected group", func(t *testing.T) {
+		u := newUser(t, fx.staff, pw1)
+		if err := fx.dc.AddMember(ctx, fx.nested, u.DN); err != nil {
+			t.Fatal(err)
+		}
+		g, err := fx.dc.Entry(ctx, fx.nested, "primaryGroupToken")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fx.dc.Modify(ctx, u.DN, "primaryGroupID", g.GetAttributeValue("primaryGroupToken")); err != nil {
+			t.Fatal(err)
+		}
+		// Now memberOf no longer lists the group: only the primary group
+		// check can see it.
+		e, _ := fx.dc.Entry(ctx, u.DN, "memberOf")
+		for _, g := range e.GetAttributeValues("memberOf") {
+			if strings.EqualFold(g, fx.nested) {
+				t.Fatalf("memberOf still lists %s", g)
+			}
+		}
+		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+	})
+	t.Run("protected name", func(t *testing.T) {
+		u := newUser(t, fx.staff, pw1)
+		o := fx.options()
+		o.Scope.ProtectedAccounts = []string{"CORP\\" + strings.ToUpper(u.SAMAccountName)}
+		d := newDir(t, o)
+		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+		o.Scope.IncludeOUs = nil
+		d2 := newDir(t, o)
+		wantCode(t, apply(t, d2, reset(Target{SAMAccountName: "Administrator"}, pw2)), CodeProtectedAccount, "")
+	})
+	t.Run("disabled", func(t *testing.T) {
+		u := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) { s.Disabled = true })
+		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeAccountDisabled, "")
+		o := fx.options()
+		o.Scope.AllowDisabled = true
+		d := newDir(t, o)
+		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+		wantBind(t, u.UPN, pw2, "533")
+	})
+	t.Run("outside the delegated OU", func(t *testing.T) {
+		u := newUser(t, fx.other, pw1)
+		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
+		wantCode(t, out, CodeAccessDenied, "")
+		if out.Transient {
+			t.Fatal("access_denied marked transient")
+		}
+		wantBind(t, u.UPN, pw1, "")
+		out = apply(t, fx.dir, Change{Op: OpUnlock, Target: Target{UPN: u.UPN}})
+		wantCode(t, out, CodeAccessDenied, "")
+	})
+}
+
+func TestUnicodePassword(t *testing.T) {
+	needDC(t)
+	const pw = "Pässwörd-✓-Ωmega-2026"
+	u := newUser(t, fx.staff, pw1)
+	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw)), CodeOK, "")
+	wantBind(t, u.UPN, pw, "")
+	const pw4 = "Ünïcödé-Chänge-✓-2026"
+	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw, pw4)), CodeOK, "")
+	wantBind(t, u.UPN, pw4, "")
+}
+
+func TestHistoryOnReset(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	pc, err := fx.dir.domains[0].pool.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advertised := pc.root.policyHintsOID()
+	req, _, err := fx.dir.modifyFor(pc, "CN=x", reset(Target{UPN: "x@y"}, pw1))
+	fx.dir.domains[0].pool.put(pc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if advertised != "" {
+		t.Fatalf("Samba now advertises %s: revisit this test", advertised)
+	}
+	if len(req.Controls) != 0 {
+		t.Fatalf("auto sent %v to a DC that does not advertise policy hints", req.Controls)
+	}
+
+	u := newUser(t, fx.staff, pw1)
+	o := fx.options()
+	o.HistoryOnReset = HistoryRequire
+	d := newDir(t, o)
+	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodePasswordPolicy, DetailPolicy)
+	wantBind(t, u.UPN, pw1, "")
+	wantCode(t, apply(t, d, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "") // require only concerns resets
+
+	// The control as encoded here is critical for real: Samba, which does
+	// not support it, refuses the modify. With go-ldap's 0x01 it would be
+	// read as non-critical and the reset would go through.
+	conn, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := encodePassword(secret.FromString(pw3))
+	mod := ldap.NewModifyRequest(u.DN, []ldap.Control{policyHints{oid: OIDPolicyHints}})
+	mod.Replace("unicodePwd", []string{string(pw)})
+	err = conn.Modify(mod)
+	if err == nil {
+		t.Fatal("Samba accepted a critical policy hints control it does not support: criticality not encoded as TRUE")
+	}
+	out := Classify(err)
+	if out.Code != CodePasswordPolicy || out.Detail != DetailPolicy {
+		t.Fatalf("critical control refusal %q classified %s/%s", err, out.Code, out.Detail)
+	}
+	wantBind(t, u.UPN, pw2, "")
+}
+
+func TestPwdLastSet(t *testing.T) {
+	needDC(t)
+	u := newUser(t, fx.staff, pw1)
+	before := time.Now().Add(-2 * time.Second)
+	wantCode(t, apply(t, fx.dir, reset(Target{ObjectGUID: u.ObjectGUID}, pw2)), CodeOK, "")
+	at, err := fx.dir.PwdLastSet(context.Background(), Target{ObjectGUID: u.ObjectGUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at.Before(before) || at.After(time.Now().Add(2*time.Second)) {
+		t.Fatalf("pwdLastSet %v, want about now", at)
+	}
+	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UPN: "nobody@x"}); err == nil {
+		t.Fatal("PwdLastSet of an unknown user succeeded")
+	}
+}
+
+func TestKerberosBind(t *testing.T) {
+	needDC(t)
+	kt := t.TempDir() + "/svc.keytab"
+	if err := fx.dc.ExportKeytab(context.Background(), fx.svcName+"@"+strings.ToUpper(fx.dc.Realm()), kt); err != nil {
+		t.Fatal(err)
+	}
+	o := fx.options()
+	o.Domains[0].Bind = Bind{Method: BindKerberos, User: fx.svcName, Keytab: kt, Krb5Conf: fx.dc.Krb5ConfPath()}
+	d := newDir(t, o)
+	u := newUser(t, fx.staff, pw1)
+	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "")
+	// A keytab for another principal does not bind.
+	o.Domains[0].Bind.User = "someone-else"
+	d2 := newDir(t, o)
+	out := apply(t, d2, reset(Target{UPN: u.UPN}, pw3))
+	if out.Code == CodeOK {
+		t.Fatal("kerberos bind with a keytab for another principal succeeded")
+	}
+}
+
+func TestStartTLS(t *testing.T) {
+	needDC(t)
+	o := fx.options()
+	o.Domains[0].Servers = []string{fx.dc.LDAPURL()}
+	o.Domains[0].TLS.StartTLS = true
+	d := newDir(t, o)
+	u := newUser(t, fx.staff, pw1)
+	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "")
+}
+
+func TestBadCertificateIsUnavailable(t *testing.T) {
+	needDC(t)
+	o := fx.options()
+	o.Domains[0].TLS.ServerName = "not-the-dc.example.test"
+	d := newDir(t, o)
+	u := newUser(t, fx.staff, pw1)
+	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
+	if out.Code != CodeDirectoryUnavailable || !out.Transient {
+		t.Fatalf("wrong certificate name: %s transient %v", out.Code, out.Transient)
+	}
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "certificate") {
+		t.Fatalf("error does not mention the certificate: %v", out.Err)
+	}
+	if err := d.Ready(context.Background()); err == nil {
+		t.Fatal("Ready with a wrong certificate name")
+	}
+	if err := fx.dir.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+}

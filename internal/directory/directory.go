@@ -1,0 +1,282 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"go.uber.org/zap"
+
+	"wbagent/internal/secret"
+)
+
+// Ops a Change can carry (protocol-v1 §3).
+const (
+	OpReset  = "reset"
+	OpChange = "change"
+	OpUnlock = "unlock"
+)
+
+// Result codes (protocol-v1 §6) that Apply returns.
+const (
+	CodeOK                   = "ok"
+	CodePasswordPolicy       = "password_policy"
+	CodeWrongOldPassword     = "wrong_old_password"
+	CodeAccountLocked        = "account_locked"
+	CodeAccountDisabled      = "account_disabled"
+	CodeUserNotFound         = "user_not_found"
+	CodeUserAmbiguous        = "user_ambiguous"
+	CodeProtectedAccount     = "protected_account"
+	CodeOutOfScope           = "out_of_scope"
+	CodeAccessDenied         = "access_denied"
+	CodeDirectoryUnavailable = "directory_unavailable"
+	CodeInternalError        = "internal_error"
+)
+
+// Details of password_policy.
+const (
+	DetailTooShort   = "too_short"
+	DetailComplexity = "complexity"
+	DetailHistory    = "history"
+	DetailTooYoung   = "too_young"
+	DetailPolicy     = "policy"
+)
+
+// Target names an account in one of the forms of protocol-v1 §4; exactly
+// one of ObjectGUID, ImmutableID, UPN and SAMAccountName is set.
+type Target struct {
+	ObjectGUID     string // Windows text form
+	ImmutableID    string // base64 of 16 bytes
+	UPN            string
+	SAMAccountName string
+	Domain         string // with SAMAccountName: DNS or NetBIOS name
+}
+
+// String describes the target for logs and errors.
+func (t Target) String() string {
+	switch {
+	case t.ObjectGUID != "":
+		return "objectGUID=" + t.ObjectGUID
+	case t.ImmutableID != "":
+		return "immutableId=" + t.ImmutableID
+	case t.UPN != "":
+		return "userPrincipalName=" + t.UPN
+	case t.Domain != "":
+		return "sAMAccountName=" + t.SAMAccountName + " domain=" + t.Domain
+	default:
+		return "sAMAccountName=" + t.SAMAccountName
+	}
+}
+
+// Change is one validated writeback request.
+type Change struct {
+	Op         string
+	Target     Target
+	Unlock     bool
+	MustChange bool
+	New        *secret.Secret // reset, change
+	Old        *secret.Secret // change
+}
+
+// Outcome is what Apply did. Err is for logs: it never holds a secret.
+type Outcome struct {
+	Code   string
+	Detail string
+	// Transient reports whether trying again later may succeed.
+	Transient bool
+	// Indeterminate reports that the write was sent but its answer was lost
+	// (the connection broke): the change may or may not be in the directory.
+	Indeterminate bool
+	DN            string
+	ObjectGUID    string
+	Domain        string
+	DC            string // the server URL that answered
+	ADCode        string // 8-hex-digit AD code from the diagnostic message
+	Err           error
+}
+
+// Directory applies writebacks to the configured domains.
+type Directory struct {
+	opts    Options
+	log     *zap.Logger
+	domains []*domainState
+	catalog *pool // forest-wide global catalog, nil when none is configured
+}
+
+// domainState is one configured domain and its connections.
+type domainState struct {
+	cfg  *Domain
+	pool *pool
+
+	mu     sync.Mutex
+	baseDN string
+	pdc    string // PDC emulator's dNSHostName
+	pdcAt  time.Time
+}
+
+// New checks opts and prepares the connection pools; it does not connect
+// (Ready does).
+func New(opts Options, log *zap.Logger) (*Directory, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Directory{opts: o, log: log.With(zap.String("component", "directory"))}
+	for i := range d.opts.Domains {
+		cfg := &d.opts.Domains[i]
+		p, err := newPool(cfg.Name, &d.opts, cfg, cfg.Servers, false, d.log)
+		if err != nil {
+			return nil, fmt.Errorf("directory: domain %s: %w", cfg.Name, err)
+		}
+		ds := &domainState{cfg: cfg, pool: p, baseDN: cfg.BaseDN}
+		d.domains = append(d.domains, ds)
+		if d.catalog == nil && len(cfg.GlobalCatalog) > 0 && len(d.opts.Domains) > 1 {
+			gc, err := newPool("global catalog", &d.opts, cfg, cfg.GlobalCatalog, true, d.log)
+			if err != nil {
+				return nil, fmt.Errorf("directory: domain %s: global catalog: %w", cfg.Name, err)
+			}
+			d.catalog = gc
+		}
+	}
+	return d, nil
+}
+
+// Close closes every pooled connection. In-flight calls finish on their
+// own connections.
+func (d *Directory) Close() {
+	for _, ds := range d.domains {
+		ds.pool.close()
+	}
+	if d.catalog != nil {
+		d.catalog.close()
+	}
+}
+
+// Ready reports whether a domain controller of every domain accepts a bind,
+// for /readyz.
+func (d *Directory) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	var errs []error
+	for _, ds := range d.domains {
+		pc, err := ds.pool.get(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("domain %s: %w", ds.cfg.Name, err))
+			continue
+		}
+		ds.pool.put(pc, true)
+	}
+	return errors.Join(errs...)
+}
+
+// maxAttempts bounds how often one call is retried on another connection
+// after a connection failure.
+const maxAttempts = 3
+
+// step is one unit of work on a borrowed connection; sent reports whether
+// it had sent a write when it failed.
+type step func(pc *pconn) (sent bool, err error)
+
+// withConn runs f on a connection of p. A connection failure before f sent
+// a write is retried on a fresh connection (the failed server is dropped
+// from the pool and tried last); after a write it is returned, because the
+// write may have happened.
+func (d *Directory) withConn(ctx context.Context, p *pool, f step) error {
+	var last error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		pc, err := p.get(ctx)
+		if err != nil {
+			return err
+		}
+		setDeadline(ctx, pc.conn)
+		c := pc.conn
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		sent, err := f(pc)
+		stop()
+		if err == nil || !isNetwork(err) {
+			p.put(pc, true)
+			return err
+		}
+		p.put(pc, false)
+		p.markDown(pc.srv.url)
+		last = orCtx(ctx, err)
+		if sent || ctx.Err() != nil {
+			return &sentError{err: last, sent: sent, dc: pc.srv.url}
+		}
+		d.log.Warn("directory connection failed; retrying", zap.String("dc", pc.srv.url), zap.Int("attempt", attempt+1), zap.Error(err))
+	}
+	return last
+}
+
+// sentError reports a connection failure, noting whether a write had been
+// sent on it.
+type sentError struct {
+	err  error
+	sent bool
+	dc   string
+}
+
+func (e *sentError) Error() string { return e.err.Error() }
+func (e *sentError) Unwrap() error { return e.err }
+
+// domainFor finds the configured domain of a DNS or NetBIOS name.
+func (d *Directory) domainFor(name string) *domainState {
+	for _, ds := range d.domains {
+		if strings.EqualFold(ds.cfg.Name, name) || (ds.cfg.NetBIOS != "" && strings.EqualFold(ds.cfg.NetBIOS, name)) {
+			return ds
+		}
+	}
+	return nil
+}
+
+// domainOfDN finds the configured domain whose naming context holds dn
+// (the longest match, for child domains).
+func (d *Directory) domainOfDN(dn string) *domainState {
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return nil
+	}
+	var best *domainState
+	bestLen := -1
+	for _, ds := range d.domains {
+		base := ds.base("")
+		if base == "" {
+			base = dnFromDomainName(ds.cfg.Name)
+		}
+		b, err := ldap.ParseDN(base)
+		if err != nil {
+			continue
+		}
+		if (b.AncestorOfFold(parsed) || b.EqualFold(parsed)) && len(b.RDNs) > bestLen {
+			best, bestLen = ds, len(b.RDNs)
+		}
+	}
+	return best
+}
+
+// base returns the domain's naming context: configured, else learnt from
+// the rootDSE of learnt.
+func (ds *domainState) base(learnt string) string {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.baseDN == "" && learnt != "" {
+		ds.baseDN = learnt
+	}
+	return ds.baseDN
+}
+
+// dnFromDomainName turns corp.example.test into DC=corp,DC=example,DC=test.
+func dnFromDomainName(name string) string {
+	parts := strings.Split(strings.TrimSuffix(name, "."), ".")
+	for i, p := range parts {
+		parts[i] = "DC=" + ldap.EscapeDN(p)
+	}
+	return strings.Join(parts, ",")
+}

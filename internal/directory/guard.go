@@ -1,0 +1,139 @@
+package directory
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// OID of LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
+const oidInChain = "1.2.840.113556.1.4.1941"
+
+// uacDisabled is ADS_UF_ACCOUNTDISABLE in userAccountControl.
+const uacDisabled = 0x2
+
+// refusal is the guard's answer when an account must not be written.
+type refusal struct {
+	code string
+	why  string
+}
+
+// guard decides whether the agent may write a, before any write: scope
+// first, then protection, then the disabled flag. A nil refusal with a
+// nil error means go ahead; an error is a failed lookup.
+func (d *Directory) guard(pc *pconn, ds *domainState, a *account) (*refusal, error) {
+	sc := d.opts.Scope
+	dn, err := ldap.ParseDN(a.dn)
+	if err != nil {
+		return nil, fmt.Errorf("parse the account's DN %q: %w", a.dn, err)
+	}
+	if len(sc.IncludeOUs) > 0 {
+		in := false
+		for _, ou := range sc.IncludeOUs {
+			p, err := ldap.ParseDN(ou)
+			if err == nil && p.AncestorOfFold(dn) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return &refusal{CodeOutOfScope, "the account is outside scope.includeOUs"}, nil
+		}
+	}
+	for _, name := range sc.ProtectedAccounts {
+		if protectedName(name, a, dn) {
+			return &refusal{CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
+		}
+	}
+	if sc.ProtectAdminCount && strings.TrimSpace(a.adminCount) == "1" {
+		return &refusal{CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
+	}
+	if len(sc.ProtectedGroups) > 0 {
+		group, err := d.protectedMember(pc, ds, a)
+		if err != nil {
+			return nil, err
+		}
+		if group != "" {
+			return &refusal{CodeProtectedAccount, "the account is a member (directly or nested) of protected group " + group}, nil
+		}
+	}
+	if a.uac&uacDisabled != 0 && !sc.AllowDisabled {
+		return &refusal{CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
+	}
+	return nil, nil
+}
+
+func protectedName(name string, a *account, dn *ldap.DN) bool {
+	switch {
+	case strings.Contains(name, "="):
+		p, err := ldap.ParseDN(name)
+		return err == nil && p.EqualFold(dn)
+	case strings.Contains(name, "@"):
+		return a.upn != "" && strings.EqualFold(name, a.upn)
+	default:
+		if _, n, ok := strings.Cut(name, `\`); ok {
+			name = n
+		}
+		return strings.EqualFold(name, a.sam)
+	}
+}
+
+// protectedMember returns the protected group a belongs to, directly,
+// through nested groups (matching rule in chain), or through its primary
+// group (which memberOf does not list), or "".
+func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (string, error) {
+	groups := d.opts.Scope.ProtectedGroups
+	var chain strings.Builder
+	chain.WriteString("(|")
+	for _, g := range groups {
+		fmt.Fprintf(&chain, "(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g))
+	}
+	chain.WriteString(")")
+	member, err := matches(pc.conn, a.dn, chain.String())
+	if err != nil {
+		return "", fmt.Errorf("check membership of %s in the protected groups: %w", a.dn, err)
+	}
+	if member {
+		// Rare: name the group for the audit, one search per group.
+		for _, g := range groups {
+			if ok, err := matches(pc.conn, a.dn, fmt.Sprintf("(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g))); err == nil && ok {
+				return g, nil
+			}
+		}
+		return strings.Join(groups, "; "), nil
+	}
+	if a.primaryGroupID == 0 || len(a.sid) == 0 {
+		return "", nil
+	}
+	sid, err := sidWithRID(a.sid, a.primaryGroupID)
+	if err != nil {
+		return "", fmt.Errorf("primary group of %s: %w", a.dn, err)
+	}
+	var self strings.Builder
+	self.WriteString("(|")
+	for _, g := range groups {
+		fmt.Fprintf(&self, "(distinguishedName=%s)", ldap.EscapeFilter(g))
+	}
+	self.WriteString(")")
+	filter := "(&(objectSid=" + EscapeBinary(sid) + ")(|" + self.String() + chain.String() + "))"
+	res, err := pc.conn.Search(ldap.NewSearchRequest(ds.base(pc.root.namingContext), ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 1, 0, false,
+		filter, []string{"1.1"}, nil))
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		return "", fmt.Errorf("check the primary group of %s: %w", a.dn, err)
+	}
+	if res != nil && len(res.Entries) > 0 {
+		return "primary group " + res.Entries[0].DN, nil
+	}
+	return "", nil
+}
+
+// matches reports whether the object dn matches filter (a base search).
+func matches(conn *ldap.Conn, dn, filter string) (bool, error) {
+	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		filter, []string{"1.1"}, nil))
+	if err != nil {
+		return false, err
+	}
+	return len(res.Entries) > 0, nil
+}
