@@ -1,0 +1,103 @@
+package devbus
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"go.uber.org/zap/zaptest"
+)
+
+// fastRetry keeps the SDK's retries short: its defaults wait seconds.
+var fastRetry = azservicebus.RetryOptions{MaxRetries: 5, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}
+
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("devbus integration test: runs the real SDK over TCP (skipped with -short)")
+	}
+}
+
+// startServer starts a devbus with the given queues for the test's
+// lifetime.
+func startServer(t testing.TB, queues ...QueueConfig) *Server {
+	t.Helper()
+	skipShort(t)
+	opts := Options{Queues: queues, AcceptSessionTimeout: 2 * time.Second}
+	if tt, ok := t.(*testing.T); ok {
+		opts.Logger = zaptest.NewLogger(tt)
+	}
+	srv, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("start devbus: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// newClient connects the real SDK to srv.
+func newClient(t testing.TB, srv *Server) *azservicebus.Client {
+	t.Helper()
+	c, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString().Reveal(),
+		&azservicebus.ClientOptions{RetryOptions: fastRetry})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	})
+	return c
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func send(t testing.TB, c *azservicebus.Client, queue string, msgs ...*azservicebus.Message) {
+	t.Helper()
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatalf("new sender: %v", err)
+	}
+	defer s.Close(context.Background())
+	for _, m := range msgs {
+		if err := s.SendMessage(ctxT(t, 10*time.Second), m, nil); err != nil {
+			t.Fatalf("send %v: %v", m.MessageID, err)
+		}
+	}
+}
+
+// receiveOne receives exactly one message within the timeout.
+func receiveOne(t testing.TB, r interface {
+	ReceiveMessages(context.Context, int, *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
+}, d time.Duration) *azservicebus.ReceivedMessage {
+	t.Helper()
+	msgs, err := r.ReceiveMessages(ctxT(t, d), 1, nil)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("received %d messages, want 1", len(msgs))
+	}
+	return msgs[0]
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
