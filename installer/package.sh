@@ -99,6 +99,10 @@ if [ -d installer/ad ] && [ -n "$(find installer/ad -type f -print -quit)" ]; th
 else
 	echo "package: warning: installer/ad holds no AD delegation scripts; the packages ship none" >&2
 fi
+# Modes as a checkout's umask left them would leak into the packages.
+find "$stage/ad" -type d -exec chmod 0755 {} +
+find "$stage/ad" -type f -perm /111 -exec chmod 0755 {} +
+find "$stage/ad" -type f ! -perm /111 -exec chmod 0644 {} +
 cp -R "$stage/ad" "$stage/windows/ad"
 
 # --- .deb and .rpm -------------------------------------------------------------

@@ -28,13 +28,15 @@ own wbagent wbagent 0750 /var/log/wbagent
 own wbagent wbagent 0700 /etc/wbagent/keys
 own root wbagent 0640 /etc/wbagent/wbagent.yaml
 
-# An RPM erase removes the account but keeps /etc/wbagent/keys; after a
-# reinstall the new account may have another uid. Hand back the key files
-# whose owner no longer exists (one level, no symlinks, so no other file can
-# be reached through this folder).
+# Key files belong to the service account: hand over those created by root
+# (e.g. `wbagent keygen` run as root) or left by an erased account (an RPM
+# erase keeps the keys and gives them to root). One level, regular files
+# only, so no file outside the folder can be reached through a link.
 for f in /etc/wbagent/keys/*; do
-	if [ -f "$f" ] && [ ! -L "$f" ] && ! getent passwd "$(stat -c %u "$f")" >/dev/null; then
-		chown wbagent:wbagent "$f"
+	if [ -f "$f" ] && [ ! -L "$f" ]; then
+		case "$(stat -c %U "$f")" in
+		root | UNKNOWN) chown wbagent:wbagent "$f" ;;
+		esac
 	fi
 done
 

@@ -6,7 +6,8 @@
 # Debian "remove" keeps configuration, keys, state, logs and the account;
 # "purge" deletes all of them. RPM has no purge: an erase (0) deletes state,
 # logs (including the audit log) and the account, and keeps /etc/wbagent —
-# a changed wbagent.yaml is saved as wbagent.yaml.rpmsave and the keys stay.
+# a changed wbagent.yaml is saved as wbagent.yaml.rpmsave and the keys stay,
+# owned by root until a reinstall hands them to the new account.
 set -e
 
 remove_account() {
@@ -25,6 +26,15 @@ purge)
 	;;
 0)
 	rm -rf /var/lib/wbagent /var/log/wbagent
+	# What stays in /etc/wbagent must not keep the account's uid or gid,
+	# which a future account could be given: hand it to root.
+	for f in /etc/wbagent/* /etc/wbagent/keys/* /etc/wbagent/senders/*; do
+		if [ -e "$f" ] && [ ! -L "$f" ]; then
+			case "$(stat -c %U:%G "$f")" in
+			*wbagent*) chown root:root "$f" ;;
+			esac
+		fi
+	done
 	remove_account
 	;;
 esac
