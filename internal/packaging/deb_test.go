@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"wbagent/installer"
 )
 
@@ -117,6 +119,7 @@ func checkPayload(t *testing.T, root string) {
 	for _, f := range adScripts(t) {
 		same("usr/share/wbagent/ad/"+f.rel, "installer/ad/"+f.rel)
 	}
+	checkWritablePaths(t, filepath.Join(root, "etc/wbagent/wbagent.yaml"))
 	unit, err := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/wbagent.service"))
 	if err == nil && string(unit) != installer.SystemdUnit {
 		t.Error("the packaged unit differs from installer.SystemdUnit, which `wbagent install` writes")
@@ -135,4 +138,43 @@ func sortedLines(s string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkWritablePaths: every file the agent writes, as the shipped Linux
+// config names it, must lie under the unit's ReadWritePaths, or the
+// hardened service cannot write it.
+func checkWritablePaths(t *testing.T, path string) {
+	t.Helper()
+	var cfg struct {
+		Agent struct {
+			StateDir string `yaml:"stateDir"`
+		} `yaml:"agent"`
+		Audit struct {
+			File string `yaml:"file"`
+		} `yaml:"audit"`
+		Log struct {
+			File struct {
+				Path string `yaml:"path"`
+			} `yaml:"file"`
+		} `yaml:"log"`
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the packaged config: %v", err)
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("parsing the packaged config: %v", err)
+	}
+	writable := []string{"/var/lib/wbagent", "/var/log/wbagent"}
+	for key, p := range map[string]string{"agent.stateDir": cfg.Agent.StateDir, "audit.file": cfg.Audit.File, "log.file.path": cfg.Log.File.Path} {
+		ok := false
+		for _, w := range writable {
+			if p == w || strings.HasPrefix(p, w+"/") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("the packaged config's %s is %q, outside the unit's writable paths %v", key, p, writable)
+		}
+	}
 }
