@@ -32,8 +32,10 @@ const sendUsage = `send --connection-string CS|--connection-string-env NAME --qu
 
 Passwords are read from stdin, one per line, never from flags: with both
 --old-password-stdin and --password-stdin the first line is the old password,
-the second the new one. Exit status: 0 succeeded, 3 failed, 1 error or no
-result in time.`
+the second the new one. Without --session, results for other requests met
+on the reply queue are abandoned for their owners; use --session when several
+senders share a reply queue. Exit status: 0 succeeded, 3 failed, 1 error or
+no result in time.`
 
 // sendOptions are the parsed flags of `wbagent send`.
 type sendOptions struct {

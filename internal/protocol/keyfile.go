@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -191,8 +192,16 @@ func LoadAgentPublicKey(path string) (*AgentPublicKey, error) {
 	return k, nil
 }
 
-// readKeyFile reads a key file of bounded size.
-func readKeyFile(path string) ([]byte, error) {
+// readKeyFile reads a public key file of bounded size.
+func readKeyFile(path string) ([]byte, error) { return readFile(path, false) }
+
+// readPrivateKeyFile reads a private key file, refusing one other users can
+// access: on a shared server that key would no longer be the agent's alone.
+func readPrivateKeyFile(path string) ([]byte, error) { return readFile(path, true) }
+
+// readFile reads a key file, checking the mode of the file it opened (not
+// of whatever the path names a moment earlier).
+func readFile(path string, private bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
@@ -202,38 +211,39 @@ func readKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}
+	if private {
+		if err := checkPrivateMode(path, st.Mode()); err != nil {
+			return nil, err
+		}
+	}
 	if !st.Mode().IsRegular() || st.Size() > maxKeyFileSizeBytes {
 		return nil, fmt.Errorf("read key file %s: not a regular file of at most %d bytes", path, maxKeyFileSizeBytes)
 	}
 	data := make([]byte, st.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+	if _, err := io.ReadFull(f, data); err != nil {
 		clear(data)
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
 	}
 	return data, nil
 }
 
-// readPrivateKeyFile reads a private key file, refusing one other users can
-// read: on a shared server that key would no longer be the agent's alone.
-func readPrivateKeyFile(path string) ([]byte, error) {
-	if err := CheckPrivateKeyMode(path); err != nil {
-		return nil, err
-	}
-	return readKeyFile(path)
-}
-
 // CheckPrivateKeyMode returns an error naming the file and the fix when a
-// private key file grants any access to group or others. Windows has no
-// such mode bits; there the installer sets the ACL.
+// private key file grants any access to group or others.
 func CheckPrivateKeyMode(path string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("read private key file: %w", err)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	return checkPrivateMode(path, st.Mode())
+}
+
+// checkPrivateMode refuses group or other permission bits. Windows has no
+// such bits; there the installer sets the file's ACL.
+func checkPrivateMode(path string, mode fs.FileMode) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if perm := mode.Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("private key file %s is accessible by group or others (mode %04o); restrict it with: chmod 600 %s", path, perm, path)
 	}
 	return nil

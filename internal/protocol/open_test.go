@@ -292,6 +292,17 @@ func TestOpenBoundaries(t *testing.T) {
 	if !errors.As(err, &rej) || rej.Class != Invalid || rej.Request.ID != f.spec().ID {
 		t.Fatalf("no MessageID: %v %+v", err, rej)
 	}
+	// RFC 3339 allows lower-case t and z, and offsets.
+	m1 := f.build(t, f.spec(), f.x25519)
+	m1 = f.resign(m1, strings.Replace(strings.Replace(string(m1.Body), `"2026-11-24T18:00:00Z"`, `"2026-11-24t19:00:00+01:00"`, 1), `"2026-11-24T18:05:00Z"`, `"2026-11-24t18:05:00z"`, 1))
+	req, err = f.opener.Open(m1, f.now)
+	if err != nil {
+		t.Fatalf("lower-case RFC 3339: %v", err)
+	}
+	if !req.IssuedAt.Equal(f.spec().IssuedAt) {
+		t.Errorf("issuedAt %v", req.IssuedAt)
+	}
+	req.Destroy()
 	// Equivalent spellings of the content type are the same media type.
 	m := f.build(t, f.spec(), f.x25519)
 	m.ContentType = "Application/vnd.wbagent.request+json; v=1"

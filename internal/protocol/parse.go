@@ -294,9 +294,11 @@ func parseSealed(v *jsonValue) (sealedSecret, error) {
 	return s, nil
 }
 
-// parseTime reads an RFC 3339 timestamp.
+// parseTime reads an RFC 3339 timestamp. RFC 3339 allows a lower-case t
+// and z, which Go's layout does not; no other letter is valid, so
+// upper-casing first is exact.
 func parseTime(name, s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s is not an RFC 3339 timestamp", name)
 	}
