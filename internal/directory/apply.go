@@ -126,7 +126,8 @@ func (d *Directory) apply(ctx context.Context, ch Change) Outcome {
 
 // modifyFor builds the one modify of a change: reset replaces unicodePwd
 // (with lockoutTime=0 and pwdLastSet=0 as asked), change deletes the old
-// and adds the new value, unlock writes lockoutTime=0. A reset carries the
+// and adds the new value (with lockoutTime=0 as asked), unlock writes
+// lockoutTime=0. A reset carries the
 // policy hints control as historyOnReset and the server decide.
 func (d *Directory) modifyFor(pc *pconn, dn string, ch Change) (*ldap.ModifyRequest, *refusal, error) {
 	var controls []ldap.Control
@@ -166,6 +167,12 @@ func (d *Directory) modifyFor(pc *pconn, dn string, ch Change) (*ldap.ModifyRequ
 		req.Add("unicodePwd", []string{string(newPw)})
 		clear(oldPw)
 		clear(newPw)
+		// In the same modify the DC clears the lockout before it checks
+		// the change (alone, a locked account answers 775). mustChange
+		// has no meaning for a change the user makes.
+		if ch.Unlock {
+			req.Replace("lockoutTime", []string{"0"})
+		}
 	case OpUnlock:
 		req.Replace("lockoutTime", []string{"0"})
 	}

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,27 @@ func TestChange(t *testing.T) {
 		t.Fatalf("AD code %s", out.ADCode)
 	}
 	wantBind(t, u.UPN, pw2, "")
+}
+
+func TestChangeUnlock(t *testing.T) {
+	needDC(t)
+	ctx := context.Background()
+	u := newUser(t, fx.staff, pw1)
+	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
+		t.Fatal(err)
+	}
+	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2))
+	wantCode(t, out, CodeAccountLocked, "")
+	if out.ADCode != "00000775" {
+		t.Fatalf("AD code %s", out.ADCode)
+	}
+	ch := change(Target{UPN: u.UPN}, pw1, pw2)
+	ch.Unlock = true
+	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	wantBind(t, u.UPN, pw2, "")
+	if locked, _ := fx.dc.Locked(ctx, u.DN); locked {
+		t.Fatal("still locked")
+	}
 }
 
 // A user outside the delegated OU: change needs no delegation (AD grants
@@ -415,6 +437,36 @@ func TestPwdLastSet(t *testing.T) {
 	}
 	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UPN: "nobody@x"}); err == nil {
 		t.Fatal("PwdLastSet of an unknown user succeeded")
+	}
+}
+
+// When the connection's DC is not the PDC emulator, pwdLastSet is read on
+// a connection of its own to the PDC. One Samba DC is both, so the test
+// names another host as PDC and lets the injected dialer route it back.
+func TestPwdLastSetOnOtherPDC(t *testing.T) {
+	needDC(t)
+	o := fx.options()
+	var dialed []string
+	o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		if h, port, _ := net.SplitHostPort(addr); h == "pdc.corp.example.test" {
+			addr = net.JoinHostPort(fx.dc.IP(), port)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	d := newDir(t, o)
+	d.domains[0].pdc, d.domains[0].pdcAt = "pdc.corp.example.test", time.Now()
+	u := newUser(t, fx.staff, pw1)
+	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch.MustChange = true
+	wantCode(t, apply(t, d, ch), CodeOK, "")
+	at, err := d.PwdLastSet(context.Background(), Target{UPN: u.UPN})
+	if err != nil || !at.IsZero() {
+		t.Fatalf("PwdLastSet = %v, %v", at, err)
+	}
+	if dialed[len(dialed)-1] != "pdc.corp.example.test:636" {
+		t.Fatalf("not read on the PDC: dialled %v", dialed)
 	}
 }
 

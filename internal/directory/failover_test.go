@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -235,4 +236,41 @@ func TestTwoDomains(t *testing.T) {
 		t.Fatalf("write went to %s, not the domain's DC", out.DC)
 	}
 	wantBind(t, cu.UPN, pw3, "")
+}
+
+// More writers than pooled connections: every write lands, each on its own
+// account, and the pool never exceeds its size.
+func TestConcurrentResets(t *testing.T) {
+	needDC(t)
+	const writers = 8
+	users := make([]*sambadc.User, writers)
+	for i := range users {
+		users[i] = newUser(t, fx.staff, pw1)
+	}
+	errs := make(chan error, writers)
+	for i := range users {
+		go func(u *sambadc.User) {
+			for _, pw := range []string{pw2, pw3} {
+				if out := fx.dir.Apply(context.Background(), reset(Target{ObjectGUID: u.ObjectGUID}, pw)); out.Code != CodeOK {
+					errs <- fmt.Errorf("%s: %s %v", u.SAMAccountName, out.Code, out.Err)
+					return
+				}
+			}
+			errs <- nil
+		}(users[i])
+	}
+	for range users {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(fx.dir.domains[0].pool.slots); n != 0 {
+		t.Fatalf("%d pool slots still taken", n)
+	}
+	if n := len(fx.dir.domains[0].pool.idle); n > DefaultPoolSize {
+		t.Fatalf("%d idle connections, pool size %d", n, DefaultPoolSize)
+	}
+	for _, u := range users {
+		wantBind(t, u.UPN, pw3, "")
+	}
 }
