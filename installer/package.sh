@@ -111,7 +111,8 @@ for packager in deb rpm; do
 done
 
 # --- .msi --------------------------------------------------------------------
-msi=$out/wbagent-$version-x64.msi
+# Built in the staging folder and moved to OUT only when complete.
+msi=$stage/wbagent.msi
 (
 	cd "$stage/windows"
 	find ad -type f | LC_ALL=C sort |
@@ -129,6 +130,7 @@ while IFS= read -r statement; do
 	msibuild "$msi" -q "$statement" 2>"$stage/msibuild.log" ||
 		{ cat "$stage/msibuild.log" >&2; die "postbuild.sql statement failed: $statement"; }
 done <"$stage/postbuild.lines"
+mv "$msi" "$out/wbagent-$version-x64.msi"
 
 echo "package: built"
 ls -l "$out"/wbagent*"$version"*
