@@ -429,6 +429,17 @@ func (dc *DC) CreatePSO(ctx context.Context, p PSO) (string, error) {
 	return dn, nil
 }
 
+// ApplyPSO makes the password settings object pso apply to more users or
+// groups (DNs), in addition to those it already names.
+func (dc *DC) ApplyPSO(ctx context.Context, pso string, dns ...string) error {
+	req := ldap.NewModifyRequest(pso, nil)
+	req.Add("msDS-PSOAppliesTo", dns)
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+		return fmt.Errorf("apply PSO %s: %w", pso, err)
+	}
+	return nil
+}
+
 // EncodePassword returns the unicodePwd value for password: the password in
 // double quotes, UTF-16LE. The caller should clear the returned bytes.
 func EncodePassword(password *secret.Secret) []byte {

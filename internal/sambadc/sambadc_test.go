@@ -109,6 +109,20 @@ func TestDCLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("PSO", func(t *testing.T) {
+		pso, err := dc.CreatePSO(ctx, PSO{Name: "long", Precedence: 3, MinLength: 20, Complexity: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dc.ApplyPSO(ctx, pso, u.DN); err != nil {
+			t.Fatal(err)
+		}
+		e, err := dc.Entry(ctx, u.DN, "msDS-ResultantPSO")
+		if err != nil || !strings.EqualFold(e.GetAttributeValue("msDS-ResultantPSO"), pso) {
+			t.Fatalf("resultant PSO of %s: %v %v", u.DN, e.GetAttributeValue("msDS-ResultantPSO"), err)
+		}
+	})
+
 	t.Run("keytab", func(t *testing.T) {
 		kt := filepath.Join(t.TempDir(), "svc.keytab")
 		if err := dc.ExportKeytab(ctx, "alice@"+strings.ToUpper(dc.Realm()), kt); err != nil {
@@ -200,4 +214,26 @@ func resetAs(dc *DC, bindUser string, bindPw *secret.Secret, dn string, pw *secr
 	req := ldap.NewModifyRequest(dn, nil)
 	req.Replace("unicodePwd", []string{string(EncodePassword(pw))})
 	return c.Modify(req)
+}
+
+// BenchmarkStart measures starting a DC from the cached template (copy,
+// certificates, samba start, LDAPS/GC/KDC ready) and stopping it.
+func BenchmarkStart(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts Samba AD DCs")
+	}
+	ctx := context.Background()
+	if dc, err := Start(ctx, Options{}); err != nil { // provision the template outside the timing
+		b.Fatal(err)
+	} else {
+		_ = dc.Stop()
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dc, err := Start(ctx, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = dc.Stop()
+	}
 }
