@@ -44,8 +44,8 @@ func TestRPMContents(t *testing.T) {
 	if q := run(t, "", nil, "rpm", "-qp", "--qf", "%{VERSION}-%{RELEASE}.%{ARCH}", p.rpm); q != testVersion+"-1.x86_64" {
 		t.Errorf("rpm version = %q", q)
 	}
-	if req := run(t, "", nil, "rpm", "-qpR", p.rpm); !strings.Contains(req, "shadow-utils") {
-		t.Errorf("rpm does not require shadow-utils (useradd):\n%s", req)
+	if req := run(t, "", nil, "rpm", "-qpR", p.rpm); !strings.Contains(req, "/usr/sbin/useradd") {
+		t.Errorf("rpm does not require /usr/sbin/useradd:\n%s", req)
 	}
 	scripts := run(t, "", nil, "rpm", "-qp", "--scripts", p.rpm)
 	for _, want := range []string{
