@@ -50,6 +50,8 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	if !*offline {
 		rows = append(rows, localChecks(cfg, env)...)
 		rows = append(rows, keyChecks(cfg)...)
+		rows = append(rows, directoryRows(ctx, cfg, env.getenv)...)
+		rows = append(rows, busChecks(ctx, cfg, env.getenv)...)
 	}
 	printRows(env.stdout, rows)
 	for _, r := range rows {
@@ -91,22 +93,33 @@ func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 	return rows
 }
 
-// writableDir reports whether the agent can create files in dir (creating
-// dir if needed), by writing and removing a probe file.
+// writableDir reports whether the agent can create files in dir, by
+// writing and removing a probe file. A folder that does not exist yet is
+// fine when the agent could create it at start: check changes nothing.
 func writableDir(name, dir string) checkRow {
 	row := checkRow{Name: name, Detail: dir}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		row.Detail, row.Fix = err.Error(), "create "+dir+" and give the service account write access"
-		return row
+	probe := dir
+	for {
+		if _, err := os.Stat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		probe = parent
 	}
-	f, err := os.CreateTemp(dir, ".wbagent-check-*")
+	f, err := os.CreateTemp(probe, ".wbagent-check-*")
 	if err != nil {
-		row.Detail, row.Fix = err.Error(), "give the service account write access to "+dir
+		row.Detail, row.Fix = err.Error(), "create "+dir+" and give the service account write access to it"
 		return row
 	}
 	name2 := f.Name()
 	f.Close()
 	os.Remove(name2)
+	if probe != dir {
+		row.Detail = dir + " (created at start)"
+	}
 	row.OK = true
 	return row
 }
@@ -132,4 +145,19 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// directoryRows maps the config onto the directory's options (resolving
+// bind passwords, wiped afterwards) and runs the directory's own checks.
+func directoryRows(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
+	opts, err := directoryOptions(cfg, getenv)
+	defer func() {
+		for _, s := range bindPasswords(opts) {
+			s.Destroy()
+		}
+	}()
+	if err != nil {
+		return []checkRow{{Name: "directory", Detail: err.Error(), Fix: "make the bind secret available to the service"}}
+	}
+	return directoryChecks(ctx, opts)
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/bus"
+	"wbagent/internal/config"
+)
+
+// busChecks connects to Service Bus as the agent would and proves it may
+// listen on the request queue: on a plain queue by peeking, on a session
+// queue by asking for the next session (a "no session waiting" answer
+// proves the same; a session it gets is released at once, unread).
+func busChecks(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
+	name := "service bus queue " + cfg.ServiceBus.Queue
+	conn, err := busConnection(cfg, getenv)
+	if conn.ConnectionString != nil {
+		defer conn.ConnectionString.Destroy()
+	}
+	if err != nil {
+		return []checkRow{{Name: name, Detail: err.Error(), Fix: "make the connection string or credential available to the service"}}
+	}
+	// One attempt: a check should answer quickly, not ride out outages.
+	conn.Retry = azservicebus.RetryOptions{MaxRetries: 0, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second}
+	client, err := bus.NewClient(conn)
+	if err != nil {
+		return []checkRow{{Name: name, Detail: err.Error(), Fix: "check servicebus.connectionString (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)"}}
+	}
+	defer client.Close(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	mode := "peeked"
+	if cfg.ServiceBus.Sessions {
+		mode = "session receiver accepted"
+		sr, err2 := client.AcceptNextSessionForQueue(ctx, cfg.ServiceBus.Queue, nil)
+		var sbErr *azservicebus.Error
+		switch {
+		case err2 == nil:
+			_ = sr.Close(ctx)
+		case errors.As(err2, &sbErr) && sbErr.Code == azservicebus.CodeTimeout:
+			mode, err2 = "reachable, no session waiting", nil
+		}
+		err = err2
+	} else {
+		r, err2 := client.NewReceiverForQueue(cfg.ServiceBus.Queue, nil)
+		if err2 == nil {
+			_, err2 = r.PeekMessages(ctx, 1, nil)
+			_ = r.Close(ctx)
+		}
+		err = err2
+	}
+	if err != nil {
+		return []checkRow{{Name: name, Detail: err.Error(), Fix: busFix(err, cfg.ServiceBus.Sessions)}}
+	}
+	return []checkRow{{Name: name, OK: true, Detail: mode}}
+}
+
+func busFix(err error, sessions bool) string {
+	var sbErr *azservicebus.Error
+	if errors.As(err, &sbErr) {
+		switch sbErr.Code {
+		case azservicebus.CodeUnauthorizedAccess:
+			return "the key or identity lacks Listen rights on the queue: grant Listen (and Send on the reply queues)"
+		case azservicebus.CodeNotFound:
+			return "the queue does not exist: check servicebus.queue"
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within 15 s: check the endpoint, DNS and that outbound TCP 5671 (AMQP over TLS) is open"
+	}
+	if sessions {
+		return fmt.Sprintf("check the endpoint and that the queue requires sessions (servicebus.sessions: %v)", sessions)
+	}
+	return "check the endpoint, and that the queue does not require sessions (else set servicebus.sessions: true)"
+}
