@@ -164,7 +164,11 @@ func (s *session) onAttach(a *amqp.Attach) {
 	}
 	wait := srv.acceptTimeout
 	if ms, ok := a.Properties[acceptTimeoutProperty].(uint32); ok && ms > 0 {
+		// The client sends what is left of its own deadline: answer a
+		// little before it, so that it sees com.microsoft:timeout and not
+		// its context ending first.
 		wait = time.Duration(ms) * time.Millisecond
+		wait -= min(wait/10, 200*time.Millisecond)
 	}
 	l.waiting = true
 	w := &acceptWaiter{l: l}

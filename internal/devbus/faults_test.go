@@ -1,0 +1,298 @@
+package devbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+)
+
+// TestDropAllConnectionsMidStream cuts every socket three times while a
+// sender and a receiver work. The SDK reconnects on its own; at the end
+// every message was received and none came back after the receiver
+// completed it.
+func TestDropAllConnectionsMidStream(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q", LockDuration: time.Second, DuplicateDetection: time.Minute})
+	sc := newClient(t, srv)
+	rc := newClient(t, srv)
+	const n = 150
+	sender, _ := sc.NewSender("q", nil)
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		for i := range n {
+			m := &azservicebus.Message{MessageID: ptr(fmt.Sprintf("m%03d", i)), Body: []byte{byte(i)}}
+			// A send whose confirmation was lost is sent again; duplicate
+			// detection keeps that idempotent.
+			for {
+				if err := sender.SendMessage(ctxT(t, 3*time.Second), m, nil); err == nil {
+					break
+				}
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	stopFaults := make(chan struct{})
+	var faults sync.WaitGroup
+	var dropped []int
+	faults.Go(func() {
+		for range 3 {
+			select {
+			case <-stopFaults:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			dropped = append(dropped, srv.DropAllConnections())
+		}
+	})
+
+	r, _ := rc.NewReceiverForQueue("q", nil)
+	received := map[string]int{}
+	completed := map[string]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-sendDone:
+			if srv.Depth("q") == 0 && len(received) == n {
+				goto done
+			}
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: received %d of %d, depth %d", len(received), n, srv.Depth("q"))
+		}
+		msgs, err := r.ReceiveMessages(ctxT(t, 500*time.Millisecond), 20, nil)
+		if err != nil && !strings.Contains(err.Error(), "context deadline exceeded") {
+			t.Logf("receive: %v", err)
+		}
+		for _, m := range msgs {
+			if completed[m.MessageID] {
+				t.Fatalf("%s was delivered again after it was completed", m.MessageID)
+			}
+			received[m.MessageID]++
+			if err := r.CompleteMessage(ctxT(t, 500*time.Millisecond), m, nil); err == nil {
+				completed[m.MessageID] = true
+			}
+		}
+	}
+done:
+	close(stopFaults)
+	faults.Wait()
+	if len(dropped) != 3 || dropped[0] == 0 || dropped[1] == 0 || dropped[2] == 0 {
+		t.Fatalf("connections dropped per round: %v; the faults did not hit a running stream", dropped)
+	}
+	if dl, _ := srv.DeadLetters("q"); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	t.Logf("%d messages, %d completed with confirmation, connections dropped %v", n, len(completed), dropped)
+}
+
+func TestForcedDetachRecovers(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	a := receiveOne(t, r, 5*time.Second)
+	n, err := srv.DetachLinks("q", CondDetachForced, false)
+	if err != nil || n == 0 {
+		t.Fatalf("detach: %d %v", n, err)
+	}
+	// The message received on the detached link settles through
+	// $management, its lock still held.
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), a, nil); err != nil {
+		t.Fatalf("complete after a forced detach: %v", err)
+	}
+	var b *azservicebus.ReceivedMessage
+	waitFor(t, 5*time.Second, "the receiver to recover", func() bool {
+		msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+		if len(msgs) == 1 {
+			b = msgs[0]
+		}
+		return b != nil
+	})
+	if b.MessageID != "b" {
+		t.Fatalf("got %s", b.MessageID)
+	}
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), b, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A sender detached the same way sends again after recovering.
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("c")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.DetachLinks("q", CondDetachForced, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("d")}, nil); err != nil {
+		t.Fatalf("send after a forced detach: %v", err)
+	}
+	if srv.Depth("q") != 2 {
+		t.Fatalf("depth %d", srv.Depth("q"))
+	}
+}
+
+func TestServerBusyDetachReachesTheSender(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.DetachLinks("q", CondServerBusy, false); n != 1 {
+		t.Fatalf("detached %d links", n)
+	}
+	err := s.SendMessage(ctxT(t, 2*time.Second), &azservicebus.Message{}, nil)
+	if err == nil || !strings.Contains(err.Error(), CondServerBusy) {
+		t.Fatalf("send on a link detached as server-busy: %v", err)
+	}
+}
+
+func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.CloseAllConnections(); n != 1 {
+		t.Fatalf("closed %d", n)
+	}
+	waitFor(t, 5*time.Second, "the connection to close", func() bool { return len(srv.Connections()) == 0 })
+	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+		t.Fatalf("send after amqp:connection:forced: %v", err)
+	}
+	if srv.Depth("q") != 2 {
+		t.Fatalf("depth %d", srv.Depth("q"))
+	}
+}
+
+func TestFailCBS(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	srv.FailCBS(1, 0)
+	s, _ := c.NewSender("q", nil)
+	err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil)
+	var sbErr *azservicebus.Error
+	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
+		t.Fatalf("send with CBS failing: %v", err)
+	}
+	s2, _ := c.NewSender("q", nil)
+	if err := s2.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+		t.Fatalf("send once CBS works again: %v", err)
+	}
+}
+
+func TestResponseDelayAndWithhold(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 2, nil)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("receive: %v %v", msgs, err)
+	}
+	srv.SetResponseDelay(300 * time.Millisecond)
+	start := time.Now()
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), msgs[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 250*time.Millisecond {
+		t.Fatalf("the confirmation came after %s, not delayed", el)
+	}
+	srv.SetResponseDelay(-1)
+	err = r.CompleteMessage(ctxT(t, 300*time.Millisecond), msgs[1], nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("complete with the confirmation withheld: %v", err)
+	}
+	// The broker did complete it; only the answer was lost.
+	if srv.Depth("q") != 0 {
+		t.Fatal("withheld completion was not applied")
+	}
+	srv.SetResponseDelay(0)
+}
+
+func TestPauseDispatch(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	if err := srv.PauseDispatch("q"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+	if len(msgs) != 0 {
+		t.Fatal("a paused queue delivered")
+	}
+	_ = srv.ResumeDispatch("q")
+	m := receiveOne(t, r, 5*time.Second)
+	if m.MessageID != "a" {
+		t.Fatal(m.MessageID)
+	}
+	if err := srv.PauseDispatch("nope"); !errors.Is(err, ErrUnknownQueue) {
+		t.Fatalf("pause of an unknown queue: %v", err)
+	}
+}
+
+func TestExpireLockNow(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	msgs, _ := r.ReceiveMessages(ctxT(t, 5*time.Second), 2, nil)
+	if len(msgs) != 2 {
+		t.Fatalf("got %d", len(msgs))
+	}
+	if ok, _ := srv.ExpireLock("q", msgs[0].LockToken); !ok {
+		t.Fatal("lock not found by the SDK's lock token")
+	}
+	var sbErr *azservicebus.Error
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), msgs[0], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+		t.Fatalf("complete after ExpireLock: %v", err)
+	}
+	if n, _ := srv.ExpireLocks("q"); n != 1 {
+		t.Fatalf("ExpireLocks ended %d locks", n)
+	}
+	if err := r.RenewMessageLock(ctxT(t, 5*time.Second), msgs[1], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+		t.Fatalf("renew after ExpireLocks: %v", err)
+	}
+	infos, _ := srv.Messages("q")
+	if len(infos) != 2 || infos[0].DeliveryCount != 1 {
+		t.Fatalf("messages %+v", infos)
+	}
+}
+
+func TestExpireSessionLockRecovers(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
+	c := newClient(t, srv)
+	send(t, c, "sq", sessionMsg("s", 0))
+	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receiveOne(t, r, 5*time.Second)
+	if ok, _ := srv.ExpireSessionLock("sq", "s"); !ok {
+		t.Fatal("session not locked")
+	}
+	// The SDK re-accepts its session on the next receive; the message
+	// comes again.
+	var again *azservicebus.ReceivedMessage
+	waitFor(t, 5*time.Second, "redelivery in the re-accepted session", func() bool {
+		msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+		if len(msgs) == 1 {
+			again = msgs[0]
+		}
+		return again != nil
+	})
+	if again.MessageID != m.MessageID || again.DeliveryCount != 2 {
+		t.Fatalf("got %s count %d", again.MessageID, again.DeliveryCount)
+	}
+	if err := r.CompleteMessage(ctxT(t, 5*time.Second), again, nil); err != nil {
+		t.Fatal(err)
+	}
+}
