@@ -191,12 +191,20 @@ func outcomeOf(err error) Outcome {
 	var se *sentError
 	if errors.As(err, &se) {
 		o.DC = se.dc
-		if se.sent {
+		if se.sent && !answered(err) {
 			o.Indeterminate = true
 			o.Code, o.Transient = CodeDirectoryUnavailable, true
 		}
 	}
 	return o
+}
+
+// answered reports whether err is the server's own result (busy,
+// unavailable: nothing was done) rather than a lost connection or a
+// client-side timeout (the write may have been done).
+func answered(err error) bool {
+	var le *ldap.Error
+	return errors.As(err, &le) && le.ResultCode > 0 && le.ResultCode < ldap.LDAPResultServerDown
 }
 
 // PwdLastSet reads the target's pwdLastSet on its domain's PDC emulator

@@ -22,6 +22,12 @@
 //	rows := directory.Check(ctx, opts)   // for `wbagent check`
 //	directory.Classify(err), directory.Rules // the error table
 //
+// One modify per writeback: reset replaces unicodePwd, with lockoutTime=0
+// (unlock) and pwdLastSet=0 (mustChange) in the same request; change
+// deletes the old and adds the new unicodePwd, with lockoutTime=0 when
+// unlock is asked (the DC then clears the lockout before it checks the
+// change); unlock writes lockoutTime=0.
+//
 // Every error is classified once, here (Rules): the AD code leading the
 // diagnostic message first, then the LDAP result, then the text. Lost
 // connections, timeouts, busy and unavailable servers are

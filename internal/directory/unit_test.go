@@ -349,3 +349,18 @@ func TestSIDHelpers(t *testing.T) {
 		t.Fatal("malformed SID accepted")
 	}
 }
+
+func TestIndeterminateOnlyWhenTheAnswerIsLost(t *testing.T) {
+	lost := &sentError{err: ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), sent: true, dc: "ldaps://dc1"}
+	if o := outcomeOf(lost); !o.Indeterminate || o.Code != CodeDirectoryUnavailable || !o.Transient || o.DC != "ldaps://dc1" {
+		t.Fatalf("lost answer: %+v", o)
+	}
+	busy := &sentError{err: ldap.NewError(ldap.LDAPResultBusy, errors.New("busy")), sent: true}
+	if o := outcomeOf(busy); o.Indeterminate || o.Code != CodeDirectoryUnavailable || !o.Transient {
+		t.Fatalf("busy: %+v", o)
+	}
+	before := &sentError{err: ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), sent: false}
+	if o := outcomeOf(before); o.Indeterminate || !o.Transient {
+		t.Fatalf("lost before the write: %+v", o)
+	}
+}
