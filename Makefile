@@ -9,6 +9,12 @@ LDFLAGS := -s -w -X wbagent/internal/version.Version=$(VERSION) -X wbagent/inter
 
 .PHONY: help build build-windows lint test deps
 
+# Tools the tests use, as command:debian-package. Samba is the real AD DC of
+# the integration tests; the rest check the packages.
+TEST_TOOLS := samba:samba samba-tool:samba-ad-dc samba-tool:samba-ad-provision samba-tool:samba-dsdb-modules \
+  samba-tool:python3-samba ldapmodify:ldap-utils kinit:krb5-user wbinfo:winbind \
+  lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
@@ -26,13 +32,13 @@ lint: ## gofmt, go vet and staticcheck (pinned as a tool in go.mod)
 
 deps: ## install what the tests need: Go modules, and Samba (apt-get, when root)
 	$(GO) mod download
-	@if ! command -v samba >/dev/null || ! command -v samba-tool >/dev/null || ! command -v ldapmodify >/dev/null; then \
+	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Samba AD DC packages (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba ldap-utils krb5-user winbind >/dev/null; \
+	    echo "installing:$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "Samba is missing. Install it (as root): apt-get install samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba ldap-utils krb5-user winbind"; exit 1; \
+	    echo "missing test tools. Install them (as root): apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
 

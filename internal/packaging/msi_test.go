@@ -154,7 +154,7 @@ func TestMSI(t *testing.T) {
 			reg[r["Name"]] = r["Value"]
 		}
 	}
-	if reg["EventMessageFile"] != `%SystemRoot%\System32\EventCreate.exe` || reg["TypesSupported"] != "#7" {
+	if reg["EventMessageFile"] != `%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll` || reg["TypesSupported"] != "#7" {
 		t.Errorf("Event Log source registration under HKLM\\%s: %v", eventKey, reg)
 	}
 
