@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/devbus"
+)
+
+func TestParseQueueSpec(t *testing.T) {
+	cases := []struct {
+		spec string
+		want devbus.QueueConfig
+		err  string
+	}{
+		{"q", devbus.QueueConfig{Name: "q"}, ""},
+		{"requests,sessions,lock=45s,maxdelivery=3,ttl=15m,dedup=10m,dlexpired",
+			devbus.QueueConfig{Name: "requests", RequiresSession: true, LockDuration: 45 * time.Second, MaxDeliveryCount: 3,
+				DefaultTTL: 15 * time.Minute, DuplicateDetection: 10 * time.Minute, DeadLetterOnExpiration: true}, ""},
+		{"q,dedup=off", devbus.QueueConfig{Name: "q"}, ""},
+		{"", devbus.QueueConfig{}, "has no name"},
+		{"q,lock=soon", devbus.QueueConfig{}, "not a duration"},
+		{"q,maxdelivery=0", devbus.QueueConfig{}, "not a positive number"},
+		{"q,sessions=yes", devbus.QueueConfig{}, "unknown option"},
+		{"q,color=red", devbus.QueueConfig{}, "unknown option"},
+	}
+	for _, c := range cases {
+		got, err := parseQueueSpec(c.spec)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want %q", c.spec, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: got %+v, %v; want %+v", c.spec, got, err, c.want)
+		}
+	}
+}
+
+func TestDevbusNeedsAQueue(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runEnv(context.Background(), &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}, []string{"devbus", "--listen", "127.0.0.1:0"})
+	if code := exitCode(err, &errb); code != exitUsage {
+		t.Fatalf("exit %d (%v), want usage", code, err)
+	}
+}
+
+// roundTrip sends one message with the SDK and receives it back.
+func devbusRoundTrip(t *testing.T, connStr, queue, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := azservicebus.NewClientFromConnectionString(connStr, &azservicebus.ClientOptions{
+		RetryOptions: azservicebus.RetryOptions{RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	s, err := c.NewSender(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+		t.Fatalf("send to the devbus command: %v", err)
+	}
+	r, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := r.ReceiveMessages(ctx, 1, nil)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != body {
+		t.Fatalf("receive from the devbus command: %v %v", msgs, err)
+	}
+	if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDevbusCommand runs the command in process: it prints the connection
+// string first, serves the SDK, and returns when its context ends.
+func TestDevbusCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts devbus")
+	}
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(k string) string {
+			if k == devbusKeyEnv {
+				return "a-key-from-the-environment"
+			}
+			return ""
+		}}, []string{"devbus", "--listen", "127.0.0.1:0", "--queue", "q,lock=5s"})
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "Endpoint=sb://127.0.0.1:") || !strings.HasSuffix(line, ";SharedAccessKey=a-key-from-the-environment;UseDevelopmentEmulator=true") ||
+		!strings.Contains(line, ";SharedAccessKeyName=RootManageSharedAccessKey;") {
+		t.Fatalf("first line %q", line)
+	}
+	devbusRoundTrip(t, line, "q", "in process")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("devbus returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("devbus did not stop when its context ended")
+	}
+	if strings.Contains(errb.String(), "a-key-from-the-environment") {
+		t.Fatal("the key reached the log")
+	}
+	if !strings.Contains(errb.String(), `"msg":"devbus listening"`) {
+		t.Fatalf("no JSON log on stderr: %s", errb.String())
+	}
+}
+
+func devbusGoBinary() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// startDevbusProcess starts the built binary and returns the connection
+// string it printed.
+func devbusStartProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"devbus"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(stdout)
+		l, _ := br.ReadString('\n')
+		lines <- strings.TrimSpace(l)
+		_, _ = io.Copy(io.Discard, br)
+	}()
+	select {
+	case l := <-lines:
+		if !strings.HasPrefix(l, "Endpoint=sb://") {
+			t.Fatalf("devbus process printed %q first; stderr: %s", l, stderr.String())
+		}
+		return cmd, l, &stderr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("devbus process printed nothing; stderr: %s", stderr.String())
+	}
+	return nil, "", nil
+}
+
+func devbusStopProcess(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("devbus exited with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("devbus did not stop on SIGTERM")
+	}
+}
+
+// TestDevbusProcess builds wbagent, runs `wbagent devbus` as its own
+// process and talks to it from this one; a message left in a queue
+// survives a restart through --state.
+func TestDevbusProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wbagent and starts devbus")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "wbagent")
+	build := exec.Command(devbusGoBinary(), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	state := filepath.Join(dir, "devbus.state")
+	cmd, cs, _ := devbusStartProcess(t, bin, "--listen", "127.0.0.1:0", "--queue", "q", "--queue", "sq,sessions,lock=5s",
+		"--key", "process-key", "--state", state)
+	devbusRoundTrip(t, cs, "q", "from another process")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := azservicebus.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctx, &azservicebus.Message{MessageID: devbusPtr("kept"), Body: []byte("kept")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close(ctx)
+	devbusStopProcess(t, cmd)
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no state file after SIGTERM: %v", err)
+	}
+
+	// Same key, new port: the queue definitions come from the state file.
+	cmd2, cs2, _ := devbusStartProcess(t, bin, "--listen", "127.0.0.1:0", "--key", "process-key", "--state", state)
+	c2, err := azservicebus.NewClientFromConnectionString(cs2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close(ctx)
+	r, _ := c2.NewReceiverForQueue("q", nil)
+	msgs, err := r.ReceiveMessages(ctx, 1, nil)
+	if err != nil || len(msgs) != 1 || msgs[0].MessageID != "kept" {
+		t.Fatalf("after restart: %v %v", msgs, err)
+	}
+	if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	devbusStopProcess(t, cmd2)
+}
+
+func devbusPtr[T any](v T) *T { return &v }
