@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,11 +136,12 @@ func TestDevbusCommand(t *testing.T) {
 	}
 }
 
-func devbusGoBinary() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
+func devbusGoBinary(t *testing.T) string {
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to build wbagent: %v", err)
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return p
 }
 
 // startDevbusProcess starts the built binary and returns the connection
@@ -205,7 +205,7 @@ func TestDevbusProcess(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "wbagent")
-	build := exec.Command(devbusGoBinary(), "build", "-o", bin, ".")
+	build := exec.Command(devbusGoBinary(t), "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
