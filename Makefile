@@ -42,8 +42,22 @@ deps: ## install what the tests need: Go modules, and Samba (apt-get, when root)
 	  fi; \
 	fi
 
-test: deps lint build build-windows ## everything: lint, builds, unit and integration tests (Samba AD DC + devbus)
+# Packages with the most concurrency, run again under the race detector.
+RACE_PKGS := ./internal/devbus/... ./internal/bus/... ./internal/writeback/... ./internal/ledger/... ./internal/audit/... ./internal/telemetry/...
+# Short fuzz runs of every decoder that reads untrusted bytes (package:target).
+FUZZ := ./internal/devbus/amqp:FuzzParseFrame ./internal/devbus/amqp:FuzzUnmarshal \
+  ./internal/protocol:FuzzOpen ./internal/protocol:FuzzParseRequest ./internal/protocol:FuzzStrictJSON \
+  ./internal/ledger:FuzzDecodeSessionState ./internal/audit:FuzzVerify
+FUZZTIME ?= 5s
+
+test: deps lint build build-windows ## everything: lint, builds, unit and integration tests (Samba AD DC + devbus), race, short fuzz
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+	@for f in $(FUZZ); do \
+	  echo "fuzz $${f#*:} ($${f%%:*}) for $(FUZZTIME)"; \
+	  out=$$($(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" 2>&1) || { echo "$$out"; exit 1; }; \
+	done
+	@echo "make test: all passed"
 
 .PHONY: package
 package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get installs msitools when root)
