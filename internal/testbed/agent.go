@@ -262,7 +262,7 @@ func (a *Agent) start() error {
 	cmd.Env = a.env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The agent dies with the test binary, whatever kills it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return fmt.Errorf("start agent %s: %w", a.bin, err)

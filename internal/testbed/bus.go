@@ -114,7 +114,7 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	}
 	cmd := exec.Command(b.opts.Binary, args...)
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logFile.Close()
