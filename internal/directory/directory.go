@@ -112,10 +112,11 @@ type domainState struct {
 	cfg  *Domain
 	pool *pool
 
-	mu     sync.Mutex
-	baseDN string
-	pdc    string // PDC emulator's dNSHostName
-	pdcAt  time.Time
+	mu      sync.Mutex
+	baseDN  string
+	pdc     string // PDC emulator's dNSHostName
+	pdcAt   time.Time
+	primary map[uint32]groupVerdict // primaryGroupID → protection verdict
 }
 
 // New checks opts and prepares the connection pools; it does not connect

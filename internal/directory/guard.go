@@ -3,6 +3,7 @@ package directory
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -106,6 +107,9 @@ func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (str
 	if a.primaryGroupID == 0 || len(a.sid) == 0 {
 		return "", nil
 	}
+	if g, ok := ds.primaryGroupVerdict(a.primaryGroupID, d.opts.Now()); ok {
+		return g, nil
+	}
 	sid, err := sidWithRID(a.sid, a.primaryGroupID)
 	if err != nil {
 		return "", fmt.Errorf("primary group of %s: %w", a.dn, err)
@@ -122,10 +126,42 @@ func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (str
 	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 		return "", fmt.Errorf("check the primary group of %s: %w", a.dn, err)
 	}
+	verdict := ""
 	if res != nil && len(res.Entries) > 0 {
-		return "primary group " + res.Entries[0].DN, nil
+		verdict = "primary group " + res.Entries[0].DN
 	}
-	return "", nil
+	ds.rememberPrimaryGroup(a.primaryGroupID, verdict, d.opts.Now())
+	return verdict, nil
+}
+
+// primaryGroupTTL is how long the protection verdict on a primary group is
+// kept: nearly every account has the same one (Domain Users), and nesting
+// a primary group into an admin group is rare and deliberate, so one search
+// a minute replaces one per writeback.
+const primaryGroupTTL = time.Minute
+
+type groupVerdict struct {
+	group string // protected group reached, "" when none
+	at    time.Time
+}
+
+func (ds *domainState) primaryGroupVerdict(rid uint32, now time.Time) (string, bool) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	v, ok := ds.primary[rid]
+	if !ok || now.Sub(v.at) >= primaryGroupTTL {
+		return "", false
+	}
+	return v.group, true
+}
+
+func (ds *domainState) rememberPrimaryGroup(rid uint32, group string, now time.Time) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.primary == nil {
+		ds.primary = map[uint32]groupVerdict{}
+	}
+	ds.primary[rid] = groupVerdict{group: group, at: now}
 }
 
 // matches reports whether the object dn matches filter (a base search).
