@@ -89,11 +89,12 @@ func (c *conn) respond(reqLink *link, req *goamqp.Message, r response) {
 }
 
 // replyLink finds the link a response goes to: a receiving link on the
-// same node whose target address is the reply-to, preferring the
-// request's own session.
+// same node whose target address (the Go SDK) or name (the JavaScript
+// SDK's $cbs link) is the reply-to, preferring the request's own session.
 func (c *conn) replyLink(reqLink *link, replyTo string) *link {
 	match := func(l *link) bool {
-		return l.role == amqp.RoleSender && l.kind == reqLink.kind && l.replyTo == replyTo && !l.detaching && !l.cleaned
+		return l.role == amqp.RoleSender && l.kind == reqLink.kind && (l.replyTo == replyTo || l.name == replyTo) &&
+			!l.detaching && !l.cleaned
 	}
 	for _, l := range reqLink.s.links {
 		if match(l) {
