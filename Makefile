@@ -62,3 +62,7 @@ test: deps lint build build-windows ## everything: lint, builds, unit and integr
 .PHONY: package
 package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get installs msitools when root)
 	GO='$(GO)' GO_LDFLAGS='$(LDFLAGS)' installer/package.sh $(CURDIR)/dist
+
+.PHONY: demo
+demo: deps build ## provision a throwaway AD domain, run devbus and the agent, show five writebacks and the audit trail, tear down
+	$(GO) run ./internal/demo/wbdemo --agent $(BIN)/wbagent

@@ -278,6 +278,15 @@ func (a *Agent) start() error {
 	return nil
 }
 
+// PID is the process id of the running (or last) agent process; 0 before
+// the first start.
+func (a *Agent) PID() int {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}
+
 // Restart starts the agent again after Stop or Kill, with the same config.
 func (a *Agent) Restart() error { return a.start() }
 
