@@ -18,7 +18,6 @@ import (
 // pipelineConfig is what a test pipeline's config needs to know.
 type pipelineConfig struct {
 	dir        string // keys, state, audit and the config live here
-	connection string // the Service Bus connection string (given through the env)
 	queue      string
 	sessions   bool
 	ldapsURL   string

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"wbagent/internal/audit"
+	"wbagent/internal/devbus"
+	"wbagent/internal/protocol"
+	"wbagent/internal/sambadc"
+	"wbagent/internal/secret"
+)
+
+// The whole pipeline against a real Samba AD DC and devbus, with requests
+// sent and results read through the real SDK.
+func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs a Samba AD DC and devbus")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dc, err := sambadc.Start(ctx, sambadc.Options{})
+	if err != nil {
+		t.Fatalf("start a Samba AD DC (run `make deps` to install Samba): %v", err)
+	}
+	defer dc.Stop()
+	// A change right after a reset must not be refused as too young.
+	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {
+		t.Fatal(err)
+	}
+	staff, err := dc.CreateOU(ctx, "Staff", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcPw := "Svc-Writeback-Passw0rd"
+	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: secret.FromString(svcPw)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.Delegate(ctx, "svc-wb", staff); err != nil {
+		t.Fatal(err)
+	}
+	firstPw := "First-Passw0rd-1"
+	alice, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "alice", OU: staff, Password: secret.FromString(firstPw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+		{Name: "requests", RequiresSession: true, LockDuration: 5 * time.Second}, {Name: "replies"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	dir := t.TempDir()
+	cfg := writePipelineConfig(t, pipelineConfig{
+		dir: dir, queue: "requests", sessions: true,
+		ldapsURL: dc.LDAPSURL(), caFile: dc.CACertPath(), serverName: dc.ServerName(),
+		bindUser: "svc-wb@" + dc.Realm(), bindPass: svcPw, baseDN: dc.BaseDN(), realm: dc.Realm(), netbios: dc.NetBIOS(),
+		includeOU: staff,
+	})
+	var logBuf syncBuffer
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logBuf), zap.DebugLevel))
+	env := testEnv(map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()})
+	p, err := startPipeline(ctx, cfg, log, env)
+	if err != nil {
+		t.Fatalf("start pipeline: %v", err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.stop(context.Background())
+		}
+	}()
+
+	senderKey, err := protocol.LoadSigningKey(filepath.Join(dir, "sender", protocol.SenderKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentPub, err := protocol.LoadAgentPublicKey(filepath.Join(dir, "keys", protocol.AgentHPKEPubFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resultKey, err := protocol.LoadPublicKey(filepath.Join(dir, "keys", protocol.AgentSignPubFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString().Reveal(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close(context.Background())
+	sender, err := client.NewSender("requests", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := client.NewReceiverForQueue("replies", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(m protocol.Message) {
+		t.Helper()
+		sm := &azservicebus.Message{MessageID: &m.MessageID, ContentType: &m.ContentType, Subject: &m.Subject,
+			SessionID: &m.SessionID, ReplyTo: &m.ReplyTo, ApplicationProperties: m.ApplicationProperties, Body: m.Body}
+		if err := sender.SendMessage(ctx, sm, nil); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	result := func(id string) *protocol.Result {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		msgs, err := replies.ReceiveMessages(rctx, 1, nil)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("no result for %s: %v", id, err)
+		}
+		m := msgs[0]
+		if err := replies.CompleteMessage(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		pm := protocol.Message{ContentType: *m.ContentType, ApplicationProperties: m.ApplicationProperties, Body: m.Body, CorrelationID: *m.CorrelationID}
+		r, err := protocol.VerifyResult(resultKey, pm)
+		if err != nil {
+			t.Fatalf("result for %s: %v", id, err)
+		}
+		if r.ID != id {
+			t.Fatalf("result for %s, want %s", r.ID, id)
+		}
+		return r
+	}
+	request := func(op protocol.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
+		t.Helper()
+		spec := protocol.RequestSpec{Op: op, Target: target, Session: true, ReplyTo: "replies",
+			Actor:    protocol.Actor{ID: "alice@" + dc.Realm(), Kind: protocol.ActorSelf},
+			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(5 * time.Minute)}
+		if newPw != "" {
+			spec.New = secret.FromString(newPw)
+		}
+		if oldPw != "" {
+			spec.Old = secret.FromString(oldPw)
+		}
+		m, err := protocol.BuildRequest(senderKey, agentPub, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	byGUID := protocol.Target{ObjectGUID: alice.ObjectGUID}
+	passwords := []string{svcPw, firstPw}
+
+	// A reset by objectGUID.
+	resetPw := "Reset-Passw0rd-2"
+	passwords = append(passwords, resetPw)
+	reset := request(protocol.OpReset, byGUID, resetPw, "")
+	send(reset)
+	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+		t.Fatalf("reset: %+v", r)
+	}
+	if err := dc.Bind(ctx, alice.DN, secret.FromString(resetPw)); err != nil {
+		t.Fatalf("bind with the reset password: %v", err)
+	}
+	// The same request again: the first result, no second write.
+	send(reset)
+	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+		t.Fatalf("replayed reset: %+v", r)
+	}
+	// A change with a wrong old password, then with the right one, by UPN.
+	byUPN := protocol.Target{UserPrincipalName: alice.UPN}
+	changePw := "Changed-Passw0rd-3"
+	passwords = append(passwords, changePw, "Not-The-Passw0rd")
+	wrong := request(protocol.OpChange, byUPN, changePw, "Not-The-Passw0rd")
+	send(wrong)
+	if r := result(wrong.MessageID); r.Code != protocol.CodeWrongOldPassword {
+		t.Fatalf("change with a wrong old password: %+v", r)
+	}
+	change := request(protocol.OpChange, byUPN, changePw, resetPw)
+	send(change)
+	if r := result(change.MessageID); r.Code != protocol.CodeOK {
+		t.Fatalf("change: %+v", r)
+	}
+	if err := dc.Bind(ctx, alice.DN, secret.FromString(changePw)); err != nil {
+		t.Fatalf("bind with the changed password: %v", err)
+	}
+	// Nobody by that name; an account outside the scope.
+	nobody := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
+	send(nobody)
+	if r := result(nobody.MessageID); r.Code != protocol.CodeUserNotFound {
+		t.Fatalf("unknown user: %+v", r)
+	}
+	admin := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "Administrator"}, "", "")
+	send(admin)
+	if r := result(admin.MessageID); r.Code != protocol.CodeOutOfScope && r.Code != protocol.CodeProtectedAccount {
+		t.Fatalf("administrator: %+v", r)
+	}
+	// A forged request is dead-lettered without a result.
+	forged := request(protocol.OpReset, byGUID, "Forged-Passw0rd-9", "")
+	passwords = append(passwords, "Forged-Passw0rd-9")
+	forged.ApplicationProperties[protocol.PropSignature] = senderKey.Sign([]byte("something else"))
+	send(forged)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dl, _ := srv.DeadLetters("requests")
+		if len(dl) == 1 {
+			if dl[0].DeadLetterReason != "unauthenticated" {
+				t.Fatalf("dead letter %+v", dl[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the forged request was not dead-lettered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checks := p.readyChecks()
+	for name, check := range checks {
+		if err := check(ctx); err != nil {
+			t.Errorf("%s not ready: %v", name, err)
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := p.stop(sctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	stopped = true
+
+	// The audit trail: one verified line per outcome, the replay marked.
+	raw, err := os.ReadFile(cfg.Audit.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(bytes.NewReader(raw))
+	if err != nil || rep.Broken != 0 || rep.Lines != 7 {
+		t.Fatalf("audit verify: %+v %v\n%s", rep, err, raw)
+	}
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, r.Event+":"+r.Code)
+	}
+	want := "result:ok replayed:ok result:wrong_old_password result:ok result:user_not_found"
+	if got := strings.Join(events[:5], " "); got != want {
+		t.Fatalf("audit events %s, want %s", got, want)
+	}
+	if events[6] != "dead_lettered:unauthenticated" {
+		t.Fatalf("audit events %v", events)
+	}
+	// No password reached the log or the audit trail.
+	for _, pw := range passwords {
+		if bytes.Contains(raw, []byte(pw)) || strings.Contains(logBuf.String(), pw) {
+			t.Errorf("password %d appears in the audit trail or the log", len(pw))
+		}
+	}
+}
