@@ -2,6 +2,7 @@ package devbus
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,17 @@ func skipShort(t testing.TB) {
 // lifetime.
 func startServer(t testing.TB, queues ...QueueConfig) *Server {
 	t.Helper()
+	return startServerWith(t, Options{Queues: queues})
+}
+
+// startServerWith starts a devbus with opts for the test's lifetime.
+func startServerWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	skipShort(t)
-	opts := Options{Queues: queues, AcceptSessionTimeout: 2 * time.Second}
-	if tt, ok := t.(*testing.T); ok {
+	if opts.AcceptSessionTimeout == 0 {
+		opts.AcceptSessionTimeout = 2 * time.Second
+	}
+	if tt, ok := t.(*testing.T); ok && opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(tt)
 	}
 	srv, err := Start(context.Background(), opts)
@@ -99,5 +108,72 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fakeClock drives the broker's lock, session-lock and TTL timers from
+// the test: time moves only when Advance says so.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	f    func()
+	done bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// Advance moves time forward and runs, in time order, every timer that
+// comes due (including ones those timers arm).
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if !t.done && !t.at.After(end) && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
+		}
+		if next == nil {
+			c.now = end
+			c.mu.Unlock()
+			return
+		}
+		next.done = true
+		if next.at.After(c.now) {
+			c.now = next.at
+		}
+		c.mu.Unlock()
+		next.f()
 	}
 }

@@ -141,6 +141,9 @@ func (c *conn) putToken(req *goamqp.Message) response {
 // manage answers a $management operation on q.
 func (c *conn) manage(q *queue, op string, req *goamqp.Message) response {
 	body, _ := req.Value.(map[string]any)
+	if body == nil {
+		body = map[string]any{}
+	}
 	assoc, _ := req.ApplicationProperties["associated-link-name"].(string)
 	now := c.srv.clock.Now()
 	switch op {
@@ -163,6 +166,13 @@ func (c *conn) manage(q *queue, op string, req *goamqp.Message) response {
 	case "com.microsoft:update-disposition":
 		return c.updateDisposition(q, body, now)
 	case "com.microsoft:peek-message":
+		// A session receiver peeks its own session (the SDK does not say
+		// which; the associated link does).
+		if _, ok := body["session-id"]; !ok {
+			if l := c.linkByName(assoc); l != nil && l.group != nil {
+				body["session-id"] = l.group.id
+			}
+		}
 		return c.peek(q, body)
 	case "com.microsoft:receive-by-sequence-number":
 		return c.receiveDeferred(q, body, assoc, now)
@@ -225,6 +235,22 @@ func (c *conn) updateDisposition(q *queue, body map[string]any, now time.Time) r
 		}
 	}
 	return response{status: statusOK}
+}
+
+// linkByName finds a link of this connection on which the client
+// receives, by name ("" finds nothing).
+func (c *conn) linkByName(name string) *link {
+	if name == "" {
+		return nil
+	}
+	for _, s := range c.sessions {
+		for _, l := range s.links {
+			if l.name == name && l.role == amqp.RoleSender {
+				return l
+			}
+		}
+	}
+	return nil
 }
 
 // heldSession returns session id of q when this connection holds its lock

@@ -97,22 +97,23 @@ func TestDeadLetterReadBackFromDLQ(t *testing.T) {
 }
 
 func TestRenewLockKeepsMessageLocked(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q", LockDuration: 600 * time.Millisecond})
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
 	first := *m.LockedUntil
 	for range 5 {
-		time.Sleep(250 * time.Millisecond)
+		clock.Advance(20 * time.Second)
 		if err := r.RenewMessageLock(ctxT(t, 5*time.Second), m, nil); err != nil {
 			t.Fatalf("renew: %v", err)
 		}
 	}
-	if !m.LockedUntil.After(first) {
-		t.Fatalf("LockedUntil did not move: %v then %v", first, *m.LockedUntil)
+	if got := m.LockedUntil.Sub(first); got < 99*time.Second || got > 101*time.Second {
+		t.Fatalf("LockedUntil moved by %s over five renewals 20s apart", got)
 	}
-	// 1.25 s after receipt, twice the lock duration: still ours.
+	// 100 s after receipt, more than three lock durations: still ours.
 	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after renewals: %v", err)
 	}
@@ -122,12 +123,20 @@ func TestRenewLockKeepsMessageLocked(t *testing.T) {
 }
 
 func TestExpiredLockIsLockLostAndRedelivered(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q", LockDuration: 300 * time.Millisecond})
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	clock.Advance(29 * time.Second)
+	if st, _ := srv.Stats("q"); st.Locked != 1 {
+		t.Fatalf("lock ended early: %+v", st)
+	}
+	clock.Advance(time.Second)
+	if st, _ := srv.Stats("q"); st.Locked != 0 || st.Available != 1 {
+		t.Fatalf("the lock timer did not release the message: %+v", st)
+	}
 	err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
@@ -169,25 +178,60 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 }
 
 func TestTTLExpiry(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "drop"}, QueueConfig{Name: "dl", DeadLetterOnExpiration: true},
-		QueueConfig{Name: "def", DefaultTTL: 200 * time.Millisecond})
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "drop"}, {Name: "dl", DeadLetterOnExpiration: true},
+		{Name: "def", DefaultTTL: time.Minute}}})
 	c := newClient(t, srv)
-	send(t, c, "drop", &azservicebus.Message{MessageID: ptr("a"), TimeToLive: ptr(150 * time.Millisecond)},
+	send(t, c, "drop", &azservicebus.Message{MessageID: ptr("a"), TimeToLive: ptr(10 * time.Second)},
 		&azservicebus.Message{MessageID: ptr("keep")})
-	send(t, c, "dl", &azservicebus.Message{MessageID: ptr("b"), TimeToLive: ptr(150 * time.Millisecond)})
-	send(t, c, "def", &azservicebus.Message{MessageID: ptr("c")})
-	waitFor(t, 3*time.Second, "expiry", func() bool {
-		st, _ := srv.Stats("dl")
-		return srv.Depth("drop") == 1 && st.DeadLettered == 1 && srv.Depth("def") == 0
-	})
+	send(t, c, "dl", &azservicebus.Message{MessageID: ptr("b"), TimeToLive: ptr(10 * time.Second)})
+	send(t, c, "def", &azservicebus.Message{MessageID: ptr("c")}, &azservicebus.Message{MessageID: ptr("short"), TimeToLive: ptr(5 * time.Second)},
+		&azservicebus.Message{MessageID: ptr("capped"), TimeToLive: ptr(time.Hour)})
+	clock.Advance(9 * time.Second)
+	if srv.Depth("drop") != 2 || srv.Depth("dl") != 1 || srv.Depth("def") != 2 {
+		t.Fatalf("depths after 9s: %d %d %d", srv.Depth("drop"), srv.Depth("dl"), srv.Depth("def"))
+	}
+	clock.Advance(time.Second)
+	st, _ := srv.Stats("dl")
+	if srv.Depth("drop") != 1 || st.Active != 0 || st.DeadLettered != 1 {
+		t.Fatalf("after 10s: drop %d, dl %+v", srv.Depth("drop"), st)
+	}
 	dls, _ := srv.DeadLetters("dl")
 	if dls[0].DeadLetterReason != ReasonTTLExpired {
 		t.Fatalf("dead letter reason %q", dls[0].DeadLetterReason)
+	}
+	clock.Advance(50 * time.Second)
+	if srv.Depth("def") != 0 {
+		t.Fatalf("the queue's default TTL did not apply (or did not cap a longer one): depth %d", srv.Depth("def"))
 	}
 	r, _ := c.NewReceiverForQueue("drop", nil)
 	m := receiveOne(t, r, 5*time.Second)
 	if m.MessageID != "keep" {
 		t.Fatalf("got %q, want the message without a TTL", m.MessageID)
+	}
+}
+
+// TestTTLWhileLocked: a message whose time runs out while locked is not
+// taken from its receiver; it expires when the lock ends.
+func TestTTLWhileLocked(t *testing.T) {
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a"), TimeToLive: ptr(10 * time.Second)})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	m := receiveOne(t, r, 5*time.Second)
+	if m.ExpiresAt == nil || m.ExpiresAt.Sub(*m.EnqueuedTime) != 10*time.Second {
+		t.Fatalf("ExpiresAt %v, enqueued %v", m.ExpiresAt, m.EnqueuedTime)
+	}
+	clock.Advance(15 * time.Second)
+	if srv.Depth("q") != 1 {
+		t.Fatal("a locked message expired under its receiver")
+	}
+	if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Depth("q") != 0 {
+		t.Fatal("an expired message came back after its lock ended")
 	}
 }
 

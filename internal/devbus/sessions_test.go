@@ -180,7 +180,8 @@ func TestSessionStateRoundTrip(t *testing.T) {
 }
 
 func TestSessionLockRenewal(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true, LockDuration: 600 * time.Millisecond})
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "sq", RequiresSession: true, LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s1", 0))
 	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
@@ -188,18 +189,18 @@ func TestSessionLockRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := r.LockedUntil()
-	if first.IsZero() {
-		t.Fatal("no locked-until on accept")
+	if d := first.Sub(clock.Now()); d < 29*time.Second || d > 31*time.Second {
+		t.Fatalf("locked-until on accept is %s away", d)
 	}
 	m := receiveOne(t, r, 5*time.Second)
 	for range 5 {
-		time.Sleep(250 * time.Millisecond)
+		clock.Advance(20 * time.Second)
 		if err := r.RenewSessionLock(ctxT(t, 5*time.Second), nil); err != nil {
 			t.Fatalf("renew session lock: %v", err)
 		}
 	}
-	if !r.LockedUntil().After(first) {
-		t.Fatalf("LockedUntil did not move: %v then %v", first, r.LockedUntil())
+	if got := r.LockedUntil().Sub(first); got < 99*time.Second || got > 101*time.Second {
+		t.Fatalf("LockedUntil moved by %s", got)
 	}
 	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after session renewals: %v", err)
@@ -207,7 +208,8 @@ func TestSessionLockRenewal(t *testing.T) {
 }
 
 func TestSessionLockExpiryReleasesMessages(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true, LockDuration: 300 * time.Millisecond})
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "sq", RequiresSession: true, LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s1", 0), sessionMsg("s1", 1))
 	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
@@ -218,10 +220,10 @@ func TestSessionLockExpiryReleasesMessages(t *testing.T) {
 	if m.MessageID != "s1-0" {
 		t.Fatal(m.MessageID)
 	}
-	waitFor(t, 3*time.Second, "the session lock to expire", func() bool {
-		ss, _ := srv.Sessions("sq")
-		return len(ss) == 1 && !ss[0].Locked
-	})
+	clock.Advance(30 * time.Second)
+	if ss, _ := srv.Sessions("sq"); len(ss) != 1 || ss[0].Locked {
+		t.Fatalf("session after its lock duration: %+v", ss)
+	}
 	// Another receiver gets the session, starting again from the first
 	// message, whose delivery count went up.
 	c2 := newClient(t, srv)
@@ -236,6 +238,20 @@ func TestSessionLockExpiryReleasesMessages(t *testing.T) {
 	var sbErr *azservicebus.Error
 	if err := r.CompleteMessage(ctxT(t, 500*time.Millisecond), m, nil); err == nil || (errors.As(err, &sbErr) && sbErr.Code != azservicebus.CodeLockLost) {
 		t.Fatalf("complete under a lost session lock: %v", err)
+	}
+}
+
+func TestSessionPeekIsScopedToTheSession(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
+	c := newClient(t, srv)
+	send(t, c, "sq", sessionMsg("a", 0), sessionMsg("b", 0), sessionMsg("a", 1))
+	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.PeekMessages(ctxT(t, 5*time.Second), 10, nil)
+	if err != nil || len(p) != 2 || p[0].MessageID != "a-0" || p[1].MessageID != "a-1" {
+		t.Fatalf("peek in session a: %v %v", p, err)
 	}
 }
 
