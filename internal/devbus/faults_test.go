@@ -123,27 +123,21 @@ func TestForcedDetachRecovers(t *testing.T) {
 	}
 	// A sender detached the same way sends again after recovering.
 	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("c")}, nil); err != nil {
-		t.Fatal(err)
-	}
+	sendOn(t, s, &azservicebus.Message{MessageID: ptr("c")})
 	if _, err := srv.DetachLinks("q", CondDetachForced, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("d")}, nil); err != nil {
 		t.Fatalf("send after a forced detach: %v", err)
 	}
-	if srv.Depth("q") != 2 {
-		t.Fatalf("depth %d", srv.Depth("q"))
-	}
+	wantDepth(t, srv, "q", 2)
 }
 
 func TestServerBusyDetachReachesTheSender(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "q"})
 	c := newClient(t, srv)
 	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	sendOn(t, s, &azservicebus.Message{})
 	if n, _ := srv.DetachLinks("q", CondServerBusy, false); n != 1 {
 		t.Fatalf("detached %d links", n)
 	}
@@ -157,9 +151,7 @@ func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "q"})
 	c := newClient(t, srv)
 	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	sendOn(t, s, &azservicebus.Message{})
 	if n := srv.CloseAllConnections(); n != 1 {
 		t.Fatalf("closed %d", n)
 	}
@@ -167,9 +159,7 @@ func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
 	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
 		t.Fatalf("send after amqp:connection:forced: %v", err)
 	}
-	if srv.Depth("q") != 2 {
-		t.Fatalf("depth %d", srv.Depth("q"))
-	}
+	wantDepth(t, srv, "q", 2)
 }
 
 func TestFailCBS(t *testing.T) {

@@ -177,3 +177,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 		next.f()
 	}
 }
+
+// sendOn sends one message on an existing sender.
+func sendOn(t testing.TB, s *azservicebus.Sender, m *azservicebus.Message) {
+	t.Helper()
+	if err := s.SendMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// wantDepth checks a queue's active message count.
+func wantDepth(t testing.TB, srv *Server, queue string, n int) {
+	t.Helper()
+	if d := srv.Depth(queue); d != n {
+		t.Fatalf("queue %s has %d active messages, want %d", queue, d, n)
+	}
+}
