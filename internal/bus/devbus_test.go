@@ -311,6 +311,26 @@ func TestTwoConsumersOnOneSessionQueue(t *testing.T) {
 	}
 }
 
+// An emptied session is released at once, not after SessionIdleTimeout:
+// with one slot and an idle timeout of a minute, six one-message sessions
+// are only handled in time if each is let go when it has nothing more.
+func TestEmptySessionIsReleasedAtOnce(t *testing.T) {
+	srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: true})
+	client := newTestClient(t, srv)
+	h := &testHandler{}
+	c, err := New(client, h, Options{Queue: "requests", Sessions: true, MaxConcurrent: 1,
+		SessionIdleTimeout: time.Minute, AcceptTimeout: 2 * time.Second, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	sendN(t, client, "requests", 6, func(i int) string { return fmt.Sprintf("u:%d", i) })
+	waitFor(t, 30*time.Second, "six sessions handled", func() bool { return h.count() == 6 && srv.Depth("requests") == 0 })
+}
+
 // A writeback longer than the lock duration keeps its lock: the message
 // is delivered once and completed.
 func TestLockRenewalPastLockDuration(t *testing.T) {

@@ -9,8 +9,9 @@
 //
 //   - Session queues: up to MaxConcurrent sessions are held at once, each
 //     accepted with AcceptNextSessionForQueue; a session's messages are
-//     handled one at a time, in order, and the session is released when no
-//     message arrives for SessionIdleTimeout. The session lock is renewed
+//     handled one at a time, in order, and the session is released as soon
+//     as a peek finds it empty (or, when the peek fails, once no message
+//     arrives for SessionIdleTimeout). The session lock is renewed
 //     while the session is held, and the session state is offered to the
 //     handler (protocol v1 §7).
 //   - Plain queues: up to MaxConcurrent messages are in flight at once, each

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/logging"
+	"wbagent/internal/writeback"
 )
 
 // runSessions is one session slot: it accepts the next available session,
@@ -80,13 +81,35 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 		received := time.Now()
 		done := c.m.InFlight()
 		out := c.handle(sessCtx, msgs[0], state)
-		c.execute(sr, msgs[0], received, out)
+		out = c.execute(sr, msgs[0], received, out)
 		done()
+		if out.Settle != writeback.Abandon && !c.sessionHasMore(sr, msgs[0]) {
+			break
+		}
 	}
 	stopRenew()
 	<-renewed
 	c.closeSession(sr)
 	log.Debug("session released")
+}
+
+// sessionHasMore reports whether the session has a message after m. Most
+// sessions carry one request (one user's password change), and waiting
+// SessionIdleTimeout on each empty session would hold a slot idle that
+// another session's requests are queued for; a peek tells at once. When the
+// peek fails the answer is yes, and the idle wait decides as before.
+func (c *Consumer) sessionHasMore(sr *azservicebus.SessionReceiver, m *azservicebus.ReceivedMessage) bool {
+	if m.SequenceNumber == nil {
+		return true
+	}
+	from := *m.SequenceNumber + 1
+	var next []*azservicebus.ReceivedMessage
+	err := c.bounded(c.recvCtx, func(ctx context.Context) error {
+		var err error
+		next, err = sr.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+		return err
+	})
+	return err != nil || len(next) > 0
 }
 
 func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
