@@ -286,3 +286,70 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSettleThroughManagementAfterDetach: messages received on a link the
+// broker detached are settled by the SDK through $management
+// update-disposition, each with its own outcome.
+func TestSettleThroughManagementAfterDetach(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("done")}, &azservicebus.Message{MessageID: ptr("again")},
+		&azservicebus.Message{MessageID: ptr("bad")}, &azservicebus.Message{MessageID: ptr("later")})
+	r, _ := c.NewReceiverForQueue("q", nil)
+	msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 4, nil)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("receive: %d %v", len(msgs), err)
+	}
+	if _, err := srv.DetachLinks("q", CondDetachForced, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	if err := r.AbandonMessage(ctx, msgs[1], &azservicebus.AbandonMessageOptions{PropertiesToModify: map[string]any{"why": "retry"}}); err != nil {
+		t.Fatalf("abandon: %v", err)
+	}
+	if err := r.DeadLetterMessage(ctx, msgs[2], &azservicebus.DeadLetterOptions{Reason: ptr("Malformed"), ErrorDescription: ptr("no body")}); err != nil {
+		t.Fatalf("dead-letter: %v", err)
+	}
+	if err := r.DeferMessage(ctx, msgs[3], nil); err != nil {
+		t.Fatalf("defer: %v", err)
+	}
+	infos, _ := srv.Messages("q")
+	states := map[string]string{}
+	for _, m := range infos {
+		states[m.MessageID] = m.State
+		if m.MessageID == "again" && m.ApplicationProperties["why"] != "retry" {
+			t.Errorf("properties to modify not applied: %v", m.ApplicationProperties)
+		}
+	}
+	if len(states) != 2 || states["again"] != "available" || states["later"] != "deferred" {
+		t.Fatalf("active messages %v", states)
+	}
+	dls, _ := srv.DeadLetters("q")
+	if len(dls) != 1 || dls[0].DeadLetterReason != "Malformed" || dls[0].DeadLetterDescription != "no body" {
+		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+func TestDropOneConnection(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "q"})
+	a, b := newClient(t, srv), newClient(t, srv)
+	sa, _ := a.NewSender("q", nil)
+	sb, _ := b.NewSender("q", nil)
+	sendOn(t, sa, &azservicebus.Message{})
+	sendOn(t, sb, &azservicebus.Message{})
+	conns := srv.Connections()
+	if len(conns) != 2 || len(conns[0].Links) == 0 {
+		t.Fatalf("connections %+v", conns)
+	}
+	if !srv.DropConnection(conns[0].ID) || srv.DropConnection(12345) {
+		t.Fatal("DropConnection reported wrongly")
+	}
+	waitFor(t, 5*time.Second, "one connection to go", func() bool { return len(srv.Connections()) == 1 })
+	// Both clients still send: the dropped one reconnects.
+	sendOn(t, sa, &azservicebus.Message{})
+	sendOn(t, sb, &azservicebus.Message{})
+	wantDepth(t, srv, "q", 4)
+}
