@@ -30,8 +30,10 @@ type pipelineEnv struct {
 	getenv func(string) string
 	// metrics records the pipeline's events; nil records nothing.
 	metrics *telemetry.Metrics
-	// clock is the agent's clock for request times and retries; nil is the
-	// system clock. End-to-end tests set it to the protocol vectors' time.
+	// clock is the agent's clock for request times, retry waits, the
+	// ledger and audit times; nil is the system clock. It must run (an
+	// offset clock, not a frozen one) or retry budgets never end. The
+	// directory keeps the system clock for its connection housekeeping.
 	clock writeback.Clock
 }
 
@@ -117,7 +119,6 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 	if err != nil {
 		return nil, err
 	}
-	dopts.Now = env.clock.Now
 	if p.dir, err = directory.New(dopts, log); err != nil {
 		return nil, err
 	}

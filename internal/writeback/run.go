@@ -118,6 +118,12 @@ func (t *task) failed(ctx context.Context, err error) Outcome {
 //     so an effect pwdLastSet proves is answered ok instead. A reset with
 //     mustChange leaves pwdLastSet at 0, proving nothing: it is repeated,
 //     which is what an administrator would do.
+//
+// pwdLastSet is stamped by the DC's clock and the applying time by the
+// agent's: the rule assumes they agree to within the time between the
+// applying record and the write (a few milliseconds). Domain members keep
+// time with their DCs (Kerberos refuses skews over five minutes, but the
+// rule needs better: keep the agent's host on the domain's time service).
 func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, mayApply bool) (code, detail string, stop *Outcome) {
 	req := t.req
 	for n := 1; ; n++ {
