@@ -159,6 +159,13 @@ func TestRejectedMessages(t *testing.T) {
 				s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(10*time.Minute), f.clock.Now().Add(12*time.Minute)
 			})
 		}, DeadLetter, "invalid_request", "invalid_request", audit.EventDeadLettered, "future"},
+		{"no id anywhere", func() protocol.Message {
+			m := f.request(nil)
+			m.MessageID = ""
+			m.Body = []byte(`{"v":1}`)
+			m.ApplicationProperties[protocol.PropSignature] = f.sender.Sign(m.Body)
+			return m
+		}, DeadLetter, "invalid_request", "", audit.EventDeadLettered, ""},
 		{"expired", func() protocol.Message {
 			return f.request(func(s *protocol.RequestSpec) {
 				s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(-10*time.Minute), f.clock.Now().Add(-time.Minute)

@@ -114,6 +114,9 @@ func (t *task) rejected(ctx context.Context, rej *protocol.Rejection) Outcome {
 	case protocol.Invalid:
 		out := Outcome{Settle: DeadLetter, DeadLetterReason: protocol.CodeInvalidRequest,
 			DeadLetterDescription: rej.Rule, Code: protocol.CodeInvalidRequest, Event: audit.EventDeadLettered}
+		if t.id() == "" {
+			return out // no id to answer to: the sender cannot match a result
+		}
 		res := protocol.NewResult(t.id(), protocol.Op(t.op()), protocol.CodeInvalidRequest, "", t.h.o.Agent, t.now())
 		return t.withReply(out, res)
 	case protocol.Malformed, protocol.Unauthenticated:
