@@ -584,8 +584,8 @@ func TestCancelledContextAbandonsWithoutWriting(t *testing.T) {
 	if out.Settle != Abandon || out.Code != "" || f.dir.applyCount() != 0 {
 		t.Fatalf("outcome %+v after %d writes", out, f.dir.applyCount())
 	}
-	if len(f.aud.records) != 1 {
-		t.Fatal("an interrupted delivery was not audited")
+	if len(f.aud.records) != 1 || f.aud.records[0].Detail != AuditDetailInterrupted || f.aud.records[0].Event != audit.EventAbandoned {
+		t.Fatalf("an interrupted delivery was audited as %+v", f.aud.records)
 	}
 }
 
@@ -617,7 +617,7 @@ func TestConcurrentDuplicateDeliveries(t *testing.T) {
 	go func() { first = f.handle(m, nil); close(done) }()
 	<-entered
 	second := f.handle(m, nil)
-	if second.Settle != Abandon || second.Reply != nil {
+	if second.Settle != Abandon || second.Reply != nil || f.aud.last(t).Detail != AuditDetailInFlight {
 		t.Fatalf("second delivery: %+v", second)
 	}
 	close(release)

@@ -14,10 +14,19 @@ import (
 	"wbagent/internal/protocol"
 )
 
-// AuditDetailRecovered is the audit detail of an `ok` decided from
-// pwdLastSet: an earlier delivery's write took effect, but its result was
-// never recorded (protocol v1 §7).
-const AuditDetailRecovered = "recovered"
+// Audit details that say more than the code about an outcome.
+const (
+	// AuditDetailRecovered: an `ok` decided from pwdLastSet; an earlier
+	// delivery's write took effect, but its result was never recorded
+	// (protocol v1 §7).
+	AuditDetailRecovered = "recovered"
+	// AuditDetailInterrupted: abandoned because handling was cut short
+	// (the agent stopping, the message lock lost).
+	AuditDetailInterrupted = "interrupted"
+	// AuditDetailInFlight: abandoned because another delivery of the same
+	// request was still being handled by this agent.
+	AuditDetailInFlight = "in_flight"
+)
 
 // run carries an authenticated request through the exactly-one-effect
 // checks of §7 and, when mayApply, the directory write. An expired request
@@ -41,6 +50,7 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 	case errors.Is(err, ledger.ErrInFlight):
 		// Another delivery of this id is still being handled here; this
 		// one finds its result when it comes back.
+		t.auditDetail = AuditDetailInFlight
 		return t.abandon("", err)
 	default:
 		return t.abandon(protocol.CodeInternalError, err)

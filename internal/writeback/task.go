@@ -96,6 +96,7 @@ func (t *task) abandon(code string, err error) Outcome {
 
 // interrupted is the abandon for a delivery whose context ended.
 func (t *task) interrupted(ctx context.Context, err error) Outcome {
+	t.auditDetail = AuditDetailInterrupted
 	return t.abandon("", fmt.Errorf("handling interrupted (%v): %w", context.Cause(ctx), err))
 }
 
