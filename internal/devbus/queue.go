@@ -203,10 +203,7 @@ func (q *queue) insert(m *message, now time.Time) {
 		m.expires = m.enqueued.Add(m.ttl)
 		q.armExpiry(m, now)
 	}
-	g := q.group(m.sessionID)
-	if !q.sessions() {
-		g = q.group("")
-	}
+	g := q.groupOf(m)
 	g.live++
 	heap.Push(&g.ready, m)
 }
@@ -440,7 +437,7 @@ func mergeProperties(m *message, props map[string]any) {
 func (q *queue) deadLetter(m *message, reason, desc string, now time.Time) {
 	if q.isDLQ {
 		if m.state == stLocked {
-			q.unlock(m, false, now)
+			q.unlock(m, true, now)
 		}
 		m.dlReason, m.dlDesc = reason, desc
 		return

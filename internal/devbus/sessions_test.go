@@ -283,3 +283,28 @@ func TestSessionQueueNeedsSessionID(t *testing.T) {
 		t.Fatalf("send without a session id: %v", err)
 	}
 }
+
+func TestListSessions(t *testing.T) {
+	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
+	c := newClient(t, srv)
+	send(t, c, "sq", sessionMsg("b", 0), sessionMsg("a", 0))
+	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "stateonly", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetSessionState(ctxT(t, 5*time.Second), []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	pager := c.NewListSessionsForQueuePager("sq", nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, page.Sessions...)
+	}
+	if strings.Join(ids, ",") != "a,b,stateonly" {
+		t.Fatalf("sessions %v", ids)
+	}
+}

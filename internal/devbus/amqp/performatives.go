@@ -265,6 +265,8 @@ type Error struct {
 	Info        map[Symbol]any
 }
 
+// Error formats the condition and description, the way logs and wrapped
+// Go errors show it.
 func (e *Error) Error() string {
 	if e.Description == "" {
 		return string(e.Condition)
