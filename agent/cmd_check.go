@@ -66,24 +66,28 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 // folders. Key files and servers are tested by dependencyChecks.
 func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 	var rows []checkRow
-	secrets := map[string]*config.SecretRef{"servicebus.connectionString": cfg.ServiceBus.ConnectionString}
+	type ref struct {
+		path string
+		ref  *config.SecretRef
+	}
+	secrets := []ref{{"servicebus.connectionString", cfg.ServiceBus.ConnectionString}}
 	if cr := cfg.ServiceBus.Credential; cr != nil {
-		secrets["servicebus.credential.clientSecret"] = cr.ClientSecret
+		secrets = append(secrets, ref{"servicebus.credential.clientSecret", cr.ClientSecret})
 	}
 	for i, d := range cfg.Directory.Domains {
-		secrets[fmt.Sprintf("directory.domains[%d].bind.password", i)] = d.Bind.Password
+		secrets = append(secrets, ref{fmt.Sprintf("directory.domains[%d].bind.password", i), d.Bind.Password})
 	}
-	for name, ref := range secrets {
-		if ref == nil {
+	for _, r := range secrets {
+		if r.ref == nil {
 			continue
 		}
-		s, err := ref.Resolve(env.getenv)
+		s, err := r.ref.Resolve(env.getenv)
 		if err != nil {
-			rows = append(rows, checkRow{Name: "secret " + name, Detail: err.Error(), Fix: "make " + ref.Source() + " available to the service"})
+			rows = append(rows, checkRow{Name: "secret " + r.path, Detail: err.Error(), Fix: "make " + r.ref.Source() + " available to the service"})
 			continue
 		}
 		s.Destroy()
-		rows = append(rows, checkRow{Name: "secret " + name, OK: true, Detail: "from " + ref.Source()})
+		rows = append(rows, checkRow{Name: "secret " + r.path, OK: true, Detail: "from " + r.ref.Source()})
 	}
 	rows = append(rows, writableDir("state folder", cfg.Agent.StateDir))
 	rows = append(rows, writableDir("audit folder", filepath.Dir(cfg.Audit.File)))
