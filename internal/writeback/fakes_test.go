@@ -193,7 +193,7 @@ func (s *fakeSession) decoded(t *testing.T) *ledger.SessionState {
 
 // fixture is a handler wired to fakes, a real ledger and real protocol keys.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *fakeClock
 	dir      *fakeDir
 	led      *ledger.Store
@@ -208,7 +208,7 @@ type fixture struct {
 
 var t0 = time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: &fakeClock{now: t0}, aud: &fakeAudit{}}
 	f.dir = &fakeDir{clock: f.clock, pwdLastSet: t0.Add(-24 * time.Hour)}
