@@ -119,6 +119,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 	if err != nil {
 		return nil, err
 	}
+	dopts.OnFailover = func(string, string) { env.metrics.DirectoryFailover() }
 	if p.dir, err = directory.New(dopts, log); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,8 @@ func TestFailoverClosedPort(t *testing.T) {
 	needDC(t)
 	o := fx.options()
 	o.Domains[0].Servers = []string{"ldaps://" + closedPort(t), fx.dc.LDAPSURL()}
+	var failovers []string
+	o.OnFailover = func(domain, dc string) { failovers = append(failovers, domain+" "+dc) }
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
 	start := time.Now()
@@ -39,6 +41,9 @@ func TestFailoverClosedPort(t *testing.T) {
 		t.Fatalf("written on %s", out.DC)
 	}
 	wantBind(t, u.UPN, pw2, "")
+	if len(failovers) != 1 || !strings.HasSuffix(failovers[0], " "+fx.dc.LDAPSURL()) {
+		t.Fatalf("failovers reported: %v", failovers)
+	}
 }
 
 // A first server that accepts TCP and then never speaks TLS costs one dial

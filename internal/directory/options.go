@@ -64,6 +64,9 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnFailover, when set, is called each time a domain's writes move to
+	// another domain controller, so the agent can count failovers.
+	OnFailover func(domain, dc string)
 }
 
 // Resolver is the part of *net.Resolver that discovery uses.

@@ -282,12 +282,18 @@ func (p *pool) dial(ctx context.Context) (*pconn, error) {
 		conn, root, err := p.dialer.dial(ctx, srv)
 		if err == nil {
 			p.mu.Lock()
-			if p.preferred != u && p.preferred != "" {
-				p.log.Warn("failed over to another domain controller", zap.String(logging.FieldDomain, p.name), zap.String(logging.FieldDC, u))
-			}
+			// Moving off a server that just failed, or off the one in use
+			// before, is a failover.
+			failedOver := len(errs) > 0 || (p.preferred != u && p.preferred != "")
 			p.preferred = u
 			delete(p.down, u)
 			p.mu.Unlock()
+			if failedOver {
+				p.log.Warn("failed over to another domain controller", zap.String(logging.FieldDomain, p.name), zap.String(logging.FieldDC, u))
+				if p.opts.OnFailover != nil {
+					p.opts.OnFailover(p.name, u)
+				}
+			}
 			return &pconn{conn: conn, srv: srv, root: root, lastUsed: p.opts.Now()}, nil
 		}
 		p.log.Warn("domain controller unreachable", zap.String(logging.FieldDomain, p.name), zap.String(logging.FieldDC, u), zap.Error(err))
