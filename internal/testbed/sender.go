@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -51,8 +52,9 @@ type Sender struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	replies map[string][]Reply
+	mu         sync.Mutex
+	resultKeys []ed25519.PublicKey
+	replies    map[string][]Reply
 	bad     []error
 	changed chan struct{}
 	dead    []DeadLetter
@@ -78,7 +80,8 @@ func NewSender(b *Bus, keys *Keys, o SenderOptions) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new sender: %w", err)
 	}
-	s := &Sender{o: o, keys: keys, client: client, replies: map[string][]Reply{}, changed: make(chan struct{}), done: make(chan struct{})}
+	s := &Sender{o: o, keys: keys, client: client, resultKeys: []ed25519.PublicKey{keys.ResultKey},
+		replies: map[string][]Reply{}, changed: make(chan struct{}), done: make(chan struct{})}
 	if s.sender, err = client.NewSender(o.Queue, nil); err != nil {
 		_ = client.Close(context.Background())
 		return nil, fmt.Errorf("new sender for %s: %w", o.Queue, err)
@@ -110,9 +113,15 @@ func (s *Sender) collect(ctx context.Context) {
 		}
 		for _, rm := range msgs {
 			m := FromReceived(rm)
-			res, verr := protocol.VerifyResult(s.keys.ResultKey, m)
 			_ = s.recv.CompleteMessage(ctx, rm, nil)
 			s.mu.Lock()
+			var res *protocol.Result
+			var verr error
+			for _, k := range s.resultKeys {
+				if res, verr = protocol.VerifyResult(k, m); verr == nil {
+					break
+				}
+			}
 			if verr != nil {
 				s.bad = append(s.bad, fmt.Errorf("result message %s (correlation %s) does not verify: %w", m.MessageID, m.CorrelationID, verr))
 			} else {
@@ -123,6 +132,14 @@ func (s *Sender) collect(ctx context.Context) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// AcceptResultKey makes results signed with pub count as verified too
+// (an agent configured with other keys than the sender's Keys).
+func (s *Sender) AcceptResultKey(pub ed25519.PublicKey) {
+	s.mu.Lock()
+	s.resultKeys = append(s.resultKeys, pub)
+	s.mu.Unlock()
 }
 
 // Spec returns a request for op on target with this sender's defaults:
