@@ -55,9 +55,9 @@ type Sender struct {
 	mu         sync.Mutex
 	resultKeys []ed25519.PublicKey
 	replies    map[string][]Reply
-	bad     []error
-	changed chan struct{}
-	dead    []DeadLetter
+	bad        []error
+	changed    chan struct{}
+	dead       []DeadLetter
 }
 
 // NewClient returns an SDK client for the bus with retries short enough
