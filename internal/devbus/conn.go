@@ -189,7 +189,7 @@ func (c *conn) serve() {
 		}
 		fr, err := amqp.ReadFrame(br, maxFrame)
 		if err != nil {
-			c.readFailed(err)
+			c.readFailed(err, br)
 			return
 		}
 		if fr.Body == nil {
@@ -208,8 +208,7 @@ func (c *conn) serve() {
 		closing := c.closing
 		c.srv.mu.Unlock()
 		if closing {
-			// Wait for the writer to flush the close and end the socket.
-			<-c.done
+			c.drainUntilDone(br)
 			return
 		}
 	}
@@ -218,7 +217,7 @@ func (c *conn) serve() {
 // readFailed answers a read error: a malformed or oversized frame or an
 // idle peer gets a close frame with the matching condition; a closed
 // socket needs nothing. It waits (bounded) for the close to be flushed.
-func (c *conn) readFailed(err error) {
+func (c *conn) readFailed(err error, br *bufio.Reader) {
 	var nerr net.Error
 	c.srv.mu.Lock()
 	switch {
@@ -234,9 +233,18 @@ func (c *conn) readFailed(err error) {
 		return
 	}
 	c.srv.mu.Unlock()
+	c.drainUntilDone(br)
+}
+
+// drainUntilDone discards what the client still sends while the writer
+// flushes the close frame, so that a client blocked writing to the broker
+// cannot keep it from writing; it returns when the socket is closed.
+func (c *conn) drainUntilDone(br *bufio.Reader) {
+	go func() { _, _ = io.Copy(io.Discard, br) }()
 	select {
 	case <-c.done:
 	case <-time.After(writeTimeout):
+		c.shutdown()
 	}
 }
 

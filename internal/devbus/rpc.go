@@ -353,6 +353,7 @@ func (c *conn) listSessions(q *queue, body map[string]any) response {
 	since, _ := body["last-updated-time"].(time.Time)
 	skip, _ := body["skip"].(int32)
 	top, _ := body["top"].(int32)
+	skip, top = max(skip, 0), max(top, 0)
 	all := since.IsZero() || since.Year() >= 9999
 	var ids []string
 	for id, g := range q.groups {
