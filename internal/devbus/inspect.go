@@ -1,6 +1,7 @@
 package devbus
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,7 +21,7 @@ const (
 
 // ErrUnknownQueue is returned (wrapped) by inspection and fault methods
 // given a queue name the server does not have.
-var ErrUnknownQueue = fmt.Errorf("unknown queue")
+var ErrUnknownQueue = errors.New("unknown queue")
 
 // QueueStats counts a queue's messages.
 type QueueStats struct {
