@@ -24,8 +24,10 @@
 // per session); $management peek-message, receive-by-sequence-number
 // (deferred messages) and get-message-sessions.
 //
-// Not implemented: topics and subscriptions, scheduled messages
-// (schedule-message), transactions, partitions, TLS and websockets.
+// Not implemented: topics and subscriptions, scheduled messages (the
+// schedule-message operation is refused, and a ScheduledEnqueueTime on a
+// sent message is ignored: it is delivered at once), transactions,
+// partitions, TLS and websockets.
 //
 // # Using it from tests
 //
