@@ -4,13 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 
 	"github.com/kardianos/service"
-
-	"wbagent/installer"
 )
 
 // The service-manager commands share one shape: a --config flag (the
@@ -65,14 +60,17 @@ func runServiceCommand(env *cmdEnv, name string, args []string) error {
 		fmt.Fprintln(env.stdout, "stopped")
 		return withCode(exitNegative, nil)
 	case "install":
-		if runtime.GOOS == "linux" {
-			if err := prepareLinuxAccount(env); err != nil {
-				return err
-			}
+		if err := beforeInstall(env); err != nil {
+			return err
 		}
 	}
 	if err := service.Control(s, name); err != nil {
 		return fmt.Errorf("service %s: %w", name, err)
+	}
+	if name == "uninstall" {
+		if err := afterUninstall(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(env.stdout, "service %s: %s done\n", serviceName, name)
 	return nil
@@ -84,35 +82,3 @@ type serviceProgram struct{}
 
 func (serviceProgram) Start(service.Service) error { return nil }
 func (serviceProgram) Stop(service.Service) error  { return nil }
-
-// prepareLinuxAccount does what the packages' maintainer scripts do: the
-// hardened unit runs as a dedicated system account and expects its key
-// folder to exist.
-func prepareLinuxAccount(env *cmdEnv) error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("install needs root: run it with sudo")
-	}
-	if err := exec.Command("id", "-u", installer.SystemUser).Run(); err != nil {
-		out, err := exec.Command("useradd", "--system", "--user-group", "--home-dir", "/var/lib/wbagent",
-			"--no-create-home", "--shell", "/usr/sbin/nologin", installer.SystemUser).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("create the %s account: %v: %s", installer.SystemUser, err, out)
-		}
-		fmt.Fprintf(env.stdout, "created system account %s\n", installer.SystemUser)
-	}
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{"/etc/wbagent", 0o755}, {"/etc/wbagent/keys", 0o700}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("create %s: %w", d.path, err)
-		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return fmt.Errorf("set mode of %s: %w", d.path, err)
-		}
-	}
-	if out, err := exec.Command("chown", installer.SystemUser+":"+installer.SystemUser, "/etc/wbagent/keys").CombinedOutput(); err != nil {
-		return fmt.Errorf("chown /etc/wbagent/keys: %v: %s", err, out)
-	}
-	return nil
-}
