@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -200,4 +201,10 @@ func (r *run) spec(op protocol.Op, target protocol.Target, newPw, oldPw *secret.
 	s := r.send.Spec(op, target)
 	s.New, s.Old = newPw, oldPw
 	return s
+}
+
+// runCLI runs the wbagent binary with args and returns its combined output.
+func runCLI(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out), err
 }
