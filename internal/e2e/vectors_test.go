@@ -140,6 +140,7 @@ func shift(t *testing.T, body string, d time.Duration, signer *protocol.SigningK
 // unlock and the unicode reset made by an independent implementation of
 // the spec work against the real DC.
 func TestProtocolVectors(t *testing.T) {
+	needDC(t)
 	v := loadVectors(t)
 	for _, sessions := range []bool{true, false} {
 		t.Run(queueKind(sessions), func(t *testing.T) { protocolVectors(t, v, sessions) })

@@ -101,10 +101,6 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	for _, q := range b.opts.Queues {
 		args = append(args, "--queue", QueueFlag(q))
 	}
-	if b.conn != nil {
-		// A restart keeps the key, so clients' connection strings stay valid.
-		args = append(args, "--key", connKey(b.conn.Reveal()))
-	}
 	if b.StatePath != "" {
 		args = append(args, "--state", b.StatePath)
 	}
@@ -113,6 +109,11 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 		return fmt.Errorf("start devbus process: %w", err)
 	}
 	cmd := exec.Command(b.opts.Binary, args...)
+	if b.conn != nil {
+		// A restart keeps the key, so clients' connection strings stay
+		// valid; the environment keeps it out of the process list.
+		cmd.Env = append(os.Environ(), "WBAGENT_DEVBUS_KEY="+connKey(b.conn.Reveal()))
+	}
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childAttr()
 	stdout, err := cmd.StdoutPipe()

@@ -1,0 +1,69 @@
+package testbed
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/devbus"
+)
+
+// `wbagent devbus` as a process: the SDK talks to it, and with State a
+// restart keeps the queued messages, the address and the key.
+func TestBusProcessRestartKeepsMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wbagent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin, err := BuildAgent(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true,
+		Queues: []devbus.QueueConfig{{Name: "q", LockDuration: 5 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	before := b.ConnectionString().Reveal()
+	send := func() {
+		c, err := NewClient(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		s, err := c.NewSender("q", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte("kept")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	if err := b.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.ConnectionString().Reveal(); got != before {
+		t.Fatalf("connection string changed across the restart:\n%s\n%s", before, got)
+	}
+	c, err := NewClient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	r, err := c.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer rcancel()
+	msgs, err := r.ReceiveMessages(rctx, 1, nil)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "kept" {
+		t.Fatalf("after the restart: %v %v", msgs, err)
+	}
+}
