@@ -13,18 +13,23 @@
 //
 // Public API in brief:
 //
-//	bin, err := testbed.BuildAgent(ctx, dir)          // go build -o dir/wbagent ./agent
+//	bin, err := testbed.BuildAgent(ctx, dir)          // go build -o dir/wbagent ./agent, once per test binary
 //	dom, err := testbed.StartDomain(ctx, testbed.DomainOptions{})
 //	defer dom.Stop()
-//	dom.Sample.InScope, .DomainAdmin, .Nested, .Disabled, .Locked, ...
-//	u, err := dom.AddUser(ctx, "name", dom.Staff)     // with a fresh password
-//	err = dom.CheckPassword(ctx, u, pw)               // binds as the user
-//	keys, err := testbed.NewKeys(dir)                 // agent + sender key files
-//	bus, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: ..., Binary: bin}) // process; or Binary "" for in-process
-//	cfg, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: d, Queue: q, ...}, dom, keys)
-//	agent, err := testbed.StartAgent(ctx, bin, cfg, bus, dom)  // agent.Stop, Kill, Restart
-//	s, err := testbed.NewSender(ctx, bus, keys, testbed.SenderOptions{Queue: q, ReplyQueue: r})
-//	msg, err := s.Send(ctx, spec); res, err := s.Wait(ctx, msg.MessageID)
-//	res, out, err := testbed.SendCLI(ctx, bin, bus, keys, args, stdin)
+//	dom.Sample.InScope, .DistinctUPN, .NoUPN, .OutOfScope, .NotDelegated,
+//	  .DomainAdmin, .Nested, .Disabled, .Locked      // ready-made accounts
+//	u, err := dom.AddUser(ctx, dom.UniqueName("x"), dom.Staff) // with a fresh, tracked password
+//	err = dom.CheckPassword(ctx, u, pw)               // binds as the user; BindCode(err) is "", 52e, 775, 533, 773
+//	usn, err := dom.HighestUSN(ctx)                   // unchanged = nothing written
+//	keys, err := testbed.NewKeys(dir)                 // agent + sender key files, loaded for the sender side
+//	bus, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: qs, Binary: bin, Dir: dir}) // Binary "": in process
+//	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: d, Queue: q, Sessions: true, Keys: keys}, dom)
+//	agent, err := testbed.StartAgent(bin, files, testbed.AgentEnv(bus, dom))
+//	agent.WaitRunning(ctx); agent.Stop(grace); agent.Kill(); agent.Restart()
+//	agent.Audit(), agent.Handled()                    // audit records, "message handled" log lines
+//	s, err := testbed.NewSender(bus, keys, testbed.SenderOptions{Queue: q, Sessions: true, ReplyQueue: r, Secrets: dom.Secrets})
+//	m, err := s.Send(ctx, s.Spec(op, target)+passwords); res, err := s.Wait(ctx, m.MessageID)
+//	dead, err := s.DeadLetters(ctx, wait)
+//	out, err := testbed.SendCLI(ctx, bin, bus, keys, "password\n", "--queue", q, ...)
 //	leaks, err := dom.Secrets.Scan(dirs...)           // every password used, in any file written
 package testbed
