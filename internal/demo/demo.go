@@ -74,6 +74,9 @@ func (o Options) Run(ctx context.Context, out io.Writer) (err error) {
 	defer func() {
 		err = errors.Join(err, d.teardown(o.Keep))
 	}()
+	d.say("wbagent demo: password writeback from a cloud portal to Active Directory, end to end, on this machine.")
+	d.say("Everything is real and throwaway: a Samba AD domain controller, a local Service Bus-compatible")
+	d.say("endpoint, and the agent exactly as the service runs it. Nothing leaves 127.0.0.0/8.")
 	d.bin = o.Agent
 	if d.bin == "" {
 		d.say("Building wbagent from this checkout ...")
@@ -119,8 +122,8 @@ func (d *demo) setUp(ctx context.Context) error {
 	if d.keys, err = testbed.NewKeys(filepath.Join(d.dir, "keys"), protocol.SuiteXWing); err != nil {
 		return err
 	}
-	d.say("Agent keys (%s): requests are encrypted to kid %s; results are signed with kid %s.",
-		d.keys.Agent.Suite(), d.keys.Agent.KID(), protocol.KID(d.keys.ResultKey))
+	d.say("Agent keys: requests are encrypted to HPKE key %s (suite %s: ML-KEM-768 + X25519); results are signed with Ed25519 key %s.",
+		d.keys.Agent.KID(), d.keys.Agent.Suite(), protocol.KID(d.keys.ResultKey))
 	d.say("The portal (sender) signs requests with kid %s; the agent trusts only that key.", d.keys.Signer.KID())
 	if d.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Binary: d.bin, Dir: d.dir, Queues: []devbus.QueueConfig{
 		{Name: requestQueue, RequiresSession: true, LockDuration: 30 * time.Second},
@@ -143,7 +146,7 @@ func (d *demo) setUp(ctx context.Context) error {
 	if err := d.agent.WaitRunning(wait); err != nil {
 		return err
 	}
-	d.say("wbagent run --config %s is running (pid %d), bound to the DC as %s over LDAPS.",
+	d.say("wbagent run --config %s is running (pid %d); it binds to the DC as %s over LDAPS.",
 		files.Config, d.agent.PID(), dom.Service.UPN)
 	d.send, err = testbed.NewSender(d.bus, d.keys, testbed.SenderOptions{Queue: requestQueue, Sessions: true,
 		ReplyQueue: replyQueue, Secrets: dom.Secrets})
@@ -429,6 +432,7 @@ func (d *demo) teardown(keep bool) error {
 		return fmt.Errorf("demo teardown: %w", err)
 	}
 	d.say("\nTorn down: agent, devbus and the DC stopped, files removed. The demo took %s.", since(d.start))
+	d.say("To try your own requests against your own directory: wbagent dev --config FILE prints a ready-to-paste command.")
 	return nil
 }
 
