@@ -66,3 +66,9 @@ package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get in
 .PHONY: demo
 demo: deps build ## provision a throwaway AD domain, run devbus and the agent, show five writebacks and the audit trail, tear down
 	$(GO) run ./internal/demo/wbdemo --agent $(BIN)/wbagent
+
+.PHONY: bench
+BENCH_OUT ?= $(BIN)/bench.json
+bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
+	$(GO) build -o $(BIN)/wbbench ./internal/bench/wbbench
+	BENCH_OUT='$(BENCH_OUT)' $(BIN)/wbbench
