@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -162,20 +161,12 @@ func expiresAt(t *testing.T, m protocol.Message) time.Time {
 	return b.ExpiresAt
 }
 
-// A known defect, kept out of the default run (set WBAGENT_E2E_KNOWN_BUGS=1
-// to run it): protocol v1 §6 says a message abandoned for
-// directory_unavailable is answered `expired` once the request no longer
-// lives. While the DC stays down, the agent never answers: the first
-// delivery leaves an `applying` record in the ledger (ledger.Release keeps
-// it), every redelivery therefore tries to learn from pwdLastSet whether an
-// earlier attempt wrote, that read fails too, and the message is abandoned
-// again until the broker dead-letters it (MaxDeliveryCountExceeded) and the
-// sender never hears back — although every attempt failed to connect
-// (none was Indeterminate), so nothing can have been written.
-func TestKnownBugExpiredWhileDirectoryDown(t *testing.T) {
-	if os.Getenv("WBAGENT_E2E_KNOWN_BUGS") == "" {
-		t.Skip("known defect in writeback (answered expired only once the DC is back); set WBAGENT_E2E_KNOWN_BUGS=1 to run")
-	}
+// Protocol v1 §6: a message abandoned for directory_unavailable is
+// answered `expired` once the request no longer lives, even while the DC
+// stays down. Attempts that failed to connect wrote nothing, so the agent
+// keeps no applying record that a redelivery would have to disprove from
+// pwdLastSet (which the dead DC could not answer).
+func TestExpiredWhileDirectoryDown(t *testing.T) {
 	u := newUnavailable(t, false)
 	m := u.sendShortLived(5 * time.Second)
 	ctx, cancel := context.WithTimeout(u.ctx, 40*time.Second)

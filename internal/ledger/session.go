@@ -61,6 +61,18 @@ func (s *SessionState) Put(r Record) {
 	s.Records = kept
 }
 
+// Remove drops the record of id, for an `applying` that is known not to
+// have written anything after all.
+func (s *SessionState) Remove(id string) {
+	kept := s.Records[:0]
+	for _, old := range s.Records {
+		if old.ID != id {
+			kept = append(kept, old)
+		}
+	}
+	s.Records = kept
+}
+
 // Encode returns the state in its text form: the header line, then one
 // record per line, oldest first. When the records do not fit in
 // MaxSessionStateBytes the oldest are dropped (from s too); the newest record

@@ -226,6 +226,32 @@ func (s *Store) Release(id string) {
 	s.mu.Unlock()
 }
 
+// Forget deletes id's applying record and ends this agent's claim, for a
+// delivery in which every directory attempt failed before anything could be
+// written (the server refused or never answered the connection). Keeping
+// the record would make every redelivery prove from pwdLastSet that no
+// write happened, which it cannot do while the directory is down, so the
+// request could never be answered `expired`. A done record is kept.
+func (s *Store) Forget(id string) error {
+	defer s.Release(id)
+	err := s.write(func(tx *bolt.Tx) error {
+		recs := tx.Bucket(bucketRecords)
+		v := recs.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		r, created, err := decodeValue(id, v)
+		if err != nil || r.State != Applying {
+			return err
+		}
+		return deleteIndexed(tx, [][]byte{append(binary.BigEndian.AppendUint64(nil, uint64(created)), id...)})
+	})
+	if err != nil {
+		return fmt.Errorf("forget request %s: %w", id, err)
+	}
+	return nil
+}
+
 // Prune deletes the records first written before before and returns how many.
 func (s *Store) Prune(before time.Time) (int, error) {
 	const chunk = 1000

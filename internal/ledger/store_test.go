@@ -93,6 +93,40 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+func TestForget(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	const id, done = "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", "1c6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d22"
+	if _, err := s.MarkApplying(id, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(id); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(id); err != nil || r.State != Unknown {
+		t.Fatalf("after Forget = %+v, %v; want Unknown", r, err)
+	}
+	// The claim is gone too, and a new attempt starts afresh.
+	if prev, err := s.MarkApplying(id, t0.Add(time.Minute)); err != nil || prev.State != Unknown {
+		t.Fatalf("MarkApplying after Forget = %+v, %v", prev, err)
+	}
+	if n, err := s.Prune(time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("prune after Forget and a new claim = %d, %v; want the one live record", n, err)
+	}
+	// A result is never forgotten.
+	if _, err := s.MarkApplying(done, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDone(done, []byte(result1), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(done); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(done); r.State != Done {
+		t.Fatalf("Forget dropped a result: %+v", r)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	for _, id := range []string{"", "a b", "a\nb", strings.Repeat("x", MaxIDLength+1)} {

@@ -300,14 +300,49 @@ func TestRetryBudgetSpentAbandonsThenExpires(t *testing.T) {
 	if rec := f.aud.last(t); rec.Event != audit.EventAbandoned || rec.Code != protocol.CodeDirectoryUnavailable {
 		t.Fatalf("audit %+v", rec)
 	}
-	if rec, _ := f.led.Get(m.MessageID); rec.State != ledger.Applying || !rec.At.Equal(t0) {
-		t.Fatalf("ledger %+v, want applying since the first attempt", rec)
+	// Every attempt failed before anything reached the DC: no applying
+	// record is left for the redelivery to disprove.
+	if rec, _ := f.led.Get(m.MessageID); rec.State != ledger.Unknown {
+		t.Fatalf("ledger %+v, want no record after attempts that wrote nothing", rec)
 	}
 	// Redelivered while the request lives: the directory is back.
 	f.dir.script = nil
 	calls := f.dir.applyCount()
 	if r := f.result(f.handle(m, nil)); r.Code != "ok" || f.dir.applyCount() != calls+1 {
 		t.Fatalf("redelivery: %s after %d calls", r.Code, f.dir.applyCount()-calls)
+	}
+}
+
+// A DC that stays down past a request's expiry: the redelivery after expiry
+// is answered `expired` at once, without a pwdLastSet read the dead DC
+// could not answer, since no earlier attempt reached it.
+func TestExpiredAfterDirectoryStayedDown(t *testing.T) {
+	for _, sessions := range []bool{false, true} {
+		f := newFixture(t)
+		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+		f.dir.pwdErrs = 1 << 30 // the DC answers nothing at all
+		m := f.request(func(s *protocol.RequestSpec) {
+			s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+		})
+		var st SessionState
+		var fs *fakeSession
+		if sessions {
+			fs = &fakeSession{}
+			st = fs
+		}
+		if out := f.handle(m, st); out.Settle != Abandon {
+			t.Fatalf("sessions=%v: first delivery: %v", sessions, out.Settle)
+		}
+		if fs != nil {
+			if ss := fs.decoded(t); len(ss.Records) != 0 {
+				t.Fatalf("sessions=%v: session state keeps %+v after attempts that wrote nothing", sessions, ss.Records)
+			}
+		}
+		f.clock.Advance(10 * time.Minute)
+		out := f.handle(m, st)
+		if r := f.result(out); r.Code != protocol.CodeExpired || out.Settle != Complete || f.dir.pwdCalls != 0 {
+			t.Fatalf("sessions=%v: after expiry got %s/%v with %d pwdLastSet reads, want expired/complete and none", sessions, r.Code, out.Settle, f.dir.pwdCalls)
+		}
 	}
 }
 

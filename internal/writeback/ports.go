@@ -63,6 +63,7 @@ type Ledger interface {
 	MarkApplying(id string, at time.Time) (ledger.Record, error)
 	MarkDone(id string, result []byte, at time.Time) error
 	Release(id string)
+	Forget(id string) error
 }
 
 // Clock is the handler's time source; tests use a fake one so retry waits

@@ -96,12 +96,43 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 			}
 		}
 	}
-	code, detail, stop := t.decide(ctx, applyingAt, recovering, mayApply)
+	code, detail, mayHaveWritten, stop := t.decide(ctx, applyingAt, recovering, mayApply)
 	if stop != nil {
-		l.Release(id)
+		if mayHaveWritten {
+			l.Release(id) // the applying record stays for the redelivery to decide
+		} else {
+			t.forget(ctx, ss)
+		}
 		return *stop
 	}
 	return t.answer(ctx, code, detail, ss)
+}
+
+// forget drops the applying records of a delivery that wrote nothing: every
+// directory attempt failed before a write could reach the DC. Otherwise
+// each redelivery would have to prove from pwdLastSet that nothing
+// happened, which it cannot while the directory is down, and the request
+// could never be answered `expired`. A record that cannot be dropped only
+// costs that proof later, so failures are logged, not returned.
+func (t *task) forget(ctx context.Context, ss *ledger.SessionState) {
+	id := t.req.ID
+	if err := t.h.o.Ledger.Forget(id); err != nil {
+		t.log.Warn("dropping the applying record failed; a redelivery will check pwdLastSet first",
+			zap.String(logging.FieldRequestID, id), zap.Error(err))
+	}
+	if ss == nil {
+		return
+	}
+	if _, ok := ss.Find(id); !ok {
+		return
+	}
+	ss.Remove(id)
+	pctx, cancel := t.postWriteContext(ctx)
+	defer cancel()
+	if err := t.saveSession(pctx, ss); err != nil {
+		t.log.Warn("dropping the applying record from the session state failed; a redelivery will check pwdLastSet first",
+			zap.String(logging.FieldRequestID, id), zap.Error(err))
+	}
 }
 
 // failed is the abandon for a failure of the agent's own machinery.
@@ -115,7 +146,9 @@ func (t *task) failed(ctx context.Context, err error) Outcome {
 // decide finds the request's result: from pwdLastSet when an earlier write
 // may have happened, else by writing (when mayApply). Transient failures
 // are retried with backoff within the delivery's retry budget; when it is
-// spent, decide returns an abandon outcome.
+// spent, decide returns an abandon outcome. mayHaveWritten reports whether
+// a write of this request may have reached the directory (an earlier
+// delivery's, or an attempt whose answer was lost).
 //
 // Which writes may be repeated when an earlier one may have happened:
 //   - unlock: always; clearing a lockout twice is the same as once.
@@ -134,7 +167,7 @@ func (t *task) failed(ctx context.Context, err error) Outcome {
 // applying record and the write (a few milliseconds). Domain members keep
 // time with their DCs (Kerberos refuses skews over five minutes, but the
 // rule needs better: keep the agent's host on the domain's time service).
-func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, mayApply bool) (code, detail string, stop *Outcome) {
+func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, mayApply bool) (code, detail string, mayHaveWritten bool, stop *Outcome) {
 	req := t.req
 	for n := 1; ; n++ {
 		var failure error
@@ -147,24 +180,24 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 				t.auditDetail = AuditDetailRecovered
 				t.log.Info("an earlier attempt took effect (pwdLastSet is after it began); answering ok",
 					zap.String(logging.FieldRequestID, req.ID))
-				return protocol.CodeOK, "", nil
+				return protocol.CodeOK, "", true, nil
 			}
 		}
 		if failure == nil {
 			if !mayApply || !t.now().Before(req.ExpiresAt) {
-				return protocol.CodeExpired, "", nil
+				return protocol.CodeExpired, "", recovering, nil
 			}
 			if err := ctx.Err(); err != nil {
 				out := t.interrupted(ctx, err)
-				return "", "", &out
+				return "", "", recovering, &out
 			}
 			a := t.apply(ctx)
 			if !isTransient(a) {
 				if completes(a.Code) {
-					return a.Code, a.Detail, nil
+					return a.Code, a.Detail, true, nil
 				}
 				out := t.abandon(protocol.CodeInternalError, fmt.Errorf("directory answered %q: %w", a.Code, errOrCode(a)))
-				return "", "", &out
+				return "", "", recovering, &out
 			}
 			if a.Indeterminate {
 				recovering = true // the write may have happened before the failure
@@ -173,19 +206,19 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 		}
 		if ctx.Err() != nil {
 			out := t.interrupted(ctx, failure)
-			return "", "", &out
+			return "", "", recovering, &out
 		}
 		remaining := t.deadline.Sub(t.now())
 		if remaining <= 0 {
 			out := t.abandon(protocol.CodeDirectoryUnavailable, fmt.Errorf("retry budget of %s spent: %w", t.h.o.RetryBudget, failure))
-			return "", "", &out
+			return "", "", recovering, &out
 		}
 		wait := min(t.h.backoff(n), remaining)
 		t.log.Warn("directory failed; retrying", zap.String(logging.FieldRequestID, req.ID),
 			zap.Int(logging.FieldAttempt, n), zap.Duration("after", wait), zap.String(logging.FieldADCode, t.applied.ADCode), zap.Error(failure))
 		if err := t.h.o.Clock.Sleep(ctx, wait); err != nil {
 			out := t.interrupted(ctx, failure)
-			return "", "", &out
+			return "", "", recovering, &out
 		}
 		t.dirTime += wait
 	}
