@@ -143,6 +143,8 @@ func (c *Consumer) Start() error {
 			c.wg.Add(1)
 			go c.runSessions()
 		}
+		c.wg.Add(1)
+		go c.probeSessions()
 		c.log.Info("receiving from session queue", zap.Int("maxSessions", c.o.MaxConcurrent))
 		return nil
 	}

@@ -35,6 +35,16 @@ func (h *health) fail(err error, _ time.Time) {
 	h.mu.Unlock()
 }
 
+// since returns how long ago the bus last answered; very long when never.
+func (h *health) since(now time.Time) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastOK.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return now.Sub(h.lastOK)
+}
+
 func (h *health) ready(now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

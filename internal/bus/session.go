@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"github.com/google/uuid"
 	"sync"
 	"time"
 
@@ -44,6 +45,41 @@ func (c *Consumer) runSessions() {
 				return
 			}
 			backoff = nextBackoff(backoff)
+		}
+	}
+}
+
+// probeSessions keeps readiness current on a session queue. Waiting for the
+// next session gives no answer at all while the queue is idle (the broker
+// holds the request until a session arrives or its own wait ends), so a
+// healthy agent would look "not connected" for that long. The probe
+// accepts a session of its own, which no sender uses, and releases it at
+// once: the broker's answer proves the connection, the credentials and the
+// Listen right. It runs at start and whenever nothing else has answered
+// for a while.
+func (c *Consumer) probeSessions() {
+	defer c.wg.Done()
+	id := "wbagent-probe-" + uuid.NewString() // this consumer's alone: no sender, no other agent uses it
+	every := max(c.o.AcceptTimeout/2, time.Second)
+	for {
+		if c.health.since(time.Now()) >= every {
+			err := c.bounded(c.recvCtx, func(ctx context.Context) error {
+				sr, err := c.client.AcceptSessionForQueue(ctx, c.o.Queue, id, nil)
+				if err != nil {
+					return err
+				}
+				return sr.Close(ctx)
+			})
+			switch {
+			case err == nil:
+				c.health.ok(time.Now())
+			case c.recvCtx.Err() == nil:
+				c.health.fail(err, time.Now())
+				c.log.Warn("service bus does not answer", zap.Error(err))
+			}
+		}
+		if !sleep(c.recvCtx, every) {
+			return
 		}
 	}
 }
