@@ -184,7 +184,7 @@ func (d *demo) requests(ctx context.Context) error {
 			spec:   d.unlock(d.spec(protocol.OpReset, protocol.Target{ObjectGUID: s.Locked.ObjectGUID}, louPw, nil)),
 			before: d.lockedOut(s.Locked),
 			check:  d.signsIn(s.Locked, louPw, "")},
-		{title: s.DistinctUPN.UPN + " changes their own password to \"Ab1!\"", user: s.DistinctUPN,
+		{title: s.DistinctUPN.UPN + " changes their own password to a 4-character one", user: s.DistinctUPN,
 			code: protocol.CodePasswordPolicy, detail: protocol.DetailTooShort,
 			spec:  d.self(d.spec(protocol.OpChange, protocol.Target{SAMAccountName: s.DistinctUPN.SAMAccountName, Domain: d.dom.DC.NetBIOS()}, short, s.DistinctUPN.Password)),
 			check: d.signsIn(s.DistinctUPN, s.DistinctUPN.Password, "still signs in with the old password")},
