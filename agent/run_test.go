@@ -7,13 +7,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"wbagent/internal/protocol"
+	"wbagent/internal/testbed"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
@@ -154,5 +157,52 @@ func TestRunRefusesBrokenInstall(t *testing.T) {
 	_, errOut, code := runCLI(t, "", nil, "run", "--config", cfgPath)
 	if code == 0 || !strings.Contains(errOut, "agent-sign.key") {
 		t.Fatalf("missing signing key: code %d %q", code, errOut)
+	}
+}
+
+// TestRunProcessSIGTERM runs the built binary as the service manager would
+// and stops it with SIGTERM: it must answer /healthz, then exit 0 within
+// the grace period.
+func TestRunProcessSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := testbed.BuildAgent(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	cfgPath := writeRunConfig(t, addr)
+	var out syncBuffer
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no /healthz from the process: %v\n%s", err, out.String())
+		}
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
+	}
+	if took := time.Since(start); took > 5*time.Second { // the config's grace period
+		t.Fatalf("took %v to stop, more than the 5s grace period", took)
+	}
+	if !strings.Contains(out.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in the log:\n%s", out.String())
 	}
 }
