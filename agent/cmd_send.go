@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/google/uuid"
 
+	"wbagent/internal/bus"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 )
@@ -320,7 +321,7 @@ func exchange(ctx context.Context, env *cmdEnv, conn *secret.Secret, o sendOptio
 		defer cancel()
 		_ = sender.Close(closeCtx)
 	}()
-	if err := sender.SendMessage(waitCtx, toSDKMessage(msg), nil); err != nil {
+	if err := sender.SendMessage(waitCtx, bus.ToServiceBus(&msg), nil); err != nil {
 		return nil, fmt.Errorf("send request to queue %s: %w", o.queue, err)
 	}
 	fmt.Fprintf(env.stderr, "sent %s request %s for %s to %s; waiting up to %s for the result on %s\n",
@@ -342,7 +343,7 @@ func exchange(ctx context.Context, env *cmdEnv, conn *secret.Secret, o sendOptio
 				_ = recv.AbandonMessage(waitCtx, rm, nil)
 				continue
 			}
-			reply := fromReceived(rm)
+			reply := bus.FromServiceBus(rm)
 			var result *protocol.Result
 			if resultKey != nil {
 				result, err = protocol.VerifyResult(resultKey, reply)
@@ -369,41 +370,6 @@ type resultReceiver interface {
 	AbandonMessage(ctx context.Context, message *azservicebus.ReceivedMessage, options *azservicebus.AbandonMessageOptions) error
 	DeadLetterMessage(ctx context.Context, message *azservicebus.ReceivedMessage, options *azservicebus.DeadLetterOptions) error
 	Close(ctx context.Context) error
-}
-
-// toSDKMessage converts a protocol message for sending; empty fields stay
-// unset.
-func toSDKMessage(m protocol.Message) *azservicebus.Message {
-	out := &azservicebus.Message{
-		MessageID:             sbStringPtr(m.MessageID),
-		ContentType:           sbStringPtr(m.ContentType),
-		Subject:               sbStringPtr(m.Subject),
-		SessionID:             sbStringPtr(m.SessionID),
-		ReplyTo:               sbStringPtr(m.ReplyTo),
-		ReplyToSessionID:      sbStringPtr(m.ReplyToSessionID),
-		CorrelationID:         sbStringPtr(m.CorrelationID),
-		ApplicationProperties: m.ApplicationProperties,
-		Body:                  m.Body,
-	}
-	if m.TimeToLive > 0 {
-		out.TimeToLive = &m.TimeToLive
-	}
-	return out
-}
-
-// fromReceived converts a received message to the protocol's view.
-func fromReceived(rm *azservicebus.ReceivedMessage) protocol.Message {
-	return protocol.Message{
-		MessageID:             rm.MessageID,
-		ContentType:           sbString(rm.ContentType),
-		Subject:               sbString(rm.Subject),
-		SessionID:             sbString(rm.SessionID),
-		ReplyTo:               sbString(rm.ReplyTo),
-		ReplyToSessionID:      sbString(rm.ReplyToSessionID),
-		CorrelationID:         sbString(rm.CorrelationID),
-		ApplicationProperties: rm.ApplicationProperties,
-		Body:                  rm.Body,
-	}
 }
 
 // sbStringPtr maps "" to an unset SDK field.

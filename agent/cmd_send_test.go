@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"wbagent/internal/bus"
 	"wbagent/internal/devbus"
 	"wbagent/internal/protocol"
 )
@@ -189,7 +190,7 @@ func (r *responder) once(ctx context.Context) error {
 		return fmt.Errorf("receive request: %w", err)
 	}
 	rm := msgs[0]
-	m := fromReceived(rm)
+	m := bus.FromServiceBus(rm)
 	if r.session && m.SessionID == "" {
 		return errors.New("request on a session queue has no SessionID")
 	}
@@ -211,7 +212,7 @@ func (r *responder) once(ctx context.Context) error {
 		return err
 	}
 	defer s.Close(context.Background())
-	if err := s.SendMessage(ctx, toSDKMessage(reply), nil); err != nil {
+	if err := s.SendMessage(ctx, bus.ToServiceBus(&reply), nil); err != nil {
 		return fmt.Errorf("send result: %w", err)
 	}
 	return recv.CompleteMessage(ctx, rm, nil)

@@ -228,7 +228,7 @@ type settler interface {
 // abandon: bad input must never crash the agent, and redelivery (then
 // dead-lettering by the broker's max delivery count) takes it from there.
 func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, st writeback.SessionState) (out writeback.Outcome) {
-	d := writeback.Delivery{Message: toProtocol(m), DeliveryCount: int(m.DeliveryCount), Session: st}
+	d := writeback.Delivery{Message: FromServiceBus(m), DeliveryCount: int(m.DeliveryCount), Session: st}
 	if m.EnqueuedTime != nil {
 		d.EnqueuedAt = *m.EnqueuedTime
 	}

@@ -55,7 +55,7 @@ func (r *replySenders) send(queue string, m *protocol.Message) error {
 	if err != nil {
 		return err
 	}
-	sm := toServiceBus(m)
+	sm := ToServiceBus(m)
 	err = r.bounded(context.Background(), func(ctx context.Context) error { return s.SendMessage(ctx, sm, nil) })
 	if err != nil {
 		r.mu.Lock()
@@ -86,8 +86,10 @@ func (r *replySenders) closeAll() {
 	wg.Wait()
 }
 
-// toServiceBus converts a result message for the SDK.
-func toServiceBus(m *protocol.Message) *azservicebus.Message {
+// ToServiceBus converts a protocol message for the SDK; empty fields stay
+// unset. Everything that sends (the agent's replies, `wbagent send`, the
+// test harnesses) goes through it, so all agree on the mapping.
+func ToServiceBus(m *protocol.Message) *azservicebus.Message {
 	out := &azservicebus.Message{
 		Body:                  m.Body,
 		ApplicationProperties: m.ApplicationProperties,
@@ -112,10 +114,10 @@ func toServiceBus(m *protocol.Message) *azservicebus.Message {
 	return out
 }
 
-// toProtocol converts a received message to the protocol's view. A body of
+// FromServiceBus converts a received message to the protocol's view. A body of
 // more than one AMQP data section is passed on empty: protocol v1 requires
 // exactly one, and an empty body is refused as malformed.
-func toProtocol(m *azservicebus.ReceivedMessage) protocol.Message {
+func FromServiceBus(m *azservicebus.ReceivedMessage) protocol.Message {
 	val := func(p *string) string {
 		if p == nil {
 			return ""

@@ -79,7 +79,7 @@ func TestMessageConversion(t *testing.T) {
 		CorrelationID: str("c"), TimeToLive: &ttl, Body: []byte(`{"v":1}`),
 		ApplicationProperties: map[string]any{protocol.PropSender: "kid"},
 	}
-	m := toProtocol(rm)
+	m := FromServiceBus(rm)
 	want := protocol.Message{MessageID: rm.MessageID, ContentType: protocol.RequestContentType, Subject: "reset",
 		SessionID: "u:abc", ReplyTo: "replies", ReplyToSessionID: "portal-1", CorrelationID: "c", TimeToLive: ttl,
 		Body: rm.Body, ApplicationProperties: rm.ApplicationProperties}
@@ -87,18 +87,18 @@ func TestMessageConversion(t *testing.T) {
 		m.SessionID != want.SessionID || m.ReplyTo != want.ReplyTo || m.ReplyToSessionID != want.ReplyToSessionID ||
 		m.CorrelationID != want.CorrelationID || m.TimeToLive != want.TimeToLive || string(m.Body) != string(want.Body) ||
 		m.ApplicationProperties[protocol.PropSender] != "kid" {
-		t.Fatalf("toProtocol = %+v", m)
+		t.Fatalf("FromServiceBus = %+v", m)
 	}
-	if m := toProtocol(&azservicebus.ReceivedMessage{MessageID: "x"}); m.ContentType != "" || m.Body != nil {
+	if m := FromServiceBus(&azservicebus.ReceivedMessage{MessageID: "x"}); m.ContentType != "" || m.Body != nil {
 		t.Fatalf("empty message converted to %+v", m)
 	}
-	out := toServiceBus(&protocol.Message{MessageID: "r", CorrelationID: "id", SessionID: "portal-1",
+	out := ToServiceBus(&protocol.Message{MessageID: "r", CorrelationID: "id", SessionID: "portal-1",
 		ContentType: protocol.ResultContentType, Subject: protocol.ResultSubject, Body: []byte("{}"),
 		ApplicationProperties: map[string]any{protocol.PropSignature: "sig"}})
 	if *out.MessageID != "r" || *out.CorrelationID != "id" || *out.SessionID != "portal-1" || *out.ContentType != protocol.ResultContentType ||
 		*out.Subject != "result" || string(out.Body) != "{}" || out.ApplicationProperties[protocol.PropSignature] != "sig" ||
 		out.ReplyTo != nil || out.TimeToLive != nil {
-		t.Fatalf("toServiceBus = %+v", out)
+		t.Fatalf("ToServiceBus = %+v", out)
 	}
 }
 

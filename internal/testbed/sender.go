@@ -14,6 +14,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"wbagent/internal/bus"
 	"wbagent/internal/protocol"
 )
 
@@ -298,40 +299,12 @@ func (s *Sender) Close() error {
 	return s.client.Close(ctx)
 }
 
-// ToSDK converts a protocol message for the SDK; empty fields stay unset.
-func ToSDK(m protocol.Message) *azservicebus.Message {
-	opt := func(s string) *string {
-		if s == "" {
-			return nil
-		}
-		return &s
-	}
-	out := &azservicebus.Message{
-		MessageID: opt(m.MessageID), ContentType: opt(m.ContentType), Subject: opt(m.Subject),
-		SessionID: opt(m.SessionID), ReplyTo: opt(m.ReplyTo), ReplyToSessionID: opt(m.ReplyToSessionID),
-		CorrelationID: opt(m.CorrelationID), ApplicationProperties: m.ApplicationProperties, Body: m.Body,
-	}
-	if m.TimeToLive > 0 {
-		ttl := m.TimeToLive
-		out.TimeToLive = &ttl
-	}
-	return out
-}
+// ToSDK converts a protocol message for the SDK, as the agent does.
+func ToSDK(m protocol.Message) *azservicebus.Message { return bus.ToServiceBus(&m) }
 
-// FromReceived converts a received message to the protocol's view.
-func FromReceived(rm *azservicebus.ReceivedMessage) protocol.Message {
-	val := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	return protocol.Message{
-		MessageID: rm.MessageID, ContentType: val(rm.ContentType), Subject: val(rm.Subject),
-		SessionID: val(rm.SessionID), ReplyTo: val(rm.ReplyTo), ReplyToSessionID: val(rm.ReplyToSessionID),
-		CorrelationID: val(rm.CorrelationID), ApplicationProperties: rm.ApplicationProperties, Body: rm.Body,
-	}
-}
+// FromReceived converts a received message to the protocol's view, as the
+// agent does.
+func FromReceived(rm *azservicebus.ReceivedMessage) protocol.Message { return bus.FromServiceBus(rm) }
 
 // CLIResult is what one `wbagent send` run printed and returned.
 type CLIResult struct {
