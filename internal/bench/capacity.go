@@ -226,7 +226,7 @@ func StartCapacityAgent(ctx context.Context, f *testbed.AgentFiles, env []string
 	cmd := exec.Command(exe, args...)
 	cmd.Env = env
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childProcAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		logFile.Close()
