@@ -72,3 +72,7 @@ BENCH_OUT ?= $(BIN)/bench.json
 bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
 	$(GO) build -o $(BIN)/wbbench ./internal/bench/wbbench
 	BENCH_OUT='$(BENCH_OUT)' $(BIN)/wbbench
+
+.PHONY: chaos
+chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
+	WBAGENT_CHAOS=full $(GO) test -count=1 -timeout 60m -v ./internal/chaos/
