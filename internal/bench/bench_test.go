@@ -92,10 +92,10 @@ func TestReportAndTargets(t *testing.T) {
 		met[tg.Name] = tg.Met
 	}
 	want := map[string]bool{
-		"end to end ÷ ceiling, reset c=4 plain":         true,
-		"end-to-end p50 − raw reset p50, c=1 plain":     false,
-		"agent capacity with x-wing (best queue shape)": true,
-		"agent peak RSS at 64 sessions":                 false,
+		"end to end ÷ ceiling, reset c=4 plain":     true,
+		"end-to-end p50 − raw reset p50, c=1 plain": false,
+		"agent capacity with x-wing (best run)":     true,
+		"agent peak RSS at 64 sessions":             false,
 	}
 	for name, w := range want {
 		if got, ok := met[name]; !ok || got != w {
@@ -104,7 +104,7 @@ func TestReportAndTargets(t *testing.T) {
 	}
 	var md bytes.Buffer
 	r.WriteMarkdown(&md)
-	for _, s := range []string{"| measure | run |", "| agent capacity (instant directory) | x-wing plain | 0 | 2500.0 |", "÷ ceiling 0.93", "p50 − raw p50 +12.5 ms", "Test CPU", "— missed"} {
+	for _, s := range []string{"| measure | run |", "| agent capacity (instant directory) | x-wing plain | 0 | 2500.0 |  |  |  | 400 | 22.0 |", "÷ ceiling 0.93", "p50 − raw p50 +12.5 ms", "Test CPU", "— missed"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}

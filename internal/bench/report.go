@@ -105,8 +105,12 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			if row.Settings != "" {
 				notes = append(notes, row.Settings)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", title, row.Name, row.Requests,
-				row.PerSecond, row.Latency.P50, row.Latency.P95, row.Latency.P99, cpu, rss, strings.Join(notes, "; "))
+			lat := []string{"", "", ""}
+			if row.Latency.N > 0 {
+				lat = []string{fmt.Sprintf("%.1f", row.Latency.P50), fmt.Sprintf("%.1f", row.Latency.P95), fmt.Sprintf("%.1f", row.Latency.P99)}
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n", title, row.Name, row.Requests,
+				row.PerSecond, lat[0], lat[1], lat[2], cpu, rss, strings.Join(notes, "; "))
 		}
 	}
 	section("directory ceiling (raw go-ldap)", r.Ceiling)

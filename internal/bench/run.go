@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"wbagent/internal/config"
@@ -420,14 +421,16 @@ func targets(r *Report) []Target {
 				Got: fmt.Sprintf("%.1f ms", e.P50OverRawMs), Met: e.P50OverRawMs <= 10})
 		}
 	}
-	best := 0.0
-	for _, c := range r.Capacity {
-		if len(c.Name) > 6 && c.Name[:6] == "x-wing" && c.PerSecond > best {
-			best = c.PerSecond
+	var best *Row
+	for i, c := range r.Capacity {
+		if strings.HasPrefix(c.Name, "x-wing") && (best == nil || c.PerSecond > best.PerSecond) {
+			best = &r.Capacity[i]
 		}
 	}
-	ts = append(ts, Target{Name: "agent capacity with x-wing (best queue shape)", Want: "≥ 2000 req/s",
-		Got: fmt.Sprintf("%.0f req/s on %d CPUs", best, r.Machine.CPUs), Met: best >= 2000})
+	if best != nil {
+		ts = append(ts, Target{Name: "agent capacity with x-wing (best run)", Want: "≥ 2000 req/s",
+			Got: fmt.Sprintf("%.0f req/s on %d CPUs (%s, %s)", best.PerSecond, r.Machine.CPUs, best.Name, best.Settings), Met: best.PerSecond >= 2000})
+	}
 	if g := find(r.Growth, "64 sessions"); g != nil && g.Agent != nil {
 		ts = append(ts, Target{Name: "agent peak RSS at 64 sessions", Want: "< 60 MiB",
 			Got: fmt.Sprintf("%.1f MiB", g.Agent.PeakRSSMB), Met: g.Agent.PeakRSSMB < 60})

@@ -57,7 +57,7 @@ func allOK(t *testing.T, s summary) {
 // the rest are retried or redelivered; every request is applied once.
 func TestDCKilledMidBatch(t *testing.T) {
 	w := newWorld(t, worldOptions{Sessions: true})
-	w.startAgent("agent-1")
+	a := w.startAgent("agent-1")
 	rs := w.sequences(w.accounts(pick(4, 8)), pick(3, 10))
 	w.waitResults(len(rs)/3, time.Minute)
 	w.sh.dom.DC.Kill()
@@ -67,6 +67,9 @@ func TestDCKilledMidBatch(t *testing.T) {
 	}
 	w.waitAnswered(rs, 2*time.Minute)
 	allOK(t, w.checkInvariants())
+	if !logged(t, a, "directory failed") {
+		t.Error("no directory write failed while the DC was down: the fault did not bite")
+	}
 }
 
 // The DC answers, but every answer takes longer than the queue's lock
