@@ -37,15 +37,16 @@ func TestSampleAdds(t *testing.T) {
 }
 
 func TestReadProcAndFindProcess(t *testing.T) {
-	cmd := exec.Command("sleep", "30", "wbbench-test-marker")
+	const script = "sleep 30; : wbbench-test-marker"
+	cmd := exec.Command("sh", "-c", script)
 	if err := cmd.Start(); err != nil {
-		t.Skipf("no sleep command: %v", err)
+		t.Fatalf("start sh: %v", err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var pid int
 	var err error
-	for range 100 { // the child execs sleep a moment after Start
-		if pid, err = FindProcess("sleep", "wbbench-test-marker"); err == nil {
+	for range 100 { // the child execs sh a moment after Start
+		if pid, err = FindProcess("sh", "-c", script); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -53,21 +54,23 @@ func TestReadProcAndFindProcess(t *testing.T) {
 	if err != nil || pid != cmd.Process.Pid {
 		t.Fatalf("FindProcess = %d, %v; want %d", pid, err, cmd.Process.Pid)
 	}
-	if _, err := FindProcess("sleep", "no-such-marker"); err == nil {
+	if _, err := FindProcess("sh", "-c", script+" no-such-marker"); err == nil {
 		t.Fatal("FindProcess found a process that does not run")
 	}
-	// Burn some CPU in this process and see it counted.
+	// Burn CPU in this process until it is counted (in 10 ms ticks; on a
+	// busy machine the burning thread may wait for a core).
 	before, err := ReadProc(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := 0
-	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
-		x++
-	}
-	after, err := ReadProc(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	after, x := before, 0
+	for end := time.Now().Add(10 * time.Second); after.CPU == before.CPU && time.Now().Before(end); x++ {
+		for range 1_000_000 {
+			x++
+		}
+		if after, err = ReadProc(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if after.CPU <= before.CPU || after.RSS <= 0 || after.PeakRSS < after.RSS || after.RSSAnon <= 0 || after.Threads < 1 {
 		t.Fatalf("before %+v after %+v (%d loops)", before, after, x)
