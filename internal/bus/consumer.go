@@ -110,10 +110,14 @@ type Consumer struct {
 	workCtx    context.Context
 	cancelWork context.CancelFunc
 
-	started  atomic.Bool
-	stopped  atomic.Bool
-	wg       sync.WaitGroup
-	receiver *azservicebus.Receiver // plain mode only
+	started atomic.Bool
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+
+	// linkMu guards link, the receiver a plain queue is read from now
+	// (plain mode only; see plainLink).
+	linkMu sync.Mutex
+	link   *plainLink
 }
 
 // New makes a consumer for opts.Queue. It does not connect; Start does.
@@ -152,7 +156,7 @@ func (c *Consumer) Start() error {
 	if err != nil {
 		return fmt.Errorf("bus: create receiver for queue %q: %w", c.o.Queue, err)
 	}
-	c.receiver = r
+	c.link = &plainLink{r: r}
 	c.wg.Add(1)
 	go c.runPlain()
 	c.log.Info("receiving from queue", zap.Int("maxInFlight", c.o.MaxConcurrent))
@@ -188,8 +192,11 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		t.Stop()
 	}
 	c.cancelWork()
-	if c.receiver != nil {
-		if cerr := c.bounded(context.Background(), c.receiver.Close); cerr != nil {
+	c.linkMu.Lock()
+	link := c.link
+	c.linkMu.Unlock()
+	if link != nil {
+		if cerr := c.bounded(context.Background(), link.r.Close); cerr != nil {
 			c.log.Warn("closing receiver failed", zap.Error(cerr))
 		}
 	}

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -9,6 +10,19 @@ import (
 
 	"wbagent/internal/logging"
 )
+
+// plainLink is one receiver of a plain queue. A message is settled and
+// its lock renewed on the receiver that received it, so a replaced
+// receiver is closed only once its messages are done.
+type plainLink struct {
+	r        *azservicebus.Receiver
+	inflight sync.WaitGroup
+}
+
+// receiveNow asks the SDK to return as soon as one message arrives: by
+// default it waits 20 ms for more, which every request would pay while the
+// queue is not full.
+var receiveNow = &azservicebus.ReceiveMessagesOptions{TimeAfterFirstMessage: time.Nanosecond}
 
 // runPlain receives from a queue without sessions, keeping at most
 // MaxConcurrent messages in flight: it asks the broker only for as many
@@ -18,7 +32,8 @@ func (c *Consumer) runPlain() {
 	defer c.wg.Done()
 	slots := make(chan struct{}, c.o.MaxConcurrent)
 	backoff := c.o.ErrorBackoff
-	c.probe()
+	link := c.link
+	c.probe(link)
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -36,7 +51,7 @@ func (c *Consumer) runPlain() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.AcceptTimeout)
-		msgs, err := c.receiver.ReceiveMessages(ctx, n, nil)
+		msgs, err := link.r.ReceiveMessages(ctx, n, receiveNow)
 		polled := ctx.Err() != nil && c.recvCtx.Err() == nil
 		cancel()
 		for i := len(msgs); i < n; i++ {
@@ -50,7 +65,23 @@ func (c *Consumer) runPlain() {
 			return
 		case polled:
 			// An empty poll says nothing about the link: ask the broker.
-			c.probe()
+			// A link that stays silent while the queue holds messages, or
+			// a broker that does not answer the peek, gets a new receiver.
+			if answered, waiting := c.probe(link); !answered || waiting {
+				link = c.replaceLink(link)
+			}
+			continue
+		case err == nil:
+			// Nothing, no error, and before the poll's end: after some
+			// detaches (server-busy) the SDK's receiver answers every
+			// receive like this at once, for good. Receive on a new link,
+			// after a pause so that a broker in trouble is not hammered.
+			c.log.Warn("the receiver returned early with no message and no error; receiving on a new link", zap.Duration("after", backoff))
+			if !sleep(c.recvCtx, backoff) {
+				return
+			}
+			backoff = nextBackoff(backoff)
+			link = c.replaceLink(link)
 			continue
 		case err != nil:
 			c.health.fail(err, time.Now())
@@ -64,34 +95,67 @@ func (c *Consumer) runPlain() {
 		}
 		for _, m := range msgs {
 			c.wg.Add(1)
+			link.inflight.Add(1)
 			go func() {
 				defer c.wg.Done()
 				defer func() { <-slots }()
-				c.processPlain(m)
+				defer link.inflight.Done()
+				c.processPlain(link, m)
 			}()
 		}
 	}
 }
 
-// probe checks that the broker answers on the receiver's links, for
-// readiness while the queue is empty.
-func (c *Consumer) probe() {
+// probe checks that the broker answers on the link, for readiness while the
+// queue is empty; waiting reports whether the queue holds a message
+// (available, or locked by a consumer).
+func (c *Consumer) probe(link *plainLink) (answered, waiting bool) {
 	err := c.bounded(c.recvCtx, func(ctx context.Context) error {
-		_, err := c.receiver.PeekMessages(ctx, 1, nil)
+		msgs, err := link.r.PeekMessages(ctx, 1, nil)
+		waiting = len(msgs) > 0
 		return err
 	})
 	switch {
 	case err == nil:
 		c.health.ok(time.Now())
+		return true, waiting
 	case c.recvCtx.Err() == nil:
 		c.health.fail(err, time.Now())
 		c.log.Warn("service bus does not answer", zap.Error(err))
 	}
+	return false, false
+}
+
+// replaceLink receives on a new receiver from now on, and closes old once
+// the messages received on it are settled.
+func (c *Consumer) replaceLink(old *plainLink) *plainLink {
+	if c.recvCtx.Err() != nil {
+		return old
+	}
+	r, err := c.client.NewReceiverForQueue(c.o.Queue, nil)
+	if err != nil {
+		c.log.Warn("creating a new receiver failed; keeping the old one", zap.Error(err))
+		return old
+	}
+	nl := &plainLink{r: r}
+	c.linkMu.Lock()
+	c.link = nl
+	c.linkMu.Unlock()
+	c.m.BusReconnect()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		old.inflight.Wait()
+		if err := c.bounded(context.Background(), old.r.Close); err != nil {
+			c.log.Debug("closing the replaced receiver failed", zap.Error(err))
+		}
+	}()
+	return nl
 }
 
 // processPlain handles one message of a plain queue, renewing its lock
 // until it is settled.
-func (c *Consumer) processPlain(m *azservicebus.ReceivedMessage) {
+func (c *Consumer) processPlain(link *plainLink, m *azservicebus.ReceivedMessage) {
 	received := time.Now()
 	defer c.m.InFlight()()
 	handleCtx, lost := context.WithCancel(c.workCtx)
@@ -100,10 +164,10 @@ func (c *Consumer) processPlain(m *azservicebus.ReceivedMessage) {
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		c.renewMessageLock(renewCtx, m, lost)
+		c.renewMessageLock(renewCtx, link.r, m, lost)
 	}()
 	out := c.handle(handleCtx, m, nil)
-	c.execute(c.receiver, m, received, out)
+	c.execute(link.r, m, received, out)
 	stopRenew()
 	<-renewed
 }
@@ -111,7 +175,7 @@ func (c *Consumer) processPlain(m *azservicebus.ReceivedMessage) {
 // renewMessageLock keeps m's lock alive until ctx ends. When the lock is
 // lost it calls lost, so the handler stops early: the message will be
 // redelivered anyway.
-func (c *Consumer) renewMessageLock(ctx context.Context, m *azservicebus.ReceivedMessage, lost func()) {
+func (c *Consumer) renewMessageLock(ctx context.Context, r *azservicebus.Receiver, m *azservicebus.ReceivedMessage, lost func()) {
 	lockedUntil := time.Now().Add(c.o.SettleTimeout)
 	if m.LockedUntil != nil {
 		lockedUntil = *m.LockedUntil
@@ -120,7 +184,7 @@ func (c *Consumer) renewMessageLock(ctx context.Context, m *azservicebus.Receive
 		if !sleep(ctx, renewDelay(time.Until(lockedUntil))) {
 			return
 		}
-		err := c.bounded(ctx, func(ctx context.Context) error { return c.receiver.RenewMessageLock(ctx, m, nil) })
+		err := c.bounded(ctx, func(ctx context.Context) error { return r.RenewMessageLock(ctx, m, nil) })
 		if ctx.Err() != nil {
 			return
 		}
