@@ -72,6 +72,8 @@ BENCH_OUT ?= $(BIN)/bench.json
 bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
 	$(GO) build -o $(BIN)/wbbench ./internal/bench/wbbench
 	BENCH_OUT='$(BENCH_OUT)' $(BIN)/wbbench
+	@echo "== micro-benchmarks: request verify+open, devbus, directory vs raw go-ldap, pipeline, ledger, audit"
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/protocol ./internal/devbus ./internal/directory ./internal/writeback ./internal/ledger ./internal/audit
 
 .PHONY: chaos
 chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
