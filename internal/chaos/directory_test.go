@@ -7,6 +7,7 @@ import (
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/protocol"
+	"wbagent/internal/sambadc"
 	"wbagent/internal/testbed"
 )
 
@@ -27,8 +28,8 @@ func (w *world) sequences(accts []*account, per int) []*request {
 	return rs
 }
 
-// dcProxy is a Proxy in front of the DC's LDAPS port.
-type dcProxy struct{ *Proxy }
+// dcProxy is a proxy in front of the DC's LDAPS port.
+type dcProxy struct{ *sambadc.Proxy }
 
 // serves points an agent at the proxy instead of the DC.
 func (p dcProxy) serves(c *testbed.AgentConfig) { c.Servers = []string{"ldaps://" + p.Addr()} }
@@ -36,7 +37,7 @@ func (p dcProxy) serves(c *testbed.AgentConfig) { c.Servers = []string{"ldaps://
 // dcProxy starts a proxy to the DC, closed when the test ends.
 func (w *world) dcProxy() dcProxy {
 	w.t.Helper()
-	p, err := NewProxy(strings.TrimPrefix(w.sh.dom.DC.LDAPSURL(), "ldaps://"))
+	p, err := sambadc.NewProxy(w.ctx, strings.TrimPrefix(w.sh.dom.DC.LDAPSURL(), "ldaps://"))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestDCUnreachablePastRetryBudget(t *testing.T) {
 	accts := w.accounts(pick(4, 10))
 	warm := w.send(accts[0], protocol.OpReset, nil)
 	w.waitAnswered([]*request{warm}, time.Minute)
-	p.Refuse(true)
+	p.Refuse()
 	p.Cut()
 	outage := pick(4*budget, 10*budget)
 	var live, dying []*request
@@ -159,7 +160,7 @@ func TestDCUnreachablePastRetryBudget(t *testing.T) {
 		t.Errorf("%d requests answered while no DC answers; only the warm-up should be", got)
 	}
 	time.Sleep(outage / 2)
-	p.Refuse(false)
+	p.Resume()
 	w.waitAnswered(live, 2*time.Minute)
 	if err := a.WaitReady(w.ctx); err != nil {
 		t.Error(err)
