@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 )
 
@@ -144,7 +145,12 @@ func (dc *DC) CreateUser(ctx context.Context, u UserSpec) (*User, error) {
 		return nil, err
 	}
 	raw := e.GetRawAttributeValue("objectGUID")
-	return &User{DN: dn, SAMAccountName: u.Name, UPN: upn, ObjectGUID: GUIDString(raw), GUIDBytes: raw}, nil
+	var guid [16]byte
+	if len(raw) != len(guid) {
+		return nil, fmt.Errorf("create user %s: objectGUID has %d bytes, want 16", dn, len(raw))
+	}
+	copy(guid[:], raw)
+	return &User{DN: dn, SAMAccountName: u.Name, UPN: upn, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
 }
 
 // CreateGroup adds a global security group named name under parent (CN=Users
@@ -450,15 +456,4 @@ func EncodePassword(password *secret.Secret) []byte {
 	}
 	clear(units)
 	return b
-}
-
-// GUIDString formats objectGUID's stored bytes the way Windows prints them
-// (first three groups little-endian).
-func GUIDString(b []byte) string {
-	if len(b) != 16 {
-		return ""
-	}
-	return fmt.Sprintf("%08x-%04x-%04x-%x-%x",
-		binary.LittleEndian.Uint32(b[0:4]), binary.LittleEndian.Uint16(b[4:6]),
-		binary.LittleEndian.Uint16(b[6:8]), b[8:10], b[10:16])
 }
