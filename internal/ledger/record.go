@@ -49,6 +49,11 @@ type Record struct {
 	At time.Time
 	// Result is the result body exactly as sent (JSON), for Done.
 	Result []byte
+	// Audited reports, for Done in the local store, whether the result's
+	// audit line is known to be written. A crash between recording the
+	// result and writing its audit line leaves it false, so the redelivery
+	// writes the missing line instead of only a "replayed" one.
+	Audited bool
 }
 
 // String returns the protocol's text form: `applying <id> at <RFC3339>` or

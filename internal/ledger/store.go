@@ -226,6 +226,31 @@ func (s *Store) Release(id string) {
 	s.mu.Unlock()
 }
 
+// MarkAudited records that the audit line of id's result is written; it
+// does nothing unless id is Done and not yet marked.
+func (s *Store) MarkAudited(id string) error {
+	// Most calls find nothing to do: check without a disk write first.
+	if r, err := s.Get(id); err != nil || r.State != Done || r.Audited {
+		return err
+	}
+	err := s.write(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRecords).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		r, created, err := decodeValue(id, v)
+		if err != nil || r.State != Done || r.Audited {
+			return err
+		}
+		r.Audited = true
+		return put(tx, r, time.Unix(0, created))
+	})
+	if err != nil {
+		return fmt.Errorf("mark request %s audited: %w", id, err)
+	}
+	return nil
+}
+
 // Forget deletes id's applying record and ends this agent's claim, for a
 // delivery in which every directory attempt failed before anything could be
 // written (the server refused or never answered the connection). Keeping
@@ -385,6 +410,9 @@ func (s *Store) commitLoop() {
 const (
 	valueFormat = 1
 	valueHeader = 18
+	// stateDoneAudited is the stored state byte of a Done record whose
+	// audit line is written (Record.Audited).
+	stateDoneAudited = 3
 )
 
 func put(tx *bolt.Tx, r Record, created time.Time) error {
@@ -398,6 +426,9 @@ func put(tx *bolt.Tx, r Record, created time.Time) error {
 	}
 	v := make([]byte, valueHeader, valueHeader+len(r.Result))
 	v[0], v[1] = valueFormat, byte(r.State)
+	if r.State == Done && r.Audited {
+		v[1] = stateDoneAudited
+	}
 	binary.BigEndian.PutUint64(v[2:], uint64(c))
 	binary.BigEndian.PutUint64(v[10:], uint64(r.At.UnixNano()))
 	v = append(v, r.Result...)
@@ -408,13 +439,18 @@ func put(tx *bolt.Tx, r Record, created time.Time) error {
 }
 
 func decodeValue(id string, v []byte) (Record, int64, error) {
-	if len(v) < valueHeader || v[0] != valueFormat || (v[1] != byte(Applying) && v[1] != byte(Done)) {
+	if len(v) < valueHeader || v[0] != valueFormat || (v[1] != byte(Applying) && v[1] != byte(Done) && v[1] != stateDoneAudited) {
 		return Record{}, 0, fmt.Errorf("record of %q is damaged or was written by a newer wbagent", clip(id))
 	}
+	state := State(v[1])
+	if v[1] == stateDoneAudited {
+		state = Done
+	}
 	r := Record{
-		ID:    id,
-		State: State(v[1]),
-		At:    time.Unix(0, int64(binary.BigEndian.Uint64(v[10:]))).UTC(),
+		ID:      id,
+		State:   state,
+		Audited: v[1] == stateDoneAudited,
+		At:      time.Unix(0, int64(binary.BigEndian.Uint64(v[10:]))).UTC(),
 	}
 	if r.State == Done {
 		r.Result = append([]byte(nil), v[valueHeader:]...)

@@ -93,6 +93,39 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+func TestMarkAudited(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	const id = "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21"
+	if err := s.MarkAudited(id); err != nil { // no record: nothing to do
+		t.Fatal(err)
+	}
+	if _, err := s.MarkApplying(id, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkAudited(id); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(id); r.State != Applying || r.Audited {
+		t.Fatalf("an applying record cannot be audited: %+v", r)
+	}
+	if err := s.MarkDone(id, []byte(result1), t0); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get(id); r.Audited {
+		t.Fatalf("a fresh result is not audited yet: %+v", r)
+	}
+	if err := s.MarkAudited(id); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir, Options{})
+	prev, err := s.MarkApplying(id, t0)
+	if err != nil || prev.State != Done || !prev.Audited || string(prev.Result) != result1 {
+		t.Fatalf("after reopening: %+v, %v; want done, audited, with the result", prev, err)
+	}
+}
+
 func TestForget(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	const id, done = "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", "1c6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d22"

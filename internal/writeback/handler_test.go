@@ -245,6 +245,37 @@ func TestReplayResendsTheFirstResult(t *testing.T) {
 	}
 }
 
+// The result was recorded but its audit line never written (a crash, a
+// full disk): the redelivery writes the missing result line, marked
+// recovered, instead of only a "replayed" one, and writes nothing to the
+// directory; later redeliveries are plain replays.
+func TestUnauditedResultIsAuditedOnRedelivery(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(nil)
+	f.aud.fail = 1 << 30
+	if out := f.handle(m, nil); out.Settle != Abandon || !out.AuditFailed {
+		t.Fatalf("first delivery with no audit trail: %+v", out)
+	}
+	if rec, _ := f.led.Get(m.MessageID); rec.State != ledger.Done || rec.Audited {
+		t.Fatalf("ledger after the failed audit: %+v, want done and not audited", rec)
+	}
+	f.aud.fail = 0
+	out := f.handle(m, nil)
+	if r := f.result(out); r.Code != protocol.CodeOK || out.Settle != Complete || f.dir.applyCount() != 1 {
+		t.Fatalf("redelivery: %s/%v after %d directory writes", r.Code, out.Settle, f.dir.applyCount())
+	}
+	if rec := f.aud.last(t); rec.Event != audit.EventResult || rec.Detail != AuditDetailRecovered || rec.Code != protocol.CodeOK {
+		t.Fatalf("redelivery audit %+v, want the missing result line", rec)
+	}
+	if rec, _ := f.led.Get(m.MessageID); !rec.Audited {
+		t.Fatalf("ledger after the audit line: %+v, want audited", rec)
+	}
+	f.handle(m, nil)
+	if rec := f.aud.last(t); rec.Event != audit.EventReplayed {
+		t.Fatalf("third delivery audit %+v, want replayed", rec)
+	}
+}
+
 func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 	f := newFixture(t)
 	down := step{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}

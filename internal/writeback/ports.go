@@ -64,6 +64,7 @@ type Ledger interface {
 	MarkDone(id string, result []byte, at time.Time) error
 	Release(id string)
 	Forget(id string) error
+	MarkAudited(id string) error
 }
 
 // Clock is the handler's time source; tests use a fake one so retry waits

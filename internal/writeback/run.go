@@ -56,7 +56,13 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 		return t.abandon(protocol.CodeInternalError, err)
 	}
 	if prev.State == ledger.Done {
-		return t.replay(prev.Result)
+		out := t.replay(prev.Result)
+		if !prev.Audited && out.Event == audit.EventReplayed {
+			// This agent recorded the result but crashed before its audit
+			// line was written: write the missing result line now.
+			out.Event, t.auditDetail = audit.EventResult, AuditDetailRecovered
+		}
+		return out
 	}
 	// The claim is held from here: every path ends in MarkDone or Release.
 	applyingAt, recovering := claimedAt, false

@@ -165,6 +165,13 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 		return out
 	}
 	t.h.setAuditErr(nil)
+	if t.req != nil && (out.Event == audit.EventResult || out.Event == audit.EventReplayed) {
+		// The result's line is in the trail: a redelivery only replays it.
+		if err := t.h.o.Ledger.MarkAudited(out.RequestID); err != nil {
+			t.log.Warn("recording that the result is audited failed; a redelivery will write its result line again",
+				zap.String(logging.FieldRequestID, out.RequestID), zap.Error(err))
+		}
+	}
 	return out
 }
 
