@@ -63,6 +63,10 @@ type Handler struct {
 
 	mu       sync.Mutex
 	auditErr error
+	// auditing holds the ids whose result this agent is recording and
+	// auditing right now: a duplicate delivery that finds such a result
+	// not yet audited waits for that line instead of writing its own.
+	auditing map[string]chan struct{}
 }
 
 // New checks opts and makes a Handler.
@@ -100,7 +104,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	return &Handler{o: opts, log: opts.Logger.With(zap.String(logging.FieldComponent, "writeback"))}, nil
+	return &Handler{o: opts, auditing: map[string]chan struct{}{}, log: opts.Logger.With(zap.String(logging.FieldComponent, "writeback"))}, nil
 }
 
 // Ready reports whether the audit trail takes records: nil unless the last
@@ -112,6 +116,28 @@ func (h *Handler) Ready() error {
 		return fmt.Errorf("audit trail failing, messages are left for redelivery: %w", h.auditErr)
 	}
 	return nil
+}
+
+// beginAuditing marks id as being recorded and audited by this agent. When
+// another delivery of id already is, it returns false and a channel that
+// closes once that delivery's audit line is written (or has failed).
+func (h *Handler) beginAuditing(id string) (<-chan struct{}, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, busy := h.auditing[id]; busy {
+		return ch, false
+	}
+	h.auditing[id] = make(chan struct{})
+	return nil, true
+}
+
+func (h *Handler) endAuditing(id string) {
+	h.mu.Lock()
+	if ch, ok := h.auditing[id]; ok {
+		close(ch)
+		delete(h.auditing, id)
+	}
+	h.mu.Unlock()
 }
 
 func (h *Handler) setAuditErr(err error) {

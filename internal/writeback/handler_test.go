@@ -746,3 +746,44 @@ func TestIndeterminateFailureChecksBeforeRepeating(t *testing.T) {
 		t.Fatal("a repeated write was audited as recovered")
 	}
 }
+
+// A duplicate delivery that arrives while the first is still writing its
+// result's audit line waits for that line and replays: it writes no second
+// result line.
+func TestDuplicateWaitsForTheResultLine(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(nil)
+	if _, err := f.led.MarkApplying(m.MessageID, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res := protocol.NewResult(m.MessageID, protocol.OpReset, protocol.CodeOK, "", "agent-1", f.clock.Now())
+	body, err := res.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.led.MarkDone(m.MessageID, body, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, mine := f.h.beginAuditing(m.MessageID); !mine { // the first delivery, between ledger and audit
+		t.Fatal("nothing should be auditing yet")
+	}
+	done := make(chan Outcome, 1)
+	go func() { done <- f.handle(m, nil) }()
+	select {
+	case out := <-done:
+		t.Fatalf("the duplicate did not wait for the first delivery's audit line: %+v", out)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// The first delivery writes its line and says so.
+	if err := f.led.MarkAudited(m.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	f.h.endAuditing(m.MessageID)
+	out := <-done
+	if r := f.result(out); r.Code != protocol.CodeOK || out.Settle != Complete || f.dir.applyCount() != 0 {
+		t.Fatalf("duplicate: %+v after %d writes", out, f.dir.applyCount())
+	}
+	if rec := f.aud.last(t); rec.Event != audit.EventReplayed {
+		t.Fatalf("audit %+v, want replayed", rec)
+	}
+}

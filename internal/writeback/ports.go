@@ -65,6 +65,7 @@ type Ledger interface {
 	Release(id string)
 	Forget(id string) error
 	MarkAudited(id string) error
+	Get(id string) (ledger.Record, error)
 }
 
 // Clock is the handler's time source; tests use a fake one so retry waits

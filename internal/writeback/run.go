@@ -56,10 +56,30 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 		return t.abandon(protocol.CodeInternalError, err)
 	}
 	if prev.State == ledger.Done {
+		if prev.Audited {
+			return t.replay(prev.Result)
+		}
+		// The result is recorded but its audit line is not (yet). If
+		// another delivery here is writing that line right now, wait for
+		// it and replay; else this agent crashed (or its audit disk was
+		// full) before the line was written, and this delivery writes it.
+		for {
+			wait, mine := t.h.beginAuditing(id)
+			if mine {
+				break
+			}
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return t.interrupted(ctx, ctx.Err())
+			}
+			if rec, err := l.Get(id); err == nil && rec.Audited {
+				return t.replay(prev.Result)
+			}
+		}
+		t.auditing = true
 		out := t.replay(prev.Result)
-		if !prev.Audited && out.Event == audit.EventReplayed {
-			// This agent recorded the result but crashed before its audit
-			// line was written: write the missing result line now.
+		if out.Event == audit.EventReplayed {
 			out.Event, t.auditDetail = audit.EventResult, AuditDetailRecovered
 		}
 		return out
@@ -79,6 +99,7 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 			switch rec.State {
 			case ledger.Done:
 				// Another agent answered it: keep its result and resend it.
+				_, t.auditing = t.h.beginAuditing(id)
 				if err := l.MarkDone(id, rec.Result, t.now()); err != nil {
 					l.Release(id)
 					t.log.Warn("recording a replayed result in the ledger failed", zap.Error(err))
@@ -277,6 +298,9 @@ func (t *task) answer(ctx context.Context, code, detail string, ss *ledger.Sessi
 	// delivery's context has ended.
 	pctx, cancel := t.postWriteContext(ctx)
 	defer cancel()
+	// Until its audit line is written, a duplicate delivery that finds
+	// this result must not write the line itself.
+	_, t.auditing = t.h.beginAuditing(id)
 	err = t.retry(pctx, "recording the result in the ledger", func() error { return t.h.o.Ledger.MarkDone(id, body, t.now()) })
 	if err != nil {
 		t.h.o.Ledger.Release(id)

@@ -40,6 +40,10 @@ type task struct {
 	applied Applied
 	// auditDetail overrides the audit record's detail (e.g. "recovered").
 	auditDetail string
+	// auditing is set while this delivery holds the request in
+	// Handler.auditing: from just before its result is recorded in the
+	// ledger until its audit line is written (or fails).
+	auditing bool
 }
 
 func newTask(h *Handler, d Delivery) *task {
@@ -147,6 +151,9 @@ func (t *task) withReply(out Outcome, res protocol.Result) Outcome {
 // withholds the settlement when the record could not be written: no
 // message is completed (or dead-lettered) without its audit line.
 func (t *task) finish(ctx context.Context, out Outcome) Outcome {
+	if t.auditing {
+		defer t.h.endAuditing(t.id())
+	}
 	end := t.now()
 	out.RequestID, out.Op = t.id(), t.op()
 	out.Attempts, out.DirectoryTime, out.Duration = t.attempts, t.dirTime, end.Sub(t.start)
