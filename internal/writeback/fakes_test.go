@@ -138,6 +138,17 @@ func (a *fakeAudit) Record(_ context.Context, r audit.Record) error {
 	return nil
 }
 
+func (a *fakeAudit) Contains(id, event string, since time.Time) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.records {
+		if r.RequestID == id && r.Event == event && !r.Time.Before(since) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (a *fakeAudit) last(t *testing.T) audit.Record {
 	t.Helper()
 	a.mu.Lock()

@@ -747,6 +747,38 @@ func TestIndeterminateFailureChecksBeforeRepeating(t *testing.T) {
 	}
 }
 
+// The agent stopped after the result line was written but before the
+// ledger recorded that: the redelivery finds the line and only replays.
+func TestResultLineWrittenBeforeTheCrash(t *testing.T) {
+	f := newFixture(t)
+	m := f.request(nil)
+	if r := f.result(f.handle(m, nil)); r.Code != protocol.CodeOK {
+		t.Fatalf("first delivery: %s", r.Code)
+	}
+	// Forget that the line is written, as a crash right after it would.
+	rec, err := f.led.Get(m.MessageID)
+	if err != nil || !rec.Audited {
+		t.Fatalf("after the first delivery: %+v, %v", rec, err)
+	}
+	if err := f.led.MarkDone(m.MessageID, rec.Result, rec.At); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	out := f.handle(m, nil)
+	if r := f.result(out); r.Code != protocol.CodeOK || f.dir.applyCount() != 1 {
+		t.Fatalf("redelivery: %s after %d writes", r.Code, f.dir.applyCount())
+	}
+	results := 0
+	for _, r := range f.aud.records {
+		if r.RequestID == m.MessageID && r.Event == audit.EventResult {
+			results++
+		}
+	}
+	if results != 1 || f.aud.last(t).Event != audit.EventReplayed {
+		t.Fatalf("%d result lines, last %+v; want one result line and a replay", results, f.aud.last(t))
+	}
+}
+
 // A duplicate delivery that arrives while the first is still writing its
 // result's audit line waits for that line and replays: it writes no second
 // result line.

@@ -78,6 +78,15 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 			}
 		}
 		t.auditing = true
+		if found, err := t.h.o.Audit.Contains(id, audit.EventResult, prev.At.Add(-time.Second)); err != nil || found {
+			// The line was written and the agent stopped before the ledger
+			// heard of it (or the trail cannot be read: better a missing
+			// recovered line than a second result line).
+			if err != nil {
+				t.log.Warn("reading the audit trail for an earlier result line failed", zap.Error(err))
+			}
+			return t.replay(prev.Result)
+		}
 		out := t.replay(prev.Result)
 		if out.Event == audit.EventReplayed {
 			out.Event, t.auditDetail = audit.EventResult, AuditDetailRecovered

@@ -18,6 +18,9 @@ import (
 // return only once the record is durable (fsynced).
 type Auditor interface {
 	Record(ctx context.Context, r audit.Record) error
+	// Contains reports whether the trail holds a line of event for the
+	// request written at or after since.
+	Contains(requestID, event string, since time.Time) (bool, error)
 }
 
 // task is the state of one delivery while Handle works on it.
