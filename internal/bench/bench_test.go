@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,16 +38,21 @@ func TestSampleAdds(t *testing.T) {
 }
 
 func TestReadProcAndFindProcess(t *testing.T) {
-	const script = "sleep 30; : wbbench-test-marker"
-	cmd := exec.Command("sh", "-c", script)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sh: %v", err)
+	// cat blocks reading its stdin and never forks, so no child of it can
+	// briefly carry the same command line (a shell running `sleep` can).
+	marker := fmt.Sprintf("wbbench-test-marker-%d", os.Getpid())
+	cmd := exec.Command("cat", "-", marker)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start cat: %v", err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	var pid int
-	var err error
-	for range 100 { // the child execs sh a moment after Start
-		if pid, err = FindProcess("sh", "-c", script); err == nil {
+	for range 100 { // the child execs cat a moment after Start
+		if pid, err = FindProcess("cat", "-", marker); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -54,7 +60,7 @@ func TestReadProcAndFindProcess(t *testing.T) {
 	if err != nil || pid != cmd.Process.Pid {
 		t.Fatalf("FindProcess = %d, %v; want %d", pid, err, cmd.Process.Pid)
 	}
-	if _, err := FindProcess("sh", "-c", script+" no-such-marker"); err == nil {
+	if _, err := FindProcess("cat", "-", marker+"-no-such"); err == nil {
 		t.Fatal("FindProcess found a process that does not run")
 	}
 	// Burn CPU in this process until it is counted (in 10 ms ticks; on a
