@@ -25,7 +25,9 @@ func GUIDBytes(s string) ([]byte, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return nil, fmt.Errorf("objectGUID %q: want xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", s)
 	}
-	raw, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	// Only the four separators are taken out: a '-' anywhere else must fail
+	// as a bad digit, not shorten the GUID.
+	raw, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36])
 	if err != nil {
 		return nil, fmt.Errorf("objectGUID %q: %w", s, err)
 	}

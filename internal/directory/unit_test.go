@@ -31,7 +31,8 @@ func TestGUIDTextAndBytes(t *testing.T) {
 	if got, _ := GUIDBytes("{" + strings.ToUpper(text) + "}"); !bytes.Equal(got, stored) {
 		t.Fatalf("braced upper-case GUID: %x", got)
 	}
-	for _, bad := range []string{"", "3ee39ba2", "3ee39ba2-5a35-4c3e-944a-aeb0a79c01dz", "3ee39ba25a354c3e944aaeb0a79c01d4xxxx"} {
+	for _, bad := range []string{"", "3ee39ba2", "3ee39ba2-5a35-4c3e-944a-aeb0a79c01dz", "3ee39ba25a354c3e944aaeb0a79c01d4xxxx",
+		"3ee39ba2-5a35-4c3e-944a-aeb0a7-c01d4"} { // a fifth dash once dropped a byte silently
 		if _, err := GUIDBytes(bad); err == nil {
 			t.Errorf("GUIDBytes(%q) accepted", bad)
 		}

@@ -348,7 +348,9 @@ func GUIDBytes(s string) ([16]byte, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return b, errors.New("not a GUID in 8-4-4-4-12 hex form")
 	}
-	hexDigits := strings.ReplaceAll(s, "-", "")
+	// Only the four separators are taken out: a '-' anywhere else is not
+	// a hex digit and must fail below, not shorten the digits.
+	hexDigits := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
 	var raw [16]byte
 	for i := range raw {
 		hi, ok1 := unhex(hexDigits[2*i])
