@@ -67,16 +67,16 @@ package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get in
 
 .PHONY: demo
 demo: deps build ## provision a throwaway AD domain, run devbus and the agent, show five writebacks and the audit trail, tear down
-	$(GO) run ./internal/demo/wbdemo --agent $(BIN)/wbagent
+	$(GO) run ./internal/lab/demo/wbdemo --agent $(BIN)/wbagent
 
 .PHONY: bench
 BENCH_OUT ?= $(BIN)/bench.json
 bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
-	$(GO) build -o $(BIN)/wbbench ./internal/bench/wbbench
+	$(GO) build -o $(BIN)/wbbench ./internal/lab/bench/wbbench
 	BENCH_OUT='$(BENCH_OUT)' $(BIN)/wbbench
 	@echo "== micro-benchmarks: request verify+open, devbus, directory vs raw go-ldap, pipeline, ledger, audit"
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/protocol ./internal/devbus ./internal/directory ./internal/writeback ./internal/ledger ./internal/audit
 
 .PHONY: chaos
 chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
-	WBAGENT_CHAOS=full $(GO) test -count=1 -timeout 60m -v ./internal/chaos/
+	WBAGENT_CHAOS=full $(GO) test -count=1 -timeout 60m -v ./internal/lab/chaos/

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"wbagent/internal/directory"
-	"wbagent/internal/sambadc"
+	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
 )
 

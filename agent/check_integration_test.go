@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"wbagent/internal/devbus"
-	"wbagent/internal/testbed"
+	"wbagent/internal/lab/testbed"
 )
 
 // TestCheckAgainstRealDependencies runs `wbagent check` against a real

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
-	"wbagent/internal/testbed"
 )
 
 // `wbagent dev` against a real DC: the command it prints, run as printed,

@@ -16,8 +16,8 @@ import (
 
 	"wbagent/internal/audit"
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/protocol"
-	"wbagent/internal/sambadc"
 	"wbagent/internal/secret"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
-	"wbagent/internal/testbed"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"wbagent/internal/sambadc"
+	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"wbagent/internal/sambadc"
+	"wbagent/internal/lab/sambadc"
 )
 
 // closedPort returns a loopback address nothing listens on.

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"wbagent/internal/sambadc"
+	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
 )
 

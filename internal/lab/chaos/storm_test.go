@@ -1,0 +1,264 @@
+package chaos
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"wbagent/internal/devbus"
+	"wbagent/internal/lab/bench"
+	"wbagent/internal/protocol"
+)
+
+// stormReplies receives the results of the bad messages that earn one
+// (authenticated but invalid), away from the valid requests' results.
+const stormReplies = "storm-replies"
+
+// badKind is one way a message can be wrong, and the dead-letter reasons
+// it may earn.
+type badKind struct {
+	name    string
+	reasons []string
+}
+
+var badKinds = []badKind{
+	{"random bytes", []string{"unauthenticated"}},
+	{"empty body", []string{"malformed"}},
+	{"huge body", []string{"malformed"}},
+	{"wrong content type", []string{"malformed"}},
+	{"bad signature", []string{"unauthenticated"}},
+	{"untrusted signer", []string{"unauthenticated"}},
+	{"no signature", []string{"unauthenticated"}},
+	{"invalid JSON, signed", []string{protocol.CodeInvalidRequest}},
+	{"fuzzed field, signed", []string{protocol.CodeInvalidRequest}},
+}
+
+// fieldMutations break one rule of protocol v1 §3–§4 each, in a body
+// that is otherwise valid; the result is signed by the trusted sender.
+var fieldMutations = []func(m map[string]any, rng *rand.Rand){
+	func(m map[string]any, _ *rand.Rand) { m["v"] = 2 },
+	func(m map[string]any, _ *rand.Rand) { m["v"] = "1" },
+	func(m map[string]any, _ *rand.Rand) { m["id"] = "not-a-uuid" },
+	func(m map[string]any, _ *rand.Rand) { m["op"] = "delete" },
+	func(m map[string]any, _ *rand.Rand) { m["extra"] = true },
+	func(m map[string]any, _ *rand.Rand) { m["target"] = map[string]any{} },
+	func(m map[string]any, _ *rand.Rand) { m["target"] = map[string]any{"objectGUID": "xyz"} },
+	func(m map[string]any, _ *rand.Rand) {
+		m["target"] = map[string]any{"objectGUID": "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4", "userPrincipalName": "a@b"}
+	},
+	func(m map[string]any, _ *rand.Rand) { m["actor"] = map[string]any{"id": "x", "kind": "robot"} },
+	func(m map[string]any, _ *rand.Rand) { delete(m, "actor") },
+	func(m map[string]any, _ *rand.Rand) { m["issuedAt"] = "yesterday" },
+	func(m map[string]any, _ *rand.Rand) { m["options"] = map[string]any{"unlock": "yes"} },
+	func(m map[string]any, _ *rand.Rand) { delete(m, "secret") },
+	func(m map[string]any, _ *rand.Rand) { m["secret"].(map[string]any)["kid"] = "0000000000000000" },
+	func(m map[string]any, _ *rand.Rand) { m["secret"].(map[string]any)["enc"] = "!!not base64!!" },
+	func(m map[string]any, rng *rand.Rand) {
+		b := make([]byte, 64+rng.IntN(1200))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		m["secret"].(map[string]any)["enc"] = base64.RawURLEncoding.EncodeToString(b)
+	},
+	func(m map[string]any, _ *rand.Rand) { m["secret"].(map[string]any)["suite"] = "rot13" },
+	func(m map[string]any, _ *rand.Rand) { m["id"] = strings.ToUpper(m["id"].(string)) },
+}
+
+// storm makes n bad messages aimed at the decoy account, cycling through
+// the kinds, each with a fresh id; it returns them and each one's kind.
+func storm(t *testing.T, w *world, decoy *account, n int, rng *rand.Rand) ([]protocol.Message, map[string]badKind) {
+	t.Helper()
+	keys := w.sh.keys
+	untrusted, err := protocol.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := func() (protocol.Message, map[string]any) {
+		spec := w.sender.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: decoy.user.UPN})
+		spec.New = w.sh.dom.Secrets.New()
+		spec.ReplyTo = stormReplies
+		m, err := protocol.BuildRequest(keys.Signer, keys.Agent, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		if err := json.Unmarshal(m.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		return m, body
+	}
+	sign := func(m *protocol.Message, k *protocol.SigningKey) {
+		m.ApplicationProperties = map[string]any{protocol.PropSender: k.KID(), protocol.PropSignature: k.Sign(m.Body)}
+	}
+	random := func(size int) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return b
+	}
+	msgs := make([]protocol.Message, 0, n)
+	kinds := map[string]badKind{}
+	for i := range n {
+		k := badKinds[i%len(badKinds)]
+		m, body := valid()
+		switch k.name {
+		case "random bytes":
+			m.Body = random(1 + rng.IntN(2000))
+			m.ApplicationProperties = nil
+		case "empty body":
+			m.Body = nil
+			sign(&m, keys.Signer)
+		case "huge body":
+			// Few of these: they are the costly ones to carry.
+			if i%(len(badKinds)*20) == k.indexIn() {
+				m.Body = random(protocol.MaxBodySize + 1 + rng.IntN(200<<10))
+			} else {
+				m.Body = append(m.Body, random(protocol.MaxBodySize-len(m.Body)+1)...)
+			}
+			sign(&m, keys.Signer)
+		case "wrong content type":
+			m.ContentType = []string{"application/json", "text/plain", "", "application/vnd.wbagent.request+json;v=2"}[rng.IntN(4)]
+		case "bad signature":
+			sig := []byte(m.ApplicationProperties[protocol.PropSignature].(string))
+			sig[rng.IntN(len(sig))] ^= 0x01
+			m.ApplicationProperties[protocol.PropSignature] = string(sig)
+		case "untrusted signer":
+			sign(&m, untrusted)
+		case "no signature":
+			delete(m.ApplicationProperties, protocol.PropSignature)
+		case "invalid JSON, signed":
+			cut := 1 + rng.IntN(len(m.Body)-1)
+			m.Body = append([]byte(nil), m.Body[:cut]...)
+			if rng.IntN(2) == 0 {
+				m.Body = append(m.Body, `,"id":"dup"}`...)
+			}
+			sign(&m, keys.Signer)
+		case "fuzzed field, signed":
+			fieldMutations[rng.IntN(len(fieldMutations))](body, rng)
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Body = b
+			sign(&m, keys.Signer)
+		}
+		kinds[m.MessageID] = k
+		msgs = append(msgs, m)
+	}
+	return msgs, kinds
+}
+
+// indexIn is the kind's place in badKinds.
+func (k badKind) indexIn() int {
+	return slices.IndexFunc(badKinds, func(o badKind) bool { return o.name == k.name })
+}
+
+// Ten thousand bad messages (short form: a few hundred) of every kind,
+// with a hundred valid requests among them: the valid ones are applied,
+// every bad one is dead-lettered with a reason (and answered
+// invalid_request when it was authenticated), none touches the account it
+// names, the agent's memory stays bounded and it never crashes.
+func TestBadMessageStorm(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	if err := w.srv.AddQueue(devbus.QueueConfig{Name: stormReplies}); err != nil {
+		t.Fatal(err)
+	}
+	a := w.startAgent("agent-1")
+	pid, err := bench.FindProcess(w.sh.bin, "run", "--config", a.Files.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nBad, nValid := pick(360, 10000), pick(10, 100)
+	accts := w.accounts(nValid + 1)
+	decoy, accts := accts[0], accts[1:]
+	rng := rand.New(rand.NewPCG(1, 2))
+	bad, kinds := storm(t, w, decoy, nBad, rng)
+	c, err := bench.NewClient(w.bus, w.sh.keys, queueName, false, stormReplies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rs []*request
+	chunk := nBad / nValid
+	for i, acct := range accts {
+		if err := c.SendAll(w.ctx, bad[i*chunk:(i+1)*chunk]); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, w.send(acct, protocol.OpReset, nil))
+	}
+	if err := c.SendAll(w.ctx, bad[nValid*chunk:]); err != nil {
+		t.Fatal(err)
+	}
+	w.waitAnswered(rs, pick(2*time.Minute, 10*time.Minute))
+	deadline := time.Now().Add(pick(2*time.Minute, 10*time.Minute))
+	for {
+		st, err := w.srv.Stats(queueName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DeadLettered >= nBad && st.Active == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d bad messages dead-lettered (queue: %+v)", st.DeadLettered, nBad, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	proc, err := bench.ReadProc(pid)
+	if err != nil {
+		t.Fatalf("the agent process is gone: %v", err)
+	}
+	if now, err := bench.FindProcess(w.sh.bin, "run", "--config", a.Files.Config); err != nil || now != pid || !a.Running() {
+		t.Fatalf("the agent crashed during the storm (pid %d, now %d, %v)", pid, now, err)
+	}
+	const maxRSS = 150 << 20
+	if proc.PeakRSS > maxRSS {
+		t.Errorf("agent peak RSS %d MiB during the storm, more than %d MiB", proc.PeakRSS>>20, maxRSS>>20)
+	}
+	if logged(t, a, "panicked") {
+		t.Error("the writeback handler panicked on a bad message")
+	}
+	s := w.checkInvariants()
+	allOK(t, s)
+	byReason := map[string]int{}
+	for _, d := range s.deadLettered {
+		k, ok := kinds[d.MessageID]
+		if !ok {
+			continue
+		}
+		byReason[d.DeadLetterReason]++
+		if !slices.Contains(k.reasons, d.DeadLetterReason) {
+			t.Errorf("%s message %s dead-lettered %s (%s), want %v", k.name, d.MessageID, d.DeadLetterReason, d.DeadLetterDescription, k.reasons)
+		}
+		delete(kinds, d.MessageID)
+	}
+	for id, k := range kinds {
+		t.Errorf("%s message %s was not dead-lettered", k.name, id)
+	}
+	results, err := c.WaitCount(w.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := c.Verify(results)
+	if err != nil {
+		t.Error(err)
+	}
+	for code := range codes {
+		if code != protocol.CodeInvalidRequest {
+			t.Errorf("a bad message was answered %s", code)
+		}
+	}
+	if v, err := pwdVersion(w.ctx, w.sh.dom, decoy.user.DN); err != nil || v != decoy.v0 {
+		t.Errorf("the decoy account's password was written (version %d, was %d): %v", v, decoy.v0, err)
+	}
+	if err := w.sh.dom.CheckPassword(w.ctx, decoy.user, decoy.user.Password); err != nil {
+		t.Errorf("decoy: %v", err)
+	}
+	t.Logf("%d bad messages dead-lettered %v, %d answered invalid_request; agent peak RSS %d MiB, CPU %s",
+		nBad, byReason, codes[protocol.CodeInvalidRequest], proc.PeakRSS>>20, proc.CPU)
+}
