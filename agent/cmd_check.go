@@ -15,8 +15,12 @@ import (
 // checkRow is one line of `wbagent check`: what was tested, whether it
 // passed, what was seen, and — on failure — what to do about it.
 type checkRow struct {
-	Name   string
-	OK     bool
+	Name string
+	OK   bool
+	// Warn marks a passing row that still needs the admin's attention (an
+	// unsafe option chosen on purpose, a legacy certificate): it prints
+	// WARN with its fix line, and does not fail the check.
+	Warn   bool
 	Detail string
 	Fix    string
 }
@@ -133,11 +137,14 @@ func printRows(w io.Writer, rows []checkRow) {
 	fmt.Fprintln(tw, "RESULT\tCHECK\tDETAIL")
 	for _, r := range rows {
 		res := "OK"
-		if !r.OK {
+		switch {
+		case !r.OK:
 			res = "FAIL"
+		case r.Warn:
+			res = "WARN"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", res, r.Name, r.Detail)
-		if !r.OK && r.Fix != "" {
+		if (!r.OK || r.Warn) && r.Fix != "" {
 			fmt.Fprintf(tw, "\t\tfix: %s\n", r.Fix)
 		}
 	}
