@@ -31,6 +31,7 @@ directory:
     - name: corp.example.test
       servers: [ldaps://dc1.corp.example.test:636]
       bind: {user: svc@corp.example.test, password: {file: bind.secret}}
+  scope: {includeOUs: ["OU=Staff,DC=corp,DC=example,DC=test"]}
 `
 
 func TestExampleLoads(t *testing.T) {
@@ -87,7 +88,7 @@ func TestProblems(t *testing.T) {
 	}{
 		{"misspelt key", strings.Replace(minimal, "  signingKey:", "  signingkey:", 1),
 			`config line 4: agent.signingkey: unknown key (did you mean "signingKey"?)`},
-		{"unknown section", minimal + "extras: {a: 1}\n", "config line 14: extras: unknown key"},
+		{"unknown section", minimal + "extras: {a: 1}\n", "config line 15: extras: unknown key"},
 		{"plain ldap", strings.Replace(minimal, "[ldaps://dc1.corp.example.test:636]", "[ldaps://dc1, \"ldap://dc2\"]", 1),
 			`config line 12: directory.domains[0].servers[1]: "ldap://dc2" is not allowed: password writes need ldaps:// or startTLS: true`},
 		{"no version", strings.Replace(minimal, "version: 1\n", "", 1), "version: missing"},
@@ -99,7 +100,7 @@ func TestProblems(t *testing.T) {
 			"config line 8: servicebus.maxConcurrent: expected a whole number"},
 		{"range", strings.Replace(minimal, "servicebus:\n", "servicebus:\n  maxConcurrent: 0\n", 1),
 			"config line 8: servicebus.maxConcurrent: 0 is out of range"},
-		{"bad duration", minimal + "requests: {retryBudget: 45}\n", "config line 14: requests.retryBudget: \"45\" is not a duration"},
+		{"bad duration", minimal + "requests: {retryBudget: 45}\n", "config line 15: requests.retryBudget: \"45\" is not a duration"},
 		{"budget vs lifetime", minimal + "requests: {retryBudget: 20m}\n", "requests.retryBudget: 20m0s must be shorter than requests.maxLifetime"},
 		{"secret form", strings.Replace(minimal, "{env: WBAGENT_SB_CONNECTION}", "Endpoint=sb://x", 1),
 			"config line 8: servicebus.connectionString: a secret must be exactly one of"},
@@ -109,12 +110,26 @@ func TestProblems(t *testing.T) {
 			"config line 2: agent.signingKey: missing"},
 		{"bad method", strings.Replace(minimal, "{user:", "{method: ntlm, user:", 1),
 			`directory.domains[0].bind.method: "ntlm" is not known`},
-		{"history enum", minimal + "  historyOnReset: always\n", `config line 14: directory.historyOnReset: "always" is not known`},
+		{"history enum", minimal + "  historyOnReset: always\n", `config line 15: directory.historyOnReset: "always" is not known`},
 		{"yaml syntax", minimal + "agent: [\n", "not valid YAML"},
 		{"empty", "", "the file is empty"},
 		{"both bus forms", strings.Replace(minimal, "servicebus:\n", "servicebus:\n  namespace: x.servicebus.windows.net\n", 1),
 			"servicebus.namespace: give either connectionString or namespace"},
-		{"not a DN", minimal + "  scope: {includeOUs: [Staff]}\n", `directory.scope.includeOUs[0]: "Staff" is not a distinguished name`},
+		{"not a DN", strings.Replace(minimal, `["OU=Staff,DC=corp,DC=example,DC=test"]`, "[Staff]", 1), `directory.scope.includeOUs[0]: "Staff" is not a distinguished name`},
+		{"no scope", strings.Replace(minimal, "  scope: {includeOUs: [\"OU=Staff,DC=corp,DC=example,DC=test\"]}\n", "", 1),
+			"config line 9: directory.scope.includeOUs: missing: list the OUs the agent may write"},
+		{"empty scope", strings.Replace(minimal, `{includeOUs: ["OU=Staff,DC=corp,DC=example,DC=test"]}`, "{includeOUs: []}", 1),
+			"config line 14: directory.scope.includeOUs: missing"},
+		{"scope and entireDomain", strings.Replace(minimal, "{includeOUs: [", "{entireDomain: true, includeOUs: [", 1),
+			"config line 14: directory.scope.entireDomain: give includeOUs or entireDomain: true, not both"},
+		{"unquoted DN in a flow list", strings.Replace(minimal, `["OU=Staff,DC=corp,DC=example,DC=test"]`, "[OU=Staff,DC=corp,DC=example,DC=test]", 1),
+			`directory.scope.includeOUs[0]: "OU=Staff" lies in none of the configured domains`},
+		{"domain without an OU", strings.Replace(minimal, "OU=Staff,DC=corp", "OU=Staff,DC=other", 1),
+			"directory.scope.includeOUs: no OU inside domain corp.example.test (directory.domains[0], DC=corp,DC=example,DC=test)"},
+		{"unknown privileged class", strings.Replace(minimal, "{includeOUs:", "{allowPrivileged: [Printer Operators], includeOUs:", 1),
+			`config line 14: directory.scope.allowPrivileged[0]: "Printer Operators" is not a built-in privileged class`},
+		{"discovery without a CA", strings.Replace(minimal, "      servers: [ldaps://dc1.corp.example.test:636]\n", "      discover: true\n", 1),
+			"config line 12: directory.domains[0].discover: servers found by DNS SRV need tls.caFile"},
 		{"neither servers nor discover", strings.Replace(minimal, "      servers: [ldaps://dc1.corp.example.test:636]\n", "", 1),
 			"directory.domains[0].servers: missing"},
 	}

@@ -214,11 +214,13 @@ func (c *Config) completeDirectory(k *checker) {
 			k.fail(fmt.Sprintf("directory.scope.includeOUs[%d]", i), "%q is not a distinguished name such as OU=Staff,DC=corp,DC=example,DC=test", ou)
 		}
 	}
+	c.completeScope(k)
 	for i, g := range s.ProtectedGroups {
 		if !looksLikeDN(g) {
 			k.fail(fmt.Sprintf("directory.scope.protectedGroups[%d]", i), "%q is not a distinguished name such as CN=Domain Admins,CN=Users,DC=corp,DC=example,DC=test", g)
 		}
 	}
+	c.completeDiscoveryTrust(k)
 	switch d.HistoryOnReset {
 	case "":
 		d.HistoryOnReset = "auto"

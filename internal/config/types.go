@@ -131,6 +131,13 @@ type Scope struct {
 	ProtectedGroups   []string `yaml:"protectedGroups"`
 	ProtectedAccounts []string `yaml:"protectedAccounts"`
 	AllowDisabled     bool     `yaml:"allowDisabled"`
+	// EntireDomain lets the agent write anywhere in the configured domains
+	// when includeOUs is empty; without it an empty includeOUs is an error,
+	// so forgetting the scope never means "everything".
+	EntireDomain bool `yaml:"entireDomain"`
+	// AllowPrivileged names built-in privileged classes (PrivilegedNames)
+	// the agent may write after all; every other one is always refused.
+	AllowPrivileged []string `yaml:"allowPrivileged"`
 }
 
 // Requests holds the protocol's time limits and the retry budget.
