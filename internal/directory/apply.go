@@ -90,7 +90,7 @@ func (d *Directory) apply(ctx context.Context, ch Change) Outcome {
 			return false, err
 		}
 		out.DN, out.ObjectGUID = a.dn, GUIDString(a.guid)
-		ref, err := d.guard(pc, ds, a)
+		ref, err := d.guard(ctx, pc, ds, a)
 		if err != nil {
 			return false, err
 		}

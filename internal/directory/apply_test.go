@@ -333,7 +333,7 @@ func TestGuard(t *testing.T) {
 		o.Scope.ProtectedAccounts = []string{"CORP\\" + strings.ToUpper(u.SAMAccountName)}
 		d := newDir(t, o)
 		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
-		o.Scope.IncludeOUs = nil
+		o.Scope.IncludeOUs, o.Scope.EntireDomain = nil, true
 		d2 := newDir(t, o)
 		wantCode(t, apply(t, d2, reset(Target{SAMAccountName: "Administrator"}, pw2)), CodeProtectedAccount, "")
 	})

@@ -117,6 +117,7 @@ type domainState struct {
 	pdc     string // PDC emulator's dNSHostName
 	pdcAt   time.Time
 	primary map[uint32]groupVerdict // primaryGroupID → protection verdict
+	priv    *privilegedSet          // built-in privileged groups, by SID
 }
 
 // New checks opts and prepares the connection pools; it does not connect

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -21,15 +22,18 @@ type refusal struct {
 }
 
 // guard decides whether the agent may write a, before any write: scope
-// first, then protection, then the disabled flag. A nil refusal with a
-// nil error means go ahead; an error is a failed lookup.
-func (d *Directory) guard(pc *pconn, ds *domainState, a *account) (*refusal, error) {
+// first, then protection (listed accounts, machine and trust accounts, the
+// built-in privileged accounts and groups by well-known SID, adminCount,
+// the configured protected groups), then the disabled flag. A nil refusal
+// with a nil error means go ahead; an error is a failed lookup, and the
+// write does not happen.
+func (d *Directory) guard(ctx context.Context, pc *pconn, ds *domainState, a *account) (*refusal, error) {
 	sc := d.opts.Scope
 	dn, err := ldap.ParseDN(a.dn)
 	if err != nil {
 		return nil, fmt.Errorf("parse the account's DN %q: %w", a.dn, err)
 	}
-	if len(sc.IncludeOUs) > 0 {
+	if len(sc.IncludeOUs) > 0 || !sc.EntireDomain {
 		in := false
 		for _, ou := range sc.IncludeOUs {
 			p, err := ldap.ParseDN(ou)
@@ -47,22 +51,60 @@ func (d *Directory) guard(pc *pconn, ds *domainState, a *account) (*refusal, err
 			return &refusal{CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
 		}
 	}
+	if what := machineAccount(a); what != "" {
+		return &refusal{CodeProtectedAccount, "the account is " + what + ": its password is the machine's, never a writeback's"}, nil
+	}
+	set, err := d.privileged(ctx, pc, ds)
+	if err != nil {
+		return nil, guardError(err)
+	}
+	if name := set.privilegedAccount(a); name != "" {
+		return &refusal{CodeProtectedAccount, "the account is the built-in " + name + " (well-known RID " + sidString(a.sid) + ")"}, nil
+	}
+	if name, ok := set.primary[a.primaryGroupID]; ok && a.primaryGroupID != 0 {
+		return &refusal{CodeProtectedAccount, "the account's primary group is the built-in privileged group " + name}, nil
+	}
 	if sc.ProtectAdminCount && strings.TrimSpace(a.adminCount) == "1" {
 		return &refusal{CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
 	}
-	if len(sc.ProtectedGroups) > 0 {
-		group, err := d.protectedMember(pc, ds, a)
+	groups := make([]protectedGroup, 0, len(set.groups)+len(sc.ProtectedGroups))
+	for _, g := range set.groups {
+		groups = append(groups, protectedGroup{dn: g.dn, label: "built-in privileged group " + g.name + " (" + g.sid + ")"})
+	}
+	for _, g := range sc.ProtectedGroups {
+		groups = append(groups, protectedGroup{dn: g, label: "protected group " + g})
+	}
+	if len(groups) > 0 {
+		group, err := d.protectedMember(pc, ds, a, groups)
 		if err != nil {
-			return nil, err
+			return nil, guardError(err)
 		}
 		if group != "" {
-			return &refusal{CodeProtectedAccount, "the account is a member (directly or nested) of protected group " + group}, nil
+			return &refusal{CodeProtectedAccount, "the account is a member (directly, nested or by primary group) of " + group}, nil
 		}
 	}
 	if a.uac&uacDisabled != 0 && !sc.AllowDisabled {
 		return &refusal{CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
 	}
 	return nil, nil
+}
+
+// guardError keeps lost connections retryable (withConn tries another
+// server) and makes any other failure to decide a permanent internal
+// error: an answer such as "no such object" about a group must not read as
+// the target's user_not_found.
+func guardError(err error) error {
+	if isNetwork(err) {
+		return err
+	}
+	return &resolveError{code: CodeInternalError, err: fmt.Errorf("decide whether the account is protected: %w", err)}
+}
+
+// protectedGroup is a group whose members the guard refuses, with how the
+// refusal names it.
+type protectedGroup struct {
+	dn    string
+	label string
 }
 
 func protectedName(name string, a *account, dn *ldap.DN) bool {
@@ -80,15 +122,14 @@ func protectedName(name string, a *account, dn *ldap.DN) bool {
 	}
 }
 
-// protectedMember returns the protected group a belongs to, directly,
-// through nested groups (matching rule in chain), or through its primary
-// group (which memberOf does not list), or "".
-func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (string, error) {
-	groups := d.opts.Scope.ProtectedGroups
+// protectedMember returns the label of a protected group a belongs to,
+// directly, through nested groups (matching rule in chain), or through its
+// primary group (which memberOf does not list), or "".
+func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account, groups []protectedGroup) (string, error) {
 	var chain strings.Builder
 	chain.WriteString("(|")
 	for _, g := range groups {
-		fmt.Fprintf(&chain, "(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g))
+		fmt.Fprintf(&chain, "(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g.dn))
 	}
 	chain.WriteString(")")
 	member, err := matches(pc.conn, a.dn, chain.String())
@@ -98,11 +139,11 @@ func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (str
 	if member {
 		// Rare: name the group for the audit, one search per group.
 		for _, g := range groups {
-			if ok, err := matches(pc.conn, a.dn, fmt.Sprintf("(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g))); err == nil && ok {
-				return g, nil
+			if ok, err := matches(pc.conn, a.dn, fmt.Sprintf("(memberOf:%s:=%s)", oidInChain, ldap.EscapeFilter(g.dn))); err == nil && ok {
+				return g.label, nil
 			}
 		}
-		return strings.Join(groups, "; "), nil
+		return "the protected groups", nil
 	}
 	if a.primaryGroupID == 0 || len(a.sid) == 0 {
 		return "", nil
@@ -117,7 +158,7 @@ func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (str
 	var self strings.Builder
 	self.WriteString("(|")
 	for _, g := range groups {
-		fmt.Fprintf(&self, "(distinguishedName=%s)", ldap.EscapeFilter(g))
+		fmt.Fprintf(&self, "(distinguishedName=%s)", ldap.EscapeFilter(g.dn))
 	}
 	self.WriteString(")")
 	filter := "(&(objectSid=" + EscapeBinary(sid) + ")(|" + self.String() + chain.String() + "))"
@@ -135,10 +176,9 @@ func (d *Directory) protectedMember(pc *pconn, ds *domainState, a *account) (str
 }
 
 // primaryGroupTTL is how long the protection verdict on a primary group is
-// kept: nearly every account has the same one (Domain Users), and nesting
-// a primary group into an admin group is rare and deliberate, so one search
-// a minute replaces one per writeback.
-const primaryGroupTTL = time.Minute
+// kept: nearly every account has the same one (Domain Users), so one
+// search every few seconds replaces one per writeback.
+const primaryGroupTTL = membershipTTL
 
 type groupVerdict struct {
 	group string // protected group reached, "" when none

@@ -128,9 +128,15 @@ type Bind struct {
 
 // Scope limits which accounts may be written.
 type Scope struct {
-	// IncludeOUs: only accounts below one of these DNs; empty: anywhere in
-	// the configured domains.
+	// IncludeOUs: only accounts below one of these DNs. Empty is an error
+	// unless EntireDomain is set.
 	IncludeOUs []string
+	// EntireDomain lets writes reach anywhere in the configured domains
+	// when IncludeOUs is empty.
+	EntireDomain bool
+	// AllowPrivileged names built-in privileged classes (PrivilegedNames)
+	// whose members may be written after all.
+	AllowPrivileged []string
 	// ProtectAdminCount refuses accounts with adminCount=1.
 	ProtectAdminCount bool
 	// ProtectedGroups refuses direct and nested members (and accounts whose
@@ -237,6 +243,9 @@ func (o Options) withDefaults() (Options, error) {
 		if len(d.Servers) == 0 && !d.Discover {
 			return o, fmt.Errorf("directory: domain %s: no servers and discover is off", d.Name)
 		}
+		if d.Discover && !discoveryAnchored(d.TLS) {
+			return o, fmt.Errorf("directory: domain %s: discover needs tls.caFile: the system roots alone do not vouch for a domain controller found by DNS", d.Name)
+		}
 		for _, s := range d.Servers {
 			if _, err := parseServer(s, d.TLS.StartTLS); err != nil {
 				return o, fmt.Errorf("directory: domain %s: %w", d.Name, err)
@@ -274,6 +283,9 @@ func (o Options) withDefaults() (Options, error) {
 		default:
 			return o, fmt.Errorf("directory: domain %s: bind method %q: want simple, kerberos or sspi", d.Name, d.Bind.Method)
 		}
+	}
+	if err := o.Scope.validate(); err != nil {
+		return o, err
 	}
 	for _, dn := range append(append([]string{}, o.Scope.IncludeOUs...), o.Scope.ProtectedGroups...) {
 		if _, err := ldap.ParseDN(dn); err != nil {

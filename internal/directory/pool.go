@@ -220,7 +220,11 @@ func (p *pool) discover(ctx context.Context) ([]string, error) {
 		return p.discovered, nil
 	}
 	p.mu.Unlock()
-	urls, err := discoverServers(ctx, p.opts.Resolver, p.domain)
+	urls, rejected, err := discoverTrusted(ctx, p.opts.Resolver, p.domain)
+	if len(rejected) > 0 {
+		p.log.Warn("DNS SRV named domain controllers outside the domain; refused", zap.String(logging.FieldDomain, p.domain.Name),
+			zap.Strings("targets", rejected))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -232,15 +236,26 @@ func (p *pool) discover(ctx context.Context) ([]string, error) {
 }
 
 // discoverServers looks up _ldap._tcp.dc._msdcs.<domain> and returns
-// ldaps:// URLs (ldap:// with StartTLS) ordered by priority, then weight.
+// ldaps:// URLs (ldap:// with StartTLS) ordered by priority, then weight,
+// keeping only the targets discovery may trust (see discoverTrusted).
 func discoverServers(ctx context.Context, r Resolver, d *Domain) ([]string, error) {
+	urls, _, err := discoverTrusted(ctx, r, d)
+	return urls, err
+}
+
+// discoverTrusted is discoverServers that also names the SRV targets it
+// refused. Whoever can answer or spoof DNS chooses the SRV targets, so a
+// target counts only when it lies inside the domain's own DNS name or is
+// the host of a configured server; the certificate it shows must then
+// pass the domain's own trust anchor (discoveryAnchored).
+func discoverTrusted(ctx context.Context, r Resolver, d *Domain) (urls, rejected []string, err error) {
 	name := "dc._msdcs." + d.Name
 	_, srvs, err := r.LookupSRV(ctx, "ldap", "tcp", name)
 	if err != nil {
-		return nil, fmt.Errorf("look up DNS SRV _ldap._tcp.%s: %w", name, err)
+		return nil, nil, fmt.Errorf("look up DNS SRV _ldap._tcp.%s: %w", name, err)
 	}
 	if len(srvs) == 0 {
-		return nil, fmt.Errorf("DNS SRV _ldap._tcp.%s lists no domain controllers", name)
+		return nil, nil, fmt.Errorf("DNS SRV _ldap._tcp.%s lists no domain controllers", name)
 	}
 	sort.SliceStable(srvs, func(i, j int) bool {
 		if srvs[i].Priority != srvs[j].Priority {
@@ -248,16 +263,52 @@ func discoverServers(ctx context.Context, r Resolver, d *Domain) ([]string, erro
 		}
 		return srvs[i].Weight > srvs[j].Weight
 	})
-	urls := make([]string, 0, len(srvs))
+	urls = make([]string, 0, len(srvs))
 	for _, s := range srvs {
 		host := strings.TrimSuffix(s.Target, ".")
+		if !srvTargetTrusted(d, host) {
+			rejected = append(rejected, host)
+			continue
+		}
 		if d.TLS.StartTLS {
 			urls = append(urls, "ldap://"+net.JoinHostPort(host, strconv.Itoa(int(s.Port))))
 		} else {
 			urls = append(urls, "ldaps://"+net.JoinHostPort(host, "636"))
 		}
 	}
-	return urls, nil
+	if len(urls) == 0 {
+		return nil, rejected, fmt.Errorf("DNS SRV _ldap._tcp.%s names only hosts outside %s (%s): refused; list the domain controllers in servers",
+			name, d.Name, strings.Join(rejected, ", "))
+	}
+	return urls, rejected, nil
+}
+
+// srvTargetTrusted reports whether host, an SRV target, is the domain's
+// name, lies below it, or is the host of a configured server.
+func srvTargetTrusted(d *Domain, host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	dom := strings.ToLower(strings.TrimSuffix(d.Name, "."))
+	if h == "" || dom == "" {
+		return false
+	}
+	if h == dom || strings.HasSuffix(h, "."+dom) {
+		return true
+	}
+	for _, u := range d.Servers {
+		if srv, err := parseServer(u, d.TLS.StartTLS); err == nil && strings.EqualFold(srv.host, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// discoveryAnchored reports whether servers found by DNS SRV can prove
+// they are the domain's: the domain names a CA file of its own (the system
+// roots vouch for any public name, not for a DC). This is the one place
+// that decides it: a certificate pin (tls.pinSHA256) satisfies it too once
+// TLS offers one.
+func discoveryAnchored(t TLS) bool {
+	return t.CAFile != ""
 }
 
 // dial tries each server in turn until one connects and binds. A refused

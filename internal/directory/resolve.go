@@ -9,13 +9,20 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// userFilter restricts every lookup to user accounts (not computers,
-// trusts or contacts): SAM_NORMAL_USER_ACCOUNT.
+// userFilter matches user accounts (not computers, trusts or contacts):
+// SAM_NORMAL_USER_ACCOUNT.
 const userFilter = "(sAMAccountType=805306368)"
+
+// accountFilter is what a target lookup matches: user, machine and trust
+// accounts (SAM_NORMAL_USER_ACCOUNT, SAM_MACHINE_ACCOUNT,
+// SAM_TRUST_ACCOUNT), so that a request naming a computer, a gMSA or a
+// trust is refused as protected_account rather than user_not_found.
+// Groups and contacts are never matched.
+const accountFilter = "(|(sAMAccountType=805306368)(sAMAccountType=805306369)(sAMAccountType=805306370))"
 
 // accountAttrs are read for the guard and the outcome.
 var accountAttrs = []string{"objectGUID", "sAMAccountName", "userPrincipalName", "userAccountControl",
-	"adminCount", "objectSid", "primaryGroupID"}
+	"adminCount", "objectSid", "primaryGroupID", "objectClass"}
 
 // account is a resolved user.
 type account struct {
@@ -26,16 +33,18 @@ type account struct {
 	adminCount     string
 	sid            []byte
 	primaryGroupID uint32
+	objectClass    []string
 }
 
 func newAccount(e *ldap.Entry) *account {
 	a := &account{
-		dn:         e.DN,
-		guid:       e.GetRawAttributeValue("objectGUID"),
-		sam:        e.GetAttributeValue("sAMAccountName"),
-		upn:        e.GetAttributeValue("userPrincipalName"),
-		adminCount: e.GetAttributeValue("adminCount"),
-		sid:        e.GetRawAttributeValue("objectSid"),
+		dn:          e.DN,
+		guid:        e.GetRawAttributeValue("objectGUID"),
+		sam:         e.GetAttributeValue("sAMAccountName"),
+		upn:         e.GetAttributeValue("userPrincipalName"),
+		adminCount:  e.GetAttributeValue("adminCount"),
+		sid:         e.GetRawAttributeValue("objectSid"),
+		objectClass: e.GetAttributeValues("objectClass"),
 	}
 	a.uac, _ = strconv.ParseInt(e.GetAttributeValue("userAccountControl"), 10, 64)
 	if v, err := strconv.ParseUint(e.GetAttributeValue("primaryGroupID"), 10, 32); err == nil {
@@ -54,11 +63,11 @@ type resolveError struct {
 func (e *resolveError) Error() string { return e.err.Error() }
 
 func notFound(t Target) error {
-	return &resolveError{code: CodeUserNotFound, err: fmt.Errorf("no user account matches %s", t)}
+	return &resolveError{code: CodeUserNotFound, err: fmt.Errorf("no account matches %s", t)}
 }
 
 func ambiguous(t Target, n int) error {
-	return &resolveError{code: CodeUserAmbiguous, err: fmt.Errorf("%d or more user accounts match %s", n, t)}
+	return &resolveError{code: CodeUserAmbiguous, err: fmt.Errorf("%d or more accounts match %s", n, t)}
 }
 
 // targetFilters returns the LDAP filters that find t, tried in order until
@@ -73,7 +82,7 @@ func targetFilters(t Target) ([]string, error) {
 	if n != 1 {
 		return nil, errors.New("target: exactly one of objectGUID, immutableId, userPrincipalName and sAMAccountName must be set")
 	}
-	and := func(f string) string { return "(&" + userFilter + f + ")" }
+	and := func(f string) string { return "(&" + accountFilter + f + ")" }
 	switch {
 	case t.ObjectGUID != "":
 		b, err := GUIDBytes(t.ObjectGUID)
@@ -136,7 +145,7 @@ func findIn(pc *pconn, ds *domainState, t Target) (*account, error) {
 // DC (after the global catalog pointed there).
 func readByGUID(pc *pconn, guid []byte) (*account, error) {
 	res, err := pc.conn.Search(ldap.NewSearchRequest("<GUID="+GUIDString(guid)+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
-		1, 0, false, userFilter, accountAttrs, nil))
+		1, 0, false, accountFilter, accountAttrs, nil))
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 		return nil, &resolveError{code: CodeUserNotFound, err: fmt.Errorf("objectGUID %s vanished", GUIDString(guid))}
 	}
@@ -144,7 +153,7 @@ func readByGUID(pc *pconn, guid []byte) (*account, error) {
 		return nil, fmt.Errorf("read objectGUID %s: %w", GUIDString(guid), err)
 	}
 	if len(res.Entries) != 1 {
-		return nil, &resolveError{code: CodeUserNotFound, err: fmt.Errorf("objectGUID %s is not a user account", GUIDString(guid))}
+		return nil, &resolveError{code: CodeUserNotFound, err: fmt.Errorf("objectGUID %s is not an account", GUIDString(guid))}
 	}
 	return newAccount(res.Entries[0]), nil
 }

@@ -54,7 +54,7 @@ func TestImmutableID(t *testing.T) {
 
 func TestTargetFilters(t *testing.T) {
 	f, err := targetFilters(Target{UPN: "a*)(b@x"})
-	if err != nil || f[0] != `(&(sAMAccountType=805306368)(userPrincipalName=a\2a\29\28b@x))` {
+	if err != nil || f[0] != "(&"+accountFilter+`(userPrincipalName=a\2a\29\28b@x))` {
 		t.Fatalf("UPN filter %q %v", f, err)
 	}
 	f, _ = targetFilters(Target{ImmutableID: "opvjPjVaPkyUSq6wp5wB1A=="})
@@ -176,9 +176,14 @@ func TestOptionsValidation(t *testing.T) {
 		"scope not a DN":    func(o *Options) { o.Scope.IncludeOUs = []string{"Staff"} },
 		"base DN not a DN":  func(o *Options) { o.Domains[0].BaseDN = "corp" },
 		"empty domain name": func(o *Options) { o.Domains[0].Name = "" },
+		"no scope":          func(o *Options) { o.Scope.IncludeOUs = nil },
+		"scope and entire":  func(o *Options) { o.Scope.EntireDomain = true },
+		"unknown privilege": func(o *Options) { o.Scope.AllowPrivileged = []string{"Printer Operators"} },
+		"discover, no CA":   func(o *Options) { o.Domains[0].Servers, o.Domains[0].Discover = nil, true },
 	}
+	scope := Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}}
 	for name, mutate := range cases {
-		o := Options{Domains: []Domain{good}}
+		o := Options{Domains: []Domain{good}, Scope: scope}
 		mutate(&o)
 		if name == "sspi off windows" && sspiAvailable() == nil {
 			continue
@@ -187,12 +192,19 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	o := Options{Domains: []Domain{good}}
+	o := Options{Domains: []Domain{good}, Scope: scope}
 	o.Domains[0].Servers = []string{"ldap://dc1"}
 	o.Domains[0].TLS.StartTLS = true
 	d, err := New(o, nil)
 	if err != nil {
 		t.Fatalf("ldap:// with StartTLS refused: %v", err)
+	}
+	d.Close()
+	o = Options{Domains: []Domain{good}, Scope: Scope{EntireDomain: true, AllowPrivileged: []string{"print operators"}}}
+	o.Domains[0].Servers, o.Domains[0].Discover, o.Domains[0].TLS.CAFile = nil, true, "/etc/wbagent/ca.pem"
+	d, err = New(o, nil)
+	if err != nil {
+		t.Fatalf("entire domain, an allowance and discovery with a CA refused: %v", err)
 	}
 	d.Close()
 	if s, _ := parseServer("ldaps://dc1", false); s.port != "636" || !s.ldaps {
@@ -236,6 +248,36 @@ func TestDiscoverOrder(t *testing.T) {
 	}
 	if _, err := discoverServers(context.Background(), fakeResolver{}, &Domain{Name: "x"}); err == nil {
 		t.Fatal("empty SRV answer accepted")
+	}
+}
+
+// SRV targets outside the domain's DNS name are refused unless they are
+// configured servers: whoever answers DNS must not choose the DC.
+func TestDiscoverRefusesForeignTargets(t *testing.T) {
+	r := fakeResolver{srvs: []*net.SRV{
+		{Target: "dc1.evil.example.", Port: 389, Priority: 0, Weight: 100},
+		{Target: "dc1.corp.example.test.evil.example.", Port: 389, Priority: 0, Weight: 90},
+		{Target: "xcorp.example.test.", Port: 389, Priority: 0, Weight: 80},
+		{Target: "DC2.Corp.Example.Test.", Port: 389, Priority: 1, Weight: 10},
+		{Target: "corp.example.test.", Port: 389, Priority: 2, Weight: 10},
+		{Target: "dc9.branch.example.", Port: 389, Priority: 3, Weight: 10},
+	}}
+	d := &Domain{Name: "corp.example.test", Servers: []string{"ldaps://dc9.branch.example:636"}}
+	urls, rejected, err := discoverTrusted(context.Background(), r, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ldaps://DC2.Corp.Example.Test:636 ldaps://corp.example.test:636 ldaps://dc9.branch.example:636"
+	if strings.Join(urls, " ") != want {
+		t.Fatalf("kept %v, want %s", urls, want)
+	}
+	if strings.Join(rejected, " ") != "dc1.evil.example dc1.corp.example.test.evil.example xcorp.example.test" {
+		t.Fatalf("rejected %v", rejected)
+	}
+	only := fakeResolver{srvs: r.srvs[:1]}
+	_, err = discoverServers(context.Background(), only, &Domain{Name: "corp.example.test"})
+	if err == nil || !strings.Contains(err.Error(), "dc1.evil.example") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("only foreign targets: %v", err)
 	}
 }
 

@@ -457,3 +457,66 @@ func EncodePassword(password *secret.Secret) []byte {
 	clear(units)
 	return b
 }
+
+// BuiltinGroupDN is the DN of a BUILTIN group of the domain by its English
+// name, e.g. "Backup Operators" (CN=Builtin).
+func (dc *DC) BuiltinGroupDN(name string) string {
+	return "CN=" + ldap.EscapeDN(name) + ",CN=Builtin," + dc.BaseDN()
+}
+
+// UsersGroupDN is the DN of a group provisioned in CN=Users by its English
+// name, e.g. "Domain Admins" or "Enterprise Admins".
+func (dc *DC) UsersGroupDN(name string) string {
+	return "CN=" + ldap.EscapeDN(name) + ",CN=Users," + dc.BaseDN()
+}
+
+// SetPrimaryGroup makes the global group groupDN the primary group of the
+// account dn. AD requires the account to be a member first: it is added,
+// and then leaves the group's member list (the primary group is implied).
+func (dc *DC) SetPrimaryGroup(ctx context.Context, dn, groupDN string) error {
+	g, err := dc.Entry(ctx, groupDN, "primaryGroupToken")
+	if err != nil {
+		return err
+	}
+	rid := g.GetAttributeValue("primaryGroupToken")
+	if rid == "" {
+		return fmt.Errorf("set primary group of %s: %s has no primaryGroupToken (not a global group?)", dn, groupDN)
+	}
+	if err := dc.AddMember(ctx, groupDN, dn); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
+		return err
+	}
+	return dc.Modify(ctx, dn, "primaryGroupID", rid)
+}
+
+// CreateComputer adds a computer account (sAMAccountName name$,
+// WORKSTATION_TRUST_ACCOUNT) under parent (CN=Computers when empty) with
+// password, and returns it with its objectGUID.
+func (dc *DC) CreateComputer(ctx context.Context, name, parent string, password *secret.Secret) (*User, error) {
+	if name == "" {
+		return nil, errors.New("create computer: name is empty")
+	}
+	if parent == "" {
+		parent = "CN=Computers," + dc.BaseDN()
+	}
+	dn := "CN=" + ldap.EscapeDN(name) + "," + parent
+	sam := name + "$"
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user", "computer"})
+	req.Attribute("sAMAccountName", []string{sam})
+	req.Attribute("userAccountControl", []string{"4096"}) // WORKSTATION_TRUST_ACCOUNT
+	req.Attribute("unicodePwd", []string{string(EncodePassword(password))})
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+		return nil, fmt.Errorf("create computer %s: %w", dn, err)
+	}
+	e, err := dc.Entry(ctx, dn, "objectGUID")
+	if err != nil {
+		return nil, err
+	}
+	raw := e.GetRawAttributeValue("objectGUID")
+	var guid [16]byte
+	if len(raw) != len(guid) {
+		return nil, fmt.Errorf("create computer %s: objectGUID has %d bytes, want 16", dn, len(raw))
+	}
+	copy(guid[:], raw)
+	return &User{DN: dn, SAMAccountName: sam, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
+}
