@@ -259,6 +259,8 @@ func directoryOptions(cfg *config.Config, getenv func(string) string) (directory
 			ProtectedGroups:   c.Scope.ProtectedGroups,
 			ProtectedAccounts: c.Scope.ProtectedAccounts,
 			AllowDisabled:     c.Scope.AllowDisabled,
+			EntireDomain:      c.Scope.EntireDomain,
+			AllowPrivileged:   c.Scope.AllowPrivileged,
 		},
 	}
 	for i, d := range c.Domains {

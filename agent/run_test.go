@@ -82,6 +82,7 @@ directory:
     - name: corp.example.test
       servers: [ldaps://%s]
       bind: {user: svc@corp.example.test, password: {file: bind.secret}}
+  scope: {includeOUs: ["OU=Staff,DC=corp,DC=example,DC=test"]}
   timeout: 1s
 audit: {file: logs/audit.jsonl, eventLog: false}
 log: {level: debug, file: {path: logs/wbagent.log}}

@@ -265,12 +265,22 @@ func TestNotFound(t *testing.T) {
 	} {
 		wantCode(t, apply(t, fx.dir, reset(target, pw2)), CodeUserNotFound, "")
 	}
-	// A computer is not a user account, even by its GUID.
+	// A computer is found, even by its GUID, and never written: outside
+	// the scope OUs it is out of scope, and with the whole domain in scope
+	// it is a domain controller's account.
 	e, err := fx.dc.Entry(context.Background(), "CN=DC1,OU=Domain Controllers,"+fx.dc.BaseDN(), "objectGUID")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, fx.dir, reset(Target{ObjectGUID: GUIDString(e.GetRawAttributeValue("objectGUID"))}, pw2)), CodeUserNotFound, "")
+	dcTarget := Target{ObjectGUID: GUIDString(e.GetRawAttributeValue("objectGUID"))}
+	wantCode(t, apply(t, fx.dir, reset(dcTarget, pw2)), CodeOutOfScope, "")
+	o := fx.options()
+	o.Scope.IncludeOUs, o.Scope.EntireDomain = nil, true
+	out := apply(t, newDir(t, o), reset(dcTarget, pw2))
+	wantCode(t, out, CodeProtectedAccount, "")
+	if !strings.Contains(out.Err.Error(), "domain controller") {
+		t.Fatalf("reason %q does not say domain controller", out.Err)
+	}
 }
 
 func TestGuard(t *testing.T) {

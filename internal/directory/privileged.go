@@ -369,3 +369,23 @@ func (s Scope) validate() error {
 	}
 	return nil
 }
+
+// PrivilegedSID describes the well-known SID of the built-in class name:
+// S-1-5-32-<rid> for BUILTIN groups, "<domain SID>-<rid>" or "<forest root
+// SID>-<rid>" for the others; "" for an unknown name.
+func PrivilegedSID(name string) string {
+	for _, c := range privilegedClasses {
+		if !strings.EqualFold(c.name, name) {
+			continue
+		}
+		switch c.base {
+		case inBuiltin:
+			return fmt.Sprintf("S-1-5-32-%d", c.rid)
+		case inDomain:
+			return fmt.Sprintf("<domain SID>-%d", c.rid)
+		default:
+			return fmt.Sprintf("<forest root SID>-%d", c.rid)
+		}
+	}
+	return ""
+}

@@ -98,6 +98,13 @@ type AgentConfig struct {
 	HTTP bool
 	// AllowDisabled lets the agent write disabled accounts.
 	AllowDisabled bool
+	// MinimalScope writes the shortest scope an admin writes: includeOUs
+	// (OU=Staff and OU=Other) only, with no protectedGroups and
+	// protectAdminCount left to its default, so that only the agent's
+	// built-in protection stands between it and privileged accounts.
+	MinimalScope bool
+	// AllowPrivileged is scope.allowPrivileged.
+	AllowPrivileged []string
 	// Keys supplies the key files unless the fields below are set.
 	Keys *Keys
 	// DecryptionKeys, SigningKey and TrustedSenders (public key files)
@@ -197,8 +204,16 @@ func WriteAgentConfig(c AgentConfig, d *Domain) (*AgentFiles, error) {
 	fmt.Fprintf(&b, "directory:\n  domains:\n    - name: %s\n      netbios: %s\n      baseDN: %s\n      servers: %s\n      tls: {caFile: %s, serverName: %s}\n      bind: {method: simple, user: %s, password: {env: %s}}\n",
 		q(dc.Realm()), q(dc.NetBIOS()), q(dc.BaseDN()), list(c.Servers), q(dc.CACertPath()), q(dc.ServerName()),
 		q(d.Service.UPN), EnvBindPassword)
-	fmt.Fprintf(&b, "  scope:\n    includeOUs: %s\n    protectAdminCount: true\n    protectedGroups: %s\n    allowDisabled: %v\n  timeout: %s\n  poolSize: 4\n",
-		list([]string{d.Staff, d.Other}), list([]string{d.DomainAdmins}), c.AllowDisabled, c.DirectoryTimeout)
+	if c.MinimalScope {
+		fmt.Fprintf(&b, "  scope:\n    includeOUs: %s\n", list([]string{d.Staff, d.Other}))
+	} else {
+		fmt.Fprintf(&b, "  scope:\n    includeOUs: %s\n    protectAdminCount: true\n    protectedGroups: %s\n",
+			list([]string{d.Staff, d.Other}), list([]string{d.DomainAdmins}))
+	}
+	if len(c.AllowPrivileged) > 0 {
+		fmt.Fprintf(&b, "    allowPrivileged: %s\n", list(c.AllowPrivileged))
+	}
+	fmt.Fprintf(&b, "    allowDisabled: %v\n  timeout: %s\n  poolSize: 4\n", c.AllowDisabled, c.DirectoryTimeout)
 	fmt.Fprintf(&b, "requests:\n  retryBudget: %s\n", c.RetryBudget)
 	if c.MaxLifetime > 0 {
 		fmt.Fprintf(&b, "  maxLifetime: %s\n", c.MaxLifetime)
