@@ -89,6 +89,7 @@ func checkDomain(ctx context.Context, o *Options, d *Domain) []CheckRow {
 	}
 	defer good.conn.Close()
 	c.rights(ctx, good)
+	c.protection(ctx, good)
 	return c.rows
 }
 

@@ -37,11 +37,22 @@
 // may have been applied (a change cannot be repeated).
 //
 // Before any write the guard refuses, in order: accounts outside
-// scope.includeOUs (out_of_scope); listed accounts, adminCount=1 and
-// direct, nested or primary-group members of protected groups
-// (protected_account); disabled accounts unless allowed
-// (account_disabled). Only user accounts (sAMAccountType 805306368) are
-// ever matched.
+// scope.includeOUs (out_of_scope; an empty includeOUs is refused by New
+// unless Scope.EntireDomain); then, as protected_account, listed
+// accounts, computer, trust and managed service accounts, the built-in
+// privileged accounts and groups found by well-known SID (privileged.go:
+// Administrator and krbtgt by RID, and the direct, nested and
+// primary-group members of Administrators, the Operators, Domain and
+// Enterprise Admins and the rest, unless named in Scope.AllowPrivileged),
+// adminCount=1, and members of the configured protected groups; last,
+// disabled accounts unless allowed (account_disabled). Lookups match
+// user, machine and trust accounts (never groups or contacts), so that
+// a machine is refused rather than not found. The groups' DNs are found
+// again by SID every few seconds; a failed lookup fails the write closed.
+//
+// DNS SRV discovery keeps only targets inside the domain's DNS name or
+// configured as servers, and needs a CA file (discoveryAnchored): the
+// system roots vouch for public names, not for a domain controller.
 //
 // historyOnReset decides from each server's rootDSE supportedControl
 // whether a reset carries the policy hints control (critical, encoded with

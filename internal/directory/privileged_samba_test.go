@@ -165,3 +165,29 @@ func member(group string) func(t *testing.T, dn string) {
 		}
 	}
 }
+
+// check resolves the built-in groups as the guard does and lists them;
+// an allowed class is left out.
+func TestCheckListsBuiltinProtection(t *testing.T) {
+	needDC(t)
+	o := minimalOptions()
+	o.Scope.AllowPrivileged = []string{"Print Operators"}
+	var row *CheckRow
+	for _, r := range Check(context.Background(), o) {
+		if strings.HasSuffix(r.Name, "built-in protection") {
+			row = &r
+		}
+	}
+	if row == nil || !row.OK {
+		t.Fatalf("no passing built-in protection row: %+v", row)
+	}
+	for _, want := range []string{"Domain Admins = CN=Domain Admins,CN=Users," + fx.dc.BaseDN(),
+		"Backup Operators = CN=Backup Operators,CN=Builtin,", "Enterprise Admins = CN=Enterprise Admins,CN=Users,"} {
+		if !strings.Contains(row.Detail, want) {
+			t.Errorf("row lacks %q: %s", want, row.Detail)
+		}
+	}
+	if strings.Contains(row.Detail, "Print Operators") {
+		t.Errorf("the allowed class is listed: %s", row.Detail)
+	}
+}
