@@ -130,6 +130,8 @@ func TestProblems(t *testing.T) {
 			`config line 14: directory.scope.allowPrivileged[0]: "Printer Operators" is not a built-in privileged class`},
 		{"discovery without a CA", strings.Replace(minimal, "      servers: [ldaps://dc1.corp.example.test:636]\n", "      discover: true\n", 1),
 			"config line 12: directory.domains[0].discover: servers found by DNS SRV need tls.caFile"},
+		{"servers and discovery without a CA", strings.Replace(minimal, "      servers: [", "      discover: true\n      servers: [", 1),
+			"config line 12: directory.domains[0].discover: servers found by DNS SRV need tls.caFile"},
 		{"neither servers nor discover", strings.Replace(minimal, "      servers: [ldaps://dc1.corp.example.test:636]\n", "", 1),
 			"directory.domains[0].servers: missing"},
 	}

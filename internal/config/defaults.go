@@ -253,11 +253,10 @@ func (c *Config) completeDomain(k *checker, i int) {
 	if dm.NetBIOS == "" && dm.Name != "" {
 		dm.NetBIOS = strings.ToUpper(strings.Split(dm.Name, ".")[0])
 	}
-	switch {
-	case len(dm.Servers) == 0 && !dm.Discover:
+	// With both, the servers come first and discovery adds DCs; an SRV
+	// target outside the domain's name is used only when listed in servers.
+	if len(dm.Servers) == 0 && !dm.Discover {
 		k.fail(p+".servers", "missing: list ldaps:// servers, or set discover: true to find them by DNS SRV")
-	case len(dm.Servers) > 0 && dm.Discover:
-		k.fail(p+".discover", "give servers or discover: true, not both")
 	}
 	for j, s := range dm.Servers {
 		c.checkServer(k, fmt.Sprintf("%s.servers[%d]", p, j), s, dm.TLS.StartTLS)
