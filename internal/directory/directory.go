@@ -161,8 +161,9 @@ func (d *Directory) Close() {
 	}
 }
 
-// Ready reports whether a domain controller of every domain accepts a bind,
-// for /readyz.
+// Ready reports whether a domain controller of every domain accepts a bind
+// and shows the built-in privileged groups by SID, for /readyz: without
+// those groups every write fails closed, which readiness then says.
 func (d *Directory) Ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
@@ -173,7 +174,12 @@ func (d *Directory) Ready(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("domain %s: %w", ds.cfg.Name, err))
 			continue
 		}
-		ds.pool.put(pc, true)
+		setDeadline(ctx, pc.conn)
+		_, err = d.privileged(ctx, pc, ds)
+		ds.pool.put(pc, err == nil || !isNetwork(err))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("domain %s: built-in protection: %w", ds.cfg.Name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -59,7 +59,7 @@ func (d *Directory) guard(ctx context.Context, pc *pconn, ds *domainState, a *ac
 		return nil, guardError(err)
 	}
 	if name := set.privilegedAccount(a); name != "" {
-		return &refusal{CodeProtectedAccount, "the account is the built-in " + name + " (well-known RID " + sidString(a.sid) + ")"}, nil
+		return &refusal{CodeProtectedAccount, "the account is the built-in " + name + " (" + sidString(a.sid) + ")"}, nil
 	}
 	if name, ok := set.primary[a.primaryGroupID]; ok && a.primaryGroupID != 0 {
 		return &refusal{CodeProtectedAccount, "the account's primary group is the built-in privileged group " + name}, nil
