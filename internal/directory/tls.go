@@ -107,9 +107,13 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 		n++
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, &TLSError{Cause: CauseCAFile, Err: err,
+			te := &TLSError{Cause: CauseCAFile, Err: err,
 				Msg: fmt.Sprintf("CA file %s: certificate %d (%s) does not parse: %v", path, n, pemSubject(b.Bytes), err),
 				Fix: "replace that certificate with a valid PEM copy of the CA, or remove it"}
+			if strings.Contains(err.Error(), "negative serial") {
+				te.Cause, te.Fix = CauseNegativeSerial, negativeSerialFix
+			}
+			return nil, te
 		}
 		certs = append(certs, c)
 	}

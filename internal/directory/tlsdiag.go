@@ -54,6 +54,10 @@ const (
 	reissue    = "reissue the DC's certificate: on Samba set `tls keyfile`, `tls certfile` and `tls cafile` in smb.conf to a certificate from your CA with the DC's DNS name in subjectAltName; on Windows enroll the DC for the \"Domain Controller Authentication\" or \"Kerberos Authentication\" template (AD CS)"
 )
 
+// negativeSerialFix: only a build without agent/main.go's //go:debug
+// setting (or a GODEBUG that overrides it) refuses negative serials.
+const negativeSerialFix = "run the released wbagent binary, which accepts negative serials, without GODEBUG=x509negativeserial=0; or " + reissue
+
 func describe(c *x509.Certificate) string {
 	s := c.Subject.String()
 	if s == "" {
@@ -163,7 +167,7 @@ func diagnose(err error, srv *server) error {
 	case strings.Contains(err.Error(), "negative serial number"):
 		return &TLSError{Cause: CauseNegativeSerial, Err: err,
 			Msg: "the DC's certificate has a negative serial number, which this build cannot parse",
-			Fix: "run the wbagent binary (it accepts negative serials), or " + reissue}
+			Fix: negativeSerialFix}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TLSError{Cause: CauseHandshake, Err: err,
 			Msg: fmt.Sprintf("%s did not complete a TLS handshake in time", srv.addr()),
