@@ -174,7 +174,7 @@ func domainFor(cfg *config.Config, target string) *config.Domain {
 	domains := cfg.Directory.Domains
 	for i := range domains {
 		for _, s := range append(append([]string{}, domains[i].Servers...), domains[i].GlobalCatalog...) {
-			if su, err := url.Parse(s); err == nil && strings.EqualFold(su.Hostname(), host) {
+			if su, err := url.Parse(s); err == nil && strings.EqualFold(su.Hostname(), host) && portOf(su) == portOf(tu) {
 				return &domains[i]
 			}
 		}
@@ -190,4 +190,15 @@ func domainFor(cfg *config.Config, target string) *config.Domain {
 		return &domains[0]
 	}
 	return nil
+}
+
+// portOf is the URL's port, or the scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "ldaps") {
+		return "636"
+	}
+	return "389"
 }

@@ -96,6 +96,7 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest, n := data, 0
 	for {
+		before := rest
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
 		if b == nil {
@@ -107,8 +108,10 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 		n++
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
+			start := len(data) - len(before) + bytes.Index(before, []byte("-----BEGIN"))
+			line := bytes.Count(data[:start], []byte("\n")) + 1
 			te := &TLSError{Cause: CauseCAFile, Err: err,
-				Msg: fmt.Sprintf("CA file %s: certificate %d (%s) does not parse: %v", path, n, pemSubject(b.Bytes), err),
+				Msg: fmt.Sprintf("CA file %s: certificate %d (line %d, %s) does not parse: %v", path, n, line, pemSubject(b.Bytes), err),
 				Fix: "replace that certificate with a valid PEM copy of the CA, or remove it"}
 			if strings.Contains(err.Error(), "negative serial") {
 				te.Cause, te.Fix = CauseNegativeSerial, negativeSerialFix
@@ -143,7 +146,7 @@ func pemSubject(der []byte) string {
 		}
 	}
 	if _, err := asn1.Unmarshal(der, &c); err != nil {
-		return "unreadable"
+		return "not even its subject is readable"
 	}
 	var seq pkix.RDNSequence
 	if _, err := asn1.Unmarshal(c.TBS.SubjectDN.FullBytes, &seq); err != nil {

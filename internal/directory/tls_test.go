@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -238,7 +239,7 @@ func TestCAFileDiagnosis(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.pem"), []string{"read CA file", "nope.pem", "no such file"}},
 		{"empty", write("empty.pem", []byte("\n \n")), []string{"empty.pem is empty", "--save-ca"}},
 		{"no certificate", write("text.pem", []byte("hello\n")), []string{"holds no certificate", "BEGIN CERTIFICATE"}},
-		{"second certificate broken", write("mixed.pem", append(good, bad...)), []string{"certificate 2", "does not parse", "x509:"}},
+		{"second certificate broken", write("mixed.pem", append(good, bad...)), []string{fmt.Sprintf("certificate 2 (line %d,", strings.Count(string(good), "\n")+1), "does not parse", "x509:"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,8 +27,8 @@ func (c *checker) tlsRow(u string, srv *server, conn *ldap.Conn) {
 		return
 	}
 	leaf := st.PeerCertificates[0]
-	detail := fmt.Sprintf("certificate %s (%s), issued by %s, valid until %s, %s", leaf.Subject.CommonName,
-		strings.Join(certNames(leaf), ", "), leaf.Issuer.CommonName, leaf.NotAfter.Format("2006-01-02"), trustedBy(c.d.TLS))
+	detail := fmt.Sprintf("certificate for %s, issued by %s, valid until %s, %s", strings.Join(certNames(leaf), ", "),
+		leaf.Issuer.CommonName, leaf.NotAfter.Format("2006-01-02"), trustedBy(c.d.TLS))
 	chain := st.PeerCertificates
 	if tr, err := loadTrust(c.d.TLS, srv.hostname, c.o.Now); err == nil {
 		if vc, err := tr.verify(st.PeerCertificates); err == nil {

@@ -172,6 +172,10 @@ func diagnose(err error, srv *server) error {
 		return &TLSError{Cause: CauseHandshake, Err: err,
 			Msg: fmt.Sprintf("%s did not complete a TLS handshake in time", srv.addr()),
 			Fix: "check the port speaks LDAPS (636), or use ldap://" + srv.host + ":389 with tls.startTLS: true"}
+	case (errors.Is(err, io.EOF) || isReset(err)) && (srv.port == "389" || srv.port == "3268"):
+		return &TLSError{Cause: CauseHandshake, Err: err,
+			Msg: fmt.Sprintf("%s closed the connection during the TLS handshake, before sending anything back: port %s is the plain LDAP port, where TLS starts with StartTLS", srv.addr(), srv.port),
+			Fix: "use ldap://" + srv.host + ":" + srv.port + " with tls.startTLS: true, or ldaps://" + srv.host + ":636"}
 	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err):
 		return &TLSError{Cause: CauseHandshake, Err: err,
 			Msg: fmt.Sprintf("%s closed the connection during the TLS handshake, before sending anything back", srv.addr()),
