@@ -98,7 +98,9 @@ func (d *dialer) dial(ctx context.Context, srv *server) (*ldap.Conn, rootDSE, er
 func (d *dialer) open(ctx context.Context, srv *server) (*ldap.Conn, error) {
 	tr, err := loadTrust(d.domain.TLS, srv.hostname, d.opts.Now)
 	if err != nil {
-		return nil, err
+		// Transient like any TLS failure: a corrected CA file is read on
+		// the next connection, so requests wait for it.
+		return nil, &connectError{stage: "tls", srv: srv.url, err: err}
 	}
 	raw, err := d.opts.Dial(ctx, "tcp", srv.addr())
 	if err != nil {

@@ -245,6 +245,9 @@ func TestCAFileDiagnosis(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			err := openTLS(t, "ldaps://"+addr, TLS{CAFile: c.path, ServerName: dcName}, nil)
 			te := wantTLSError(t, err, CauseCAFile, c.words...)
+			if out := Classify(err); out.Code != CodeDirectoryUnavailable || !out.Transient {
+				t.Fatalf("a bad CA file classifies as %s (transient %v); want directory_unavailable, kept for redelivery", out.Code, out.Transient)
+			}
 			if strings.Contains(te.Msg, "no PEM certificate") && c.name == "second certificate broken" {
 				t.Fatalf("a file with a certificate reported as having none: %v", te)
 			}
