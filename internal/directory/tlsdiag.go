@@ -43,6 +43,8 @@ type TLSError struct {
 	Err   error
 }
 
+// Error carries the fix as well, for the log and /readyz, which have no
+// fix line of their own.
 func (e *TLSError) Error() string { return e.Msg + "; fix: " + e.Fix }
 
 // Unwrap returns the underlying x509, tls or network error.
