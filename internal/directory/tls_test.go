@@ -104,8 +104,12 @@ func TestTLSCNOnlyCertificates(t *testing.T) {
 			if err := openTLS(t, "ldaps://"+addr, TLS{CAFile: writePEM(t, "ca.pem", ca.cert), ServerName: dcName}, nil); err != nil {
 				t.Fatalf("CN-only certificate with its CA refused: %v", err)
 			}
+			// A CA re-created with the same name, as Samba does.
+			again := newTestCA(t, "DC1.corp.example.test Samba CA")
+			err := openTLS(t, "ldaps://"+addr, TLS{CAFile: writePEM(t, "again.pem", again.cert), ServerName: dcName}, nil)
+			wantTLSError(t, err, CauseUnknownAuthority, "again.pem", "re-created with the same name", "tls.caFile")
 			other := newTestCA(t, "Some Other CA")
-			err := openTLS(t, "ldaps://"+addr, TLS{CAFile: writePEM(t, "other.pem", other.cert), ServerName: dcName}, nil)
+			err = openTLS(t, "ldaps://"+addr, TLS{CAFile: writePEM(t, "other.pem", other.cert), ServerName: dcName}, nil)
 			wantTLSError(t, err, CauseUnknownAuthority, "DC1.corp.example.test Samba CA", "Some Other CA", "tls.caFile", "other.pem")
 		})
 	}
@@ -137,6 +141,8 @@ func TestTLSRefusals(t *testing.T) {
 			CauseNameMismatch, []string{"*.example.test"}},
 		{"address against a CN", leafSpec{cn: "127.0.0.1"}, TLS{CAFile: caFile},
 			CauseNameMismatch, []string{"never matched to an IP address"}},
+		{"SHA-1 signature", leafSpec{cn: dcName, sigAlg: x509.ECDSAWithSHA1}, TLS{CAFile: caFile, ServerName: dcName},
+			CauseInsecureAlgorithm, []string{"ECDSA-SHA1", "SHA-256", "tls certfile"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -67,6 +67,7 @@ type leafSpec struct {
 	notBefore time.Time
 	notAfter  time.Time
 	rsaBits   int // 0: ECDSA P-256
+	sigAlg    x509.SignatureAlgorithm
 }
 
 // issue makes a leaf certificate signed by ca and returns it with its key as
@@ -90,14 +91,15 @@ func (ca *testCA) issue(t testing.TB, s leafSpec) tls.Certificate {
 		s.notAfter = time.Now().Add(12 * time.Hour)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetUint64(serialMarker),
-		Subject:      pkix.Name{Organization: []string{"wbagent test"}, CommonName: s.cn},
-		NotBefore:    s.notBefore,
-		NotAfter:     s.notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     s.dnsNames,
-		IPAddresses:  s.ips,
+		SerialNumber:       new(big.Int).SetUint64(serialMarker),
+		Subject:            pkix.Name{Organization: []string{"wbagent test"}, CommonName: s.cn},
+		NotBefore:          s.notBefore,
+		NotAfter:           s.notAfter,
+		KeyUsage:           x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:           s.dnsNames,
+		IPAddresses:        s.ips,
+		SignatureAlgorithm: s.sigAlg,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -109,6 +110,16 @@ func (tr *trust) chainError(err error, certs []*x509.Certificate, now time.Time)
 		if ua.Cert != nil {
 			top = ua.Cert
 		}
+		if strings.Contains(err.Error(), "insecure algorithm") {
+			return &TLSError{Cause: CauseInsecureAlgorithm, Err: err,
+				Msg: fmt.Sprintf("the DC's certificate %s is signed with %s, which can be forged and is refused", describe(top), top.SignatureAlgorithm),
+				Fix: reissue + ", signed with SHA-256"}
+		}
+		if tr.caFile != "" && slices.Contains(tr.subjects, top.Issuer.String()) {
+			return &TLSError{Cause: CauseUnknownAuthority, Err: err,
+				Msg: fmt.Sprintf("CA file %s holds a CA named \"%s\", but not the one that signed the DC's certificate %s: the CA was re-created with the same name (as Samba does when it regenerates its certificate)", tr.caFile, top.Issuer.String(), describe(certs[0])),
+				Fix: "copy the DC's current CA certificate into tls.caFile (" + caHowTo + "), or pin its key with tls.pinSHA256"}
+		}
 		where := "the system roots"
 		if tr.caFile != "" {
 			where = fmt.Sprintf("CA file %s, which holds %s", tr.caFile, strings.Join(quoteAll(tr.subjects), ", "))
@@ -136,7 +147,7 @@ func (tr *trust) chainError(err error, certs []*x509.Certificate, now time.Time)
 		return &TLSError{Cause: CauseHandshake, Err: err, Msg: fmt.Sprintf("certificate %s is invalid: %v", describe(c), err), Fix: reissue}
 	case errors.As(err, &ia):
 		return &TLSError{Cause: CauseInsecureAlgorithm, Err: err,
-			Msg: fmt.Sprintf("the DC's certificate chain is signed with %v, which is no longer accepted", ia), Fix: reissue + ", signed with SHA-256"}
+			Msg: fmt.Sprintf("the DC's certificate chain is signed with %s, which can be forged and is refused", x509.SignatureAlgorithm(ia)), Fix: reissue + ", signed with SHA-256"}
 	}
 	return &TLSError{Cause: CauseHandshake, Err: err, Msg: "verify the DC's certificate: " + err.Error(), Fix: reissue}
 }
