@@ -356,7 +356,8 @@ func TestStartTLSOnLDAPSPort(t *testing.T) {
 	opts := Options{
 		Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldap://127.0.0.1:636"}, TLS: ts,
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
-		Dial: redirect(addr), Timeout: 20 * time.Second, DialTimeout: 10 * time.Second,
+		Scope: Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
+		Dial:  redirect(addr), Timeout: 20 * time.Second, DialTimeout: 10 * time.Second,
 	}
 	d, err := New(opts, zap.New(core))
 	if err != nil {
@@ -404,6 +405,7 @@ func TestCheckTLSRows(t *testing.T) {
 	opts := func(ts TLS) Options {
 		return Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://" + addr}, TLS: ts,
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
+			Scope:   Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
 			Timeout: 20 * time.Second, DialTimeout: 10 * time.Second}
 	}
 	row := tlsRow(t, Check(context.Background(), opts(TLS{CAFile: writePEM(t, "ca.pem", ca.cert), ServerName: dcName})))
