@@ -67,11 +67,9 @@ func runTLS(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *startTLS {
-		ts.StartTLS = true
-	} else if strings.HasPrefix(strings.ToLower(target), "ldaps://") {
-		ts.StartTLS = false
-	}
+	// An ldap:// URL can only mean StartTLS here: tls show never speaks
+	// LDAP in clear beyond the StartTLS request.
+	ts.StartTLS = *startTLS || strings.HasPrefix(strings.ToLower(target), "ldap://")
 	if *serverName != "" {
 		ts.ServerName = *serverName
 	}
