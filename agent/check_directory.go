@@ -14,7 +14,7 @@ func directoryChecks(ctx context.Context, opts directory.Options) []checkRow {
 	rows := directory.Check(ctx, opts)
 	out := make([]checkRow, len(rows))
 	for i, r := range rows {
-		out[i] = checkRow{Name: r.Name, OK: r.OK, Detail: r.Detail, Fix: r.Fix}
+		out[i] = checkRow{Name: r.Name, OK: r.OK, Warn: r.Warn, Detail: r.Detail, Fix: r.Fix}
 	}
 	return out
 }

@@ -1,3 +1,15 @@
+// Samba signs the certificate it generates for a DC with a random serial
+// number that is negative about half the time, and every Samba DC nobody
+// re-keyed serves one; Go's x509 parser refuses negative serials unless this
+// setting is on. It only lets the parser read such a serial: chain, dates,
+// name and key usage are verified as before. Nothing else in the process
+// gets weaker: Service Bus TLS still verifies its full chain against the
+// system (or configured) roots with crypto/tls's own checks, so a negative
+// serial there can only come from a CA already trusted; and the event key
+// files are PKCS#8 and SubjectPublicKeyInfo, which have no serial.
+//
+//go:debug x509negativeserial=1
+
 // Command wbagent applies signed, end-to-end encrypted password writebacks
 // from Azure Service Bus to Active Directory. main only wires the process to
 // run, which tests call directly.

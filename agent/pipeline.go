@@ -267,7 +267,7 @@ func directoryOptions(cfg *config.Config, getenv func(string) string) (directory
 		dom := directory.Domain{
 			Name: d.Name, NetBIOS: d.NetBIOS, BaseDN: d.BaseDN,
 			Servers: d.Servers, Discover: d.Discover, GlobalCatalog: d.GlobalCatalog,
-			TLS: directory.TLS{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, StartTLS: d.TLS.StartTLS},
+			TLS: directory.TLS{CAFile: d.TLS.CAFile, ServerName: d.TLS.ServerName, StartTLS: d.TLS.StartTLS, PinSHA256: d.TLS.PinSHA256},
 			Bind: directory.Bind{Method: d.Bind.Method, User: d.Bind.User, Keytab: d.Bind.Keytab,
 				Krb5Conf: d.Bind.Krb5Conf, Realm: d.Bind.Realm},
 		}

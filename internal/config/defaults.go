@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -271,6 +272,11 @@ func (c *Config) completeDomain(k *checker, i int) {
 	}
 	if dm.TLS.CAFile != "" {
 		dm.TLS.CAFile = c.abs(dm.TLS.CAFile)
+	}
+	for j, pin := range dm.TLS.PinSHA256 {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(pin, "sha256//")); err != nil || len(b) != 32 {
+			k.fail(fmt.Sprintf("%s.tls.pinSHA256[%d]", p, j), "%q is not the base64 SHA-256 of a public key (44 characters ending in =): `wbagent tls show ldaps://DC:636` prints each key's pin", pin)
+		}
 	}
 	b := &dm.Bind
 	switch b.Method {

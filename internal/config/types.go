@@ -112,6 +112,10 @@ type TLS struct {
 	CAFile     string `yaml:"caFile"`
 	ServerName string `yaml:"serverName"`
 	StartTLS   bool   `yaml:"startTLS"`
+	// PinSHA256 trusts a DC by the base64 SHA-256 of a public key
+	// (SubjectPublicKeyInfo) in the chain it presents, instead of or as
+	// well as CAFile.
+	PinSHA256 []string `yaml:"pinSHA256"`
 }
 
 // Bind says how the agent authenticates to the directory.

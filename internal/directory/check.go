@@ -2,8 +2,6 @@ package directory
 
 import (
 	"context"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -19,6 +17,9 @@ type CheckRow struct {
 	OK     bool
 	Detail string
 	Fix    string
+	// Warn marks a passing row that needs attention (a legacy DC
+	// certificate); its Fix says what to do.
+	Warn bool
 }
 
 // Check tests, per domain, everything a writeback needs: DNS (SRV and host
@@ -120,7 +121,8 @@ func (c *checker) server(ctx context.Context, dl *dialer, u string) *pconn {
 	defer cancel()
 	conn, err := dl.open(dctx, srv)
 	if err != nil {
-		c.add(false, "TLS "+u, err.Error(), tlsFix(err, c.d))
+		detail, fix := tlsDiagnosis(err)
+		c.add(false, "TLS "+u, detail, fix)
 		return nil
 	}
 	ok := false
@@ -129,7 +131,7 @@ func (c *checker) server(ctx context.Context, dl *dialer, u string) *pconn {
 			conn.Close()
 		}
 	}()
-	c.add(true, "TLS "+u, certDetail(conn), "")
+	c.tlsRow(u, srv, conn)
 	setDeadline(dctx, conn)
 	if err := dl.binder.bind(dctx, conn, srv); err != nil {
 		c.add(false, "bind to "+u+" as "+dl.binder.who(), err.Error(), bindFix(err, c.d))
@@ -322,27 +324,6 @@ func missingRights(conn *ldap.Conn, ou string, sids map[string]bool) ([]string, 
 	return missing, nil
 }
 
-func tlsFix(err error, d *Domain) string {
-	var ua x509.UnknownAuthorityError
-	var he x509.HostnameError
-	var ci x509.CertificateInvalidError
-	switch {
-	case errors.As(err, &ua):
-		return "set tls.caFile to the PEM of the CA that issued the DC's certificate (or add that CA to the system roots)"
-	case errors.As(err, &he):
-		names := append(append([]string{}, he.Certificate.DNSNames...), ipStrings(he.Certificate.IPAddresses)...)
-		return fmt.Sprintf("connect by a name the certificate carries (%s), or set tls.serverName to one", strings.Join(names, ", "))
-	case errors.As(err, &ci):
-		return "the DC's certificate is expired or not valid for server authentication: renew it"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "the DC did not complete a TLS handshake in time: check the port speaks LDAPS (636), or use ldap:// with tls.startTLS"
-	}
-	if d.TLS.StartTLS {
-		return "the DC refused StartTLS: give it a certificate (AD CS or a manual one), or use ldaps://"
-	}
-	return "the port does not speak TLS: use ldaps://host:636, or ldap://host:389 with tls.startTLS: true"
-}
-
 func bindFix(err error, d *Domain) string {
 	msg := err.Error()
 	switch {
@@ -360,15 +341,6 @@ func bindFix(err error, d *Domain) string {
 		return "the service account has expired: extend accountExpires"
 	}
 	return "check bind.user (UPN, DN or DOMAIN\\name) and the bind.password secret"
-}
-
-func certDetail(conn *ldap.Conn) string {
-	st, ok := conn.TLSConnectionState()
-	if !ok || len(st.PeerCertificates) == 0 {
-		return "handshake done"
-	}
-	cert := st.PeerCertificates[0]
-	return fmt.Sprintf("certificate %s, issued by %s, valid until %s", cert.Subject.CommonName, cert.Issuer.CommonName, cert.NotAfter.Format("2006-01-02"))
 }
 
 func ipStrings(ips []net.IP) []string {

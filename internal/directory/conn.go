@@ -3,11 +3,9 @@ package directory
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -38,27 +36,6 @@ func (r rootDSE) policyHintsOID() string {
 		}
 	}
 	return ""
-}
-
-// tlsConfig builds the client TLS settings of a domain: TLS 1.2 or newer,
-// the CA file or the system roots, and the name to expect.
-func tlsConfig(t TLS, host string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.ServerName != "" {
-		cfg.ServerName = t.ServerName
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file %s: %w", t.CAFile, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s holds no PEM certificate", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }
 
 // connectError marks failures that say nothing about the request: the
@@ -116,35 +93,37 @@ func (d *dialer) dial(ctx context.Context, srv *server) (*ldap.Conn, rootDSE, er
 }
 
 // open makes the TCP connection and the TLS session (LDAPS or StartTLS),
-// without binding.
+// without binding. A TLS failure comes back as a diagnosed *TLSError inside
+// the connectError.
 func (d *dialer) open(ctx context.Context, srv *server) (*ldap.Conn, error) {
-	cfg, err := tlsConfig(d.domain.TLS, srv.hostname)
+	tr, err := loadTrust(d.domain.TLS, srv.hostname, d.opts.Now)
 	if err != nil {
-		return nil, err
+		// Transient like any TLS failure: a corrected CA file is read on
+		// the next connection, so requests wait for it.
+		return nil, &connectError{stage: "tls", srv: srv.url, err: err}
 	}
 	raw, err := d.opts.Dial(ctx, "tcp", srv.addr())
 	if err != nil {
 		return nil, &connectError{stage: "tcp", srv: srv.url, err: err}
 	}
+	stage := "tls"
+	var tc *tls.Conn
 	if srv.ldaps {
-		tc := tls.Client(raw, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, &connectError{stage: "tls", srv: srv.url, err: err}
+		tc = tls.Client(raw, tr.config())
+		err = tc.HandshakeContext(ctx)
+		if err != nil {
+			err = diagnose(orCtx(ctx, err), srv)
 		}
-		conn := ldap.NewConn(tc, true)
-		conn.Start()
-		return conn, nil
+	} else {
+		stage = "starttls"
+		tc, err = startTLS(ctx, raw, tr.config(), srv)
 	}
-	conn := ldap.NewConn(raw, false)
+	if err != nil {
+		raw.Close()
+		return nil, &connectError{stage: stage, srv: srv.url, err: err}
+	}
+	conn := ldap.NewConn(tc, true)
 	conn.Start()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	setDeadline(ctx, conn)
-	if err := conn.StartTLS(cfg); err != nil {
-		conn.Close()
-		return nil, &connectError{stage: "starttls", srv: srv.url, err: orCtx(ctx, err)}
-	}
 	return conn, nil
 }
 

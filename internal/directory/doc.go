@@ -3,8 +3,11 @@
 // change with one LDAP modify, answering with a protocol-v1 result code.
 //
 // Connections are always encrypted (LDAPS, or LDAP with StartTLS; TLS 1.2
-// or newer, a CA file or the system roots, an optional server-name
-// override). Each domain has a pool of bound connections; servers are
+// or newer, a CA file, the system roots or pinned keys, an optional
+// server-name override). Certificates are verified in tls.go rather than by
+// crypto/tls, so the CN-only certificates real DCs serve are matched on
+// their CN after the chain verified; every TLS failure is a *TLSError that
+// names its cause and fix. Each domain has a pool of bound connections; servers are
 // tried in order, the last good one first, and a server that fails is
 // tried last for a while. `discover` adds the DCs of the DNS SRV record
 // _ldap._tcp.dc._msdcs.<domain>. Binds are simple, kerberos (keytab,

@@ -108,6 +108,11 @@ type TLS struct {
 	// InsecureSkipVerify disables certificate checks. Not offered in the
 	// config; for tests of the check command only.
 	InsecureSkipVerify bool
+	// PinSHA256 are trusted keys: base64 SHA-256 of a SubjectPublicKeyInfo.
+	// A DC is trusted when one of them is anywhere in the chain it presents
+	// (the name is still checked unless the pin is the leaf's); with CAFile
+	// also set, the chain must verify against it as well.
+	PinSHA256 []string
 }
 
 // Bind is how the agent authenticates to the DCs of a domain.
@@ -249,6 +254,11 @@ func (o Options) withDefaults() (Options, error) {
 		for _, s := range d.Servers {
 			if _, err := parseServer(s, d.TLS.StartTLS); err != nil {
 				return o, fmt.Errorf("directory: domain %s: %w", d.Name, err)
+			}
+		}
+		for _, p := range d.TLS.PinSHA256 {
+			if err := CheckPin(p); err != nil {
+				return o, fmt.Errorf("directory: domain %s: tls.pinSHA256: %w", d.Name, err)
 			}
 		}
 		for _, s := range d.GlobalCatalog {

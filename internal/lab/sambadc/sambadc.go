@@ -45,6 +45,13 @@ type Options struct {
 	// ScriptDir is the folder with delegate-samba.sh; default: installer/ad
 	// of the wbagent checkout that contains the working directory.
 	ScriptDir string
+	// SambaCert lets Samba generate its own certificate on first start
+	// (tls enabled = yes and no keyfile/certfile: it writes
+	// private/tls/{key,cert,ca}.pem), as a DC nobody re-keyed serves it:
+	// the host only in the subject CN, a random serial that is negative
+	// about half the time. A test binary using it needs
+	// //go:debug x509negativeserial=1 to parse that certificate.
+	SambaCert bool
 }
 
 // DC is a running (or killed, restartable) Samba AD DC.
@@ -145,19 +152,32 @@ func (dc *DC) prepare(tmpl string) error {
 	if err := os.WriteFile(dc.confPath(), []byte(dc.smbConf()), 0o644); err != nil {
 		return fmt.Errorf("write smb.conf: %w", err)
 	}
-	tlsDir := filepath.Join(dc.dir, "private", "tls")
-	if err := writeCertificates(tlsDir, dc.ServerName(), dc.lease.ip, time.Now()); err != nil {
-		return fmt.Errorf("issue TLS certificate: %w", err)
+	if !dc.opts.SambaCert {
+		tlsDir := filepath.Join(dc.dir, "private", "tls")
+		if err := writeCertificates(tlsDir, dc.ServerName(), dc.lease.ip, time.Now()); err != nil {
+			return fmt.Errorf("issue TLS certificate: %w", err)
+		}
+		if err := dc.loadCA(); err != nil {
+			return err
+		}
 	}
+	if err := os.WriteFile(dc.Krb5ConfPath(), []byte(dc.krb5Conf()), 0o644); err != nil {
+		return fmt.Errorf("write krb5.conf: %w", err)
+	}
+	return nil
+}
+
+// loadCA reads the CA certificate the DC's certificate chains to.
+func (dc *DC) loadCA() error {
 	caPEM, err := os.ReadFile(dc.CACertPath())
 	if err != nil {
 		return fmt.Errorf("read CA certificate: %w", err)
 	}
-	dc.caPool = x509.NewCertPool()
-	dc.caPool.AppendCertsFromPEM(caPEM)
-	if err := os.WriteFile(dc.Krb5ConfPath(), []byte(dc.krb5Conf()), 0o644); err != nil {
-		return fmt.Errorf("write krb5.conf: %w", err)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("read CA certificate %s: no certificate parses (a negative serial needs //go:debug x509negativeserial=1 in the test binary)", dc.CACertPath())
 	}
+	dc.caPool = pool
 	return nil
 }
 
@@ -290,6 +310,12 @@ func (dc *DC) waitReady(ctx context.Context, exited <-chan struct{}) error {
 }
 
 func (dc *DC) probe() error {
+	if dc.caPool == nil {
+		// Samba writes its own certificate when its LDAP server starts.
+		if err := dc.loadCA(); err != nil {
+			return err
+		}
+	}
 	for _, port := range []string{"3269", "88"} {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(dc.lease.ip.String(), port), time.Second)
 		if err != nil {
@@ -306,9 +332,33 @@ func (dc *DC) probe() error {
 }
 
 // TLSConfig returns a client TLS configuration that trusts this DC's CA and
-// expects its host name.
+// expects its host name. With SambaCert the certificate names the host only
+// in its subject CN, which crypto/tls no longer matches, so the chain is
+// verified here and the CN compared.
 func (dc *DC) TLSConfig() *tls.Config {
-	return &tls.Config{RootCAs: dc.caPool, ServerName: dc.ServerName(), MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: dc.caPool, ServerName: dc.ServerName(), MinVersion: tls.VersionTLS12}
+	if dc.opts.SambaCert {
+		roots, name := dc.caPool, dc.ServerName()
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no certificate presented")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			leaf := cs.PeerCertificates[0]
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+				return err
+			}
+			if !strings.EqualFold(leaf.Subject.CommonName, name) {
+				return fmt.Errorf("certificate CN %q is not %s", leaf.Subject.CommonName, name)
+			}
+			return nil
+		}
+	}
+	return cfg
 }
 
 // Kill ends Samba at once (SIGKILL to its process group), as a crash would.
