@@ -125,14 +125,14 @@ func (c *Config) completeDiscoveryTrust(k *checker) {
 	for i, d := range c.Directory.Domains {
 		if d.Discover && !discoveryTrustAnchored(d.TLS) {
 			k.fail(fmt.Sprintf("directory.domains[%d].discover", i),
-				"servers found by DNS SRV need tls.caFile (the CA that issued the DCs' certificates): the system roots alone do not vouch for a domain controller")
+				"servers found by DNS SRV need tls.caFile (the CA that issued the DCs' certificates) or tls.pinSHA256: the system roots alone do not vouch for a domain controller")
 		}
 	}
 }
 
 // discoveryTrustAnchored reports whether t names a trust anchor of the
-// domain's own, which discovered servers must prove: a CA file. A
-// certificate pin (tls.pinSHA256) anchors as well once the key exists.
+// domain's own, which discovered servers must prove: a CA file or a
+// certificate pin (tls.pinSHA256).
 func discoveryTrustAnchored(t TLS) bool {
-	return t.CAFile != ""
+	return t.CAFile != "" || len(t.PinSHA256) > 0
 }

@@ -27,6 +27,10 @@ func TestScopeForms(t *testing.T) {
 	if err != nil || !c.Directory.Domains[0].Discover || len(c.Directory.Domains[0].Servers) != 1 {
 		t.Fatalf("servers with discovery and a CA: %v", err)
 	}
+	pinned := strings.Replace(minimal, "      servers: [", "      discover: true\n      tls: {pinSHA256: [\"JGV77jNFcowBleD4MRAxo838Ni1FmoKzDUBK/D5rRDI=\"]}\n      servers: [", 1)
+	if _, err := Parse([]byte(pinned), "/etc/wbagent/wbagent.yaml"); err != nil {
+		t.Fatalf("discovery anchored by a pin instead of a CA file: %v", err)
+	}
 	two := strings.Replace(minimal, "  scope:", `    - name: emea.example.test
       servers: [ldaps://dc1.emea.example.test:636]
       bind: {user: svc@emea.example.test, password: {file: bind.secret}}

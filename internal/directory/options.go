@@ -249,7 +249,7 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("directory: domain %s: no servers and discover is off", d.Name)
 		}
 		if d.Discover && !discoveryAnchored(d.TLS) {
-			return o, fmt.Errorf("directory: domain %s: discover needs tls.caFile: the system roots alone do not vouch for a domain controller found by DNS", d.Name)
+			return o, fmt.Errorf("directory: domain %s: discover needs tls.caFile or tls.pinSHA256: the system roots alone do not vouch for a domain controller found by DNS", d.Name)
 		}
 		for _, s := range d.Servers {
 			if _, err := parseServer(s, d.TLS.StartTLS); err != nil {

@@ -304,11 +304,10 @@ func srvTargetTrusted(d *Domain, host string) bool {
 
 // discoveryAnchored reports whether servers found by DNS SRV can prove
 // they are the domain's: the domain names a CA file of its own (the system
-// roots vouch for any public name, not for a DC). This is the one place
-// that decides it: a certificate pin (tls.pinSHA256) satisfies it too once
-// TLS offers one.
+// roots vouch for any public name, not for a DC) or pins the DCs' keys.
+// This is the one place that decides it.
 func discoveryAnchored(t TLS) bool {
-	return t.CAFile != ""
+	return t.CAFile != "" || len(t.PinSHA256) > 0
 }
 
 // dial tries each server in turn until one connects and binds. A refused
