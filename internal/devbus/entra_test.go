@@ -288,39 +288,6 @@ func TestEntraTokenExpiryDetaches(t *testing.T) {
 	}
 }
 
-// TestEntraTokenRefresh: with tokens shorter-lived than the SDK's
-// refresh interval (it renews a claim after at least two minutes),
-// azidentity fetches a new token before the first expires and the
-// receiver's link stays authorised past that expiry. It takes about
-// 2.5 minutes, so it runs in parallel with the rest.
-func TestEntraTokenRefresh(t *testing.T) {
-	t.Parallel()
-	const lifetime = 130 * time.Second
-	srv := entraServer(t, lifetime, EntraClient{ID: "app", Secret: secret.FromString("pw"), Listen: true, Send: true})
-	c := entraClientTLS(t, srv, secretCred(t, srv, "app", "pw"), false)
-	r, err := c.NewReceiverForQueue("q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.PeekMessages(ctxT(t, 20*time.Second), 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	firstExpiry := time.Now().Add(lifetime)
-	issued := srv.EntraTokensIssued("app")
-	time.Sleep(time.Until(firstExpiry.Add(10 * time.Second)))
-	if n := srv.EntraTokensIssued("app"); n <= issued {
-		t.Fatalf("%d tokens issued before the first expired, %d after: the credential did not refresh", issued, n)
-	}
-	send(t, c, "q", &azservicebus.Message{Body: []byte("after the first token expired")})
-	msgs, err := r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("receive after the first token expired: %d messages, %v", len(msgs), err)
-	}
-	if err := r.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // staticCred hands the SDK a fixed token, as a credential from another
 // tenant (or a forger) would.
 type staticCred string
