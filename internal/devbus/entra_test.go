@@ -87,10 +87,12 @@ func entraClientTLS(t *testing.T, srv *Server, cred azcore.TokenCredential, ws b
 	t.Helper()
 	opts := &azservicebus.ClientOptions{RetryOptions: fastRetry,
 		TLSConfig: &tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}}
-	addr := "localhost:" + portOf(srv.tlsLn)
+	var addr string
 	if ws {
 		opts.TLSConfig, opts.NewWebSocketConn = nil, wsDialer(srv.CertPool())
 		addr = "localhost:" + portOf(srv.wsLn)
+	} else {
+		addr = "localhost:" + portOf(srv.tlsLn)
 	}
 	c, err := azservicebus.NewClient(addr, cred, opts)
 	if err != nil {
@@ -317,5 +319,21 @@ func TestEntraForeignTokenRefused(t *testing.T) {
 	}
 	if d := srv.Depth("q"); d != 0 {
 		t.Fatalf("depth %d: a forged token sent a message", d)
+	}
+}
+
+// TestEntraOnWebSocketListenerOnly: without a TLS listener the stand-in
+// is served by the WebSocket listener's HTTPS server, and without any
+// secure listener it is refused at start.
+func TestEntraOnWebSocketListenerOnly(t *testing.T) {
+	srv := startServerWith(t, Options{Queues: []QueueConfig{{Name: "q"}}, WSAddr: "127.0.0.1:0",
+		Entra: &EntraOptions{Tenant: testTenant, Clients: []EntraClient{{ID: "app", Secret: secret.FromString("pw"), Listen: true, Send: true}}}})
+	if want := "https://localhost:" + portOf(srv.wsLn) + "/"; srv.AuthorityHost() != want {
+		t.Fatalf("authority host %q, want %q", srv.AuthorityHost(), want)
+	}
+	roundTrip(t, entraClientTLS(t, srv, secretCred(t, srv, "app", "pw"), true), "over WebSockets only")
+	_, err := Start(context.Background(), Options{Queues: []QueueConfig{{Name: "q"}}, Entra: &EntraOptions{Tenant: testTenant}})
+	if err == nil || !strings.Contains(err.Error(), "TLSAddr or WSAddr") {
+		t.Fatalf("Entra without a TLS listener: %v", err)
 	}
 }
