@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +338,68 @@ func TestEntraOnWebSocketListenerOnly(t *testing.T) {
 	_, err := Start(context.Background(), Options{Queues: []QueueConfig{{Name: "q"}}, Entra: &EntraOptions{Tenant: testTenant}})
 	if err == nil || !strings.Contains(err.Error(), "TLSAddr or WSAddr") {
 		t.Fatalf("Entra without a TLS listener: %v", err)
+	}
+}
+
+// TestEntraMetadata: the OpenID configuration names the stand-in as
+// issuer and token endpoint, instance discovery answers, and the
+// published key verifies the tokens it issues.
+func TestEntraMetadata(t *testing.T) {
+	srv := entraServer(t, 0, EntraClient{ID: "app", Secret: secret.FromString("pw"), Listen: true})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
+	base := strings.TrimSuffix(srv.AuthorityHost(), "/")
+	get := func(path string, into any) int {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode
+	}
+	var oidc map[string]any
+	if get("/"+testTenant+"/v2.0/.well-known/openid-configuration", &oidc) != 200 ||
+		oidc["issuer"] != base+"/"+testTenant+"/v2.0" || oidc["token_endpoint"] != base+"/"+testTenant+"/oauth2/v2.0/token" {
+		t.Fatalf("openid configuration %v", oidc)
+	}
+	var inst map[string]any
+	if get("/common/discovery/instance?api-version=1.1&authorization_endpoint="+url.QueryEscape(base+"/"+testTenant+"/oauth2/v2.0/authorize"), &inst) != 200 ||
+		inst["tenant_discovery_endpoint"] != base+"/"+testTenant+"/v2.0/.well-known/openid-configuration" {
+		t.Fatalf("instance discovery %v", inst)
+	}
+	var bad map[string]any
+	if get("/another-tenant/v2.0/.well-known/openid-configuration", &bad) != 400 || !strings.HasPrefix(bad["error_description"].(string), "AADSTS90002:") {
+		t.Fatalf("unknown tenant: %v", bad)
+	}
+	var jwks struct {
+		Keys []struct{ Kid, N, E string } `json:"keys"`
+	}
+	if get("/"+testTenant+"/discovery/v2.0/keys", &jwks) != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Kid != srv.entra.kid {
+		t.Fatalf("keys %+v", jwks)
+	}
+	n, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].N)
+	e, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].E)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	tok, err := srv.entra.issue(srv.entra.clients["app"], base, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseJWT(tok)
+	if err != nil || p.verify(pub) != nil {
+		t.Fatalf("the published key does not verify an issued token: %v", err)
+	}
+	// A host the certificate does not name is not an authority.
+	req, _ := http.NewRequest(http.MethodGet, base+"/"+testTenant+"/v2.0/.well-known/openid-configuration", nil)
+	req.Host = "login.example.com:443"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("foreign host: status %d", resp.StatusCode)
 	}
 }
