@@ -55,6 +55,20 @@ type Options struct {
 	// StateFile, when set, is loaded at start (if it exists) and written
 	// when the server closes, so queues survive a restart.
 	StateFile string
+	// TLSAddr, when set, is a second listener serving AMQP over TLS, as a
+	// namespace does on port 5671; port 0 picks a free port.
+	TLSAddr string
+	// WSAddr, when set, is a listener serving AMQP over WebSockets over
+	// TLS at WebSocketPath, as a namespace does on port 443.
+	WSAddr string
+	// TLSDir is where the TLS listeners' CA (CAFile, which clients trust)
+	// and server certificate are kept, and reused when present. Empty
+	// keeps them in memory: CACertPEM returns the CA.
+	TLSDir string
+	// Entra, when set, serves an Entra ID stand-in on the TLS listeners
+	// (AuthorityHost) whose access tokens CBS put-token accepts as type
+	// jwt, with the rights of the client they were issued to.
+	Entra *EntraOptions
 }
 
 // QueueConfig defines a queue, like the queue properties of a Service Bus

@@ -34,6 +34,15 @@ type BusOptions struct {
 	State bool
 	// Logger receives the in-process broker's log; nil discards it.
 	Logger *zap.Logger
+	// TLS adds a listener for AMQP over TLS and WebSockets one for AMQP
+	// over WebSockets over TLS, on free loopback ports. Their CA is in
+	// Dir/tls/ca.pem (Bus.CAFile) when Dir is set, and always in
+	// Bus.CACertPEM.
+	TLS, WebSockets bool
+	// Entra turns on the Entra ID stand-in on the TLS listeners (one of
+	// TLS or WebSockets is needed); Bus.AuthorityHost is its URL. As a
+	// process, clients' secrets and certificates go to files in Dir.
+	Entra *devbus.EntraOptions
 }
 
 // Bus is a running devbus, in process or as a process.
@@ -49,17 +58,35 @@ type Bus struct {
 	conn   *secret.Secret
 	cmd    *exec.Cmd
 	exited chan struct{}
+
+	tlsConn, wsConn *secret.Secret
+	caPEM           []byte
+	caFile          string
 }
 
 // StartBus starts a devbus with opts.Queues.
 func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 	b := &Bus{opts: o}
+	if (o.TLS || o.WebSockets) && o.Dir != "" {
+		b.caFile = filepath.Join(o.Dir, "tls", devbus.CAFile)
+	}
 	if o.Binary == "" {
-		srv, err := devbus.Start(ctx, devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger})
+		opts := devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger, Entra: o.Entra}
+		if o.TLS {
+			opts.TLSAddr = "127.0.0.1:0"
+		}
+		if o.WebSockets {
+			opts.WSAddr = "127.0.0.1:0"
+		}
+		if b.caFile != "" {
+			opts.TLSDir = filepath.Dir(b.caFile)
+		}
+		srv, err := devbus.Start(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("start devbus: %w", err)
 		}
 		b.Server, b.conn = srv, srv.ConnectionString()
+		b.tlsConn, b.wsConn, b.caPEM = srv.TLSConnectionString(), srv.WebSocketConnectionString(), srv.CACertPEM()
 		return b, nil
 	}
 	if o.Dir == "" {
@@ -69,7 +96,7 @@ func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 	if o.State {
 		b.StatePath = filepath.Join(o.Dir, "devbus.state")
 	}
-	if err := b.startProcess(ctx, "127.0.0.1:0"); err != nil {
+	if err := b.startProcess(ctx, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -96,7 +123,7 @@ func QueueFlag(q devbus.QueueConfig) string {
 	return strings.Join(parts, ",")
 }
 
-func (b *Bus) startProcess(ctx context.Context, listen string) error {
+func (b *Bus) startProcess(ctx context.Context, listen, tlsListen, wsListen string) error {
 	args := []string{"devbus", "--listen", listen}
 	for _, q := range b.opts.Queues {
 		args = append(args, "--queue", QueueFlag(q))
@@ -104,6 +131,12 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	if b.StatePath != "" {
 		args = append(args, "--state", b.StatePath)
 	}
+	secure, err := b.secureArgs(tlsListen, wsListen)
+	if err != nil {
+		return fmt.Errorf("start devbus process: %w", err)
+	}
+	args = append(args, secure...)
+	want := 1 + len(b.secureLines())
 	logFile, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start devbus process: %w", err)
@@ -126,18 +159,20 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 		return fmt.Errorf("start devbus process %s: %w", b.opts.Binary, err)
 	}
 	exited := make(chan struct{})
-	lines := make(chan string, 1)
+	lines := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		first := true
+		var first []string
 		for sc.Scan() {
-			if first {
-				lines <- sc.Text()
-				first = false
+			if len(first) < want {
+				first = append(first, strings.TrimSpace(sc.Text()))
+				if len(first) == want {
+					lines <- first
+				}
 			}
 			fmt.Fprintln(logFile, sc.Text())
 		}
-		if first {
+		if len(first) < want {
 			close(lines)
 		}
 	}()
@@ -149,13 +184,16 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	select {
-	case line, ok := <-lines:
-		if !ok || !strings.HasPrefix(line, "Endpoint=sb://") {
+	case got, ok := <-lines:
+		if !ok || !allConnectionStrings(got) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("devbus process did not print its connection string first (see %s)", b.LogPath)
+			return fmt.Errorf("devbus process did not print its %d connection strings first (see %s)", want, b.LogPath)
 		}
-		b.conn = secret.FromString(strings.TrimSpace(line))
+		b.conn = secret.FromString(got[0])
+		for i, dst := range b.secureLines() {
+			*dst = secret.FromString(got[1+i])
+		}
 	case <-wait.Done():
 		_ = cmd.Process.Kill()
 		<-exited
@@ -197,7 +235,14 @@ func (b *Bus) Restart(ctx context.Context) error {
 	if err := b.stopProcess(); err != nil {
 		return err
 	}
-	return b.startProcess(ctx, connHost(b.conn.Reveal()))
+	tlsListen, wsListen := "", ""
+	if b.tlsConn != nil {
+		tlsListen = "127.0.0.1:" + connPort(b.tlsConn.Reveal())
+	}
+	if b.wsConn != nil {
+		wsListen = "127.0.0.1:" + connPort(b.wsConn.Reveal())
+	}
+	return b.startProcess(ctx, connHost(b.conn.Reveal()), tlsListen, wsListen)
 }
 
 func (b *Bus) stopProcess() error {
