@@ -363,7 +363,7 @@ type directoryPort struct{ d *directory.Directory }
 
 func (p directoryPort) Apply(ctx context.Context, c writeback.Change) writeback.Applied {
 	o := p.d.Apply(ctx, directory.Change{
-		Op: string(c.Op), Target: directoryTarget(c.Target),
+		Op: c.Op, Target: directoryTarget(c.Target),
 		Unlock: c.Unlock, MustChange: c.MustChange, New: c.New, Old: c.Old,
 	})
 	return writeback.Applied{

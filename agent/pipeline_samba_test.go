@@ -19,6 +19,7 @@ import (
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // The whole pipeline against a real Samba AD DC and devbus, with requests
@@ -138,7 +139,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		}
 		return r
 	}
-	request := func(op protocol.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
+	request := func(op wire.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
 		t.Helper()
 		spec := protocol.RequestSpec{Op: op, Target: target, Session: true, ReplyTo: "replies",
 			Actor:    protocol.Actor{ID: "alice@" + dc.Realm(), Kind: protocol.ActorSelf},
@@ -161,9 +162,9 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	// A reset by objectGUID.
 	resetPw := "Reset-Passw0rd-2"
 	passwords = append(passwords, resetPw)
-	reset := request(protocol.OpReset, byGUID, resetPw, "")
+	reset := request(wire.OpReset, byGUID, resetPw, "")
 	send(reset)
-	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+	if r := result(reset.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("reset: %+v", r)
 	}
 	if err := dc.Bind(ctx, alice.DN, secret.FromString(resetPw)); err != nil {
@@ -171,39 +172,39 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	}
 	// The same request again: the first result, no second write.
 	send(reset)
-	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+	if r := result(reset.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("replayed reset: %+v", r)
 	}
 	// A change with a wrong old password, then with the right one, by UPN.
 	byUPN := protocol.Target{UserPrincipalName: alice.UPN}
 	changePw := "Changed-Passw0rd-3"
 	passwords = append(passwords, changePw, "Not-The-Passw0rd")
-	wrong := request(protocol.OpChange, byUPN, changePw, "Not-The-Passw0rd")
+	wrong := request(wire.OpChange, byUPN, changePw, "Not-The-Passw0rd")
 	send(wrong)
-	if r := result(wrong.MessageID); r.Code != protocol.CodeWrongOldPassword {
+	if r := result(wrong.MessageID); r.Code != wire.CodeWrongOldPassword {
 		t.Fatalf("change with a wrong old password: %+v", r)
 	}
-	change := request(protocol.OpChange, byUPN, changePw, resetPw)
+	change := request(wire.OpChange, byUPN, changePw, resetPw)
 	send(change)
-	if r := result(change.MessageID); r.Code != protocol.CodeOK {
+	if r := result(change.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("change: %+v", r)
 	}
 	if err := dc.Bind(ctx, alice.DN, secret.FromString(changePw)); err != nil {
 		t.Fatalf("bind with the changed password: %v", err)
 	}
 	// Nobody by that name; an account outside the scope.
-	nobody := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
+	nobody := request(wire.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
 	send(nobody)
-	if r := result(nobody.MessageID); r.Code != protocol.CodeUserNotFound {
+	if r := result(nobody.MessageID); r.Code != wire.CodeUserNotFound {
 		t.Fatalf("unknown user: %+v", r)
 	}
-	admin := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "Administrator"}, "", "")
+	admin := request(wire.OpUnlock, protocol.Target{SAMAccountName: "Administrator"}, "", "")
 	send(admin)
-	if r := result(admin.MessageID); r.Code != protocol.CodeOutOfScope && r.Code != protocol.CodeProtectedAccount {
+	if r := result(admin.MessageID); r.Code != wire.CodeOutOfScope && r.Code != wire.CodeProtectedAccount {
 		t.Fatalf("administrator: %+v", r)
 	}
 	// A forged request is dead-lettered without a result.
-	forged := request(protocol.OpReset, byGUID, "Forged-Passw0rd-9", "")
+	forged := request(wire.OpReset, byGUID, "Forged-Passw0rd-9", "")
 	passwords = append(passwords, "Forged-Passw0rd-9")
 	forged.ApplicationProperties[protocol.PropSignature] = senderKey.Sign([]byte("something else"))
 	send(forged)

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/logging"
-	"wbagent/internal/protocol"
 	"wbagent/internal/telemetry"
+	"wbagent/internal/wire"
 	"wbagent/internal/writeback"
 )
 
@@ -243,7 +243,7 @@ func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, 
 		if r := recover(); r != nil {
 			c.log.Error("writeback handler panicked; abandoning the message",
 				zap.String(logging.FieldMessageID, m.MessageID), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			out = writeback.Outcome{Settle: writeback.Abandon, RequestID: m.MessageID, Code: protocol.CodeInternalError,
+			out = writeback.Outcome{Settle: writeback.Abandon, RequestID: m.MessageID, Code: wire.CodeInternalError,
 				Err: fmt.Errorf("handler panicked: %v", r)}
 		}
 	}()

@@ -12,38 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/secret"
-)
-
-// Ops a Change can carry (protocol-v1 §3).
-const (
-	OpReset  = "reset"
-	OpChange = "change"
-	OpUnlock = "unlock"
-)
-
-// Result codes (protocol-v1 §6) that Apply returns.
-const (
-	CodeOK                   = "ok"
-	CodePasswordPolicy       = "password_policy"
-	CodeWrongOldPassword     = "wrong_old_password"
-	CodeAccountLocked        = "account_locked"
-	CodeAccountDisabled      = "account_disabled"
-	CodeUserNotFound         = "user_not_found"
-	CodeUserAmbiguous        = "user_ambiguous"
-	CodeProtectedAccount     = "protected_account"
-	CodeOutOfScope           = "out_of_scope"
-	CodeAccessDenied         = "access_denied"
-	CodeDirectoryUnavailable = "directory_unavailable"
-	CodeInternalError        = "internal_error"
-)
-
-// Details of password_policy.
-const (
-	DetailTooShort   = "too_short"
-	DetailComplexity = "complexity"
-	DetailHistory    = "history"
-	DetailTooYoung   = "too_young"
-	DetailPolicy     = "policy"
+	"wbagent/internal/wire"
 )
 
 // Target names an account in one of the forms of protocol-v1 §4; exactly
@@ -60,21 +29,21 @@ type Target struct {
 func (t Target) String() string {
 	switch {
 	case t.ObjectGUID != "":
-		return "objectGUID=" + t.ObjectGUID
+		return wire.FormObjectGUID + "=" + t.ObjectGUID
 	case t.ImmutableID != "":
-		return "immutableId=" + t.ImmutableID
+		return wire.FormImmutableID + "=" + t.ImmutableID
 	case t.UPN != "":
-		return "userPrincipalName=" + t.UPN
+		return wire.FormUserPrincipalName + "=" + t.UPN
 	case t.Domain != "":
-		return "sAMAccountName=" + t.SAMAccountName + " domain=" + t.Domain
+		return wire.FormSAMAccountName + "=" + t.SAMAccountName + " " + wire.FormDomain + "=" + t.Domain
 	default:
-		return "sAMAccountName=" + t.SAMAccountName
+		return wire.FormSAMAccountName + "=" + t.SAMAccountName
 	}
 }
 
 // Change is one validated writeback request.
 type Change struct {
-	Op         string
+	Op         wire.Op
 	Target     Target
 	Unlock     bool
 	MustChange bool

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"wbagent/internal/wire"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -39,16 +41,16 @@ func (d *Directory) guard(pc *pconn, ds *domainState, a *account) (*refusal, err
 			}
 		}
 		if !in {
-			return &refusal{CodeOutOfScope, "the account is outside scope.includeOUs"}, nil
+			return &refusal{wire.CodeOutOfScope, "the account is outside scope.includeOUs"}, nil
 		}
 	}
 	for _, name := range sc.ProtectedAccounts {
 		if protectedName(name, a, dn) {
-			return &refusal{CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
+			return &refusal{wire.CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
 		}
 	}
 	if sc.ProtectAdminCount && strings.TrimSpace(a.adminCount) == "1" {
-		return &refusal{CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
+		return &refusal{wire.CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
 	}
 	if len(sc.ProtectedGroups) > 0 {
 		group, err := d.protectedMember(pc, ds, a)
@@ -56,11 +58,11 @@ func (d *Directory) guard(pc *pconn, ds *domainState, a *account) (*refusal, err
 			return nil, err
 		}
 		if group != "" {
-			return &refusal{CodeProtectedAccount, "the account is a member (directly or nested) of protected group " + group}, nil
+			return &refusal{wire.CodeProtectedAccount, "the account is a member (directly or nested) of protected group " + group}, nil
 		}
 	}
 	if a.uac&uacDisabled != 0 && !sc.AllowDisabled {
-		return &refusal{CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
+		return &refusal{wire.CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
 	}
 	return nil, nil
 }

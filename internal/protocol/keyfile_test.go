@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 func TestWriteAgentKeys(t *testing.T) {
@@ -61,7 +63,7 @@ func TestWriteAgentKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		m, err := BuildRequest(sender, pub, RequestSpec{Op: OpReset, Target: Target{UserPrincipalName: "a@b"}, Actor: Actor{ID: "x", Kind: ActorSystem}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
+		m, err := BuildRequest(sender, pub, RequestSpec{Op: wire.OpReset, Target: Target{UserPrincipalName: "a@b"}, Actor: Actor{ID: "x", Kind: ActorSystem}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +163,7 @@ func TestOpenSSLSenderKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	m, err := BuildRequest(sk, agent.Public(), RequestSpec{Op: OpReset, Target: Target{SAMAccountName: "bob"}, Actor: Actor{ID: "x", Kind: ActorAdmin}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
+	m, err := BuildRequest(sk, agent.Public(), RequestSpec{Op: wire.OpReset, Target: Target{SAMAccountName: "bob"}, Actor: Actor{ID: "x", Kind: ActorAdmin}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Limits bound the times a request may carry (§3).
@@ -139,7 +140,7 @@ func (o *Opener) Open(m Message, now time.Time) (*Request, error) {
 		return nil, rej(Expired, fmt.Sprintf("expiresAt passed %s ago", now.Sub(req.ExpiresAt).Round(time.Second)), req)
 	}
 	// 5. Decryption.
-	if !req.Op.hasSecret() {
+	if !hasSecret(req.Op) {
 		return req, nil
 	}
 	if err := o.openSecret(req, body.secret); err != nil {
@@ -173,7 +174,7 @@ func (o *Opener) openSecret(req *Request, s sealedSecret) error {
 
 // sealInfo is the HPKE info of §3: "wbagent-request-v1" 0x00 id 0x00 op
 // 0x00 targetKey. It binds a ciphertext to one request, op and target.
-func sealInfo(id string, op Op, t Target) []byte {
+func sealInfo(id string, op wire.Op, t Target) []byte {
 	key := t.Key()
 	info := make([]byte, 0, len("wbagent-request-v1")+3+len(id)+len(op)+len(key))
 	info = append(info, "wbagent-request-v1"...)
@@ -188,7 +189,7 @@ func sealInfo(id string, op Op, t Target) []byte {
 // parsePlaintext reads {"new": ...} (reset) or {"old": ..., "new": ...}
 // (change) and checks the password rules. Nothing of the plaintext reaches
 // an error: not even member names, in case a sender put a password there.
-func parsePlaintext(plain []byte, op Op) (newPw, oldPw *secret.Secret, err error) {
+func parsePlaintext(plain []byte, op wire.Op) (newPw, oldPw *secret.Secret, err error) {
 	v, err := parseJSON(plain)
 	defer v.wipe()
 	if err != nil {
@@ -211,10 +212,10 @@ func parsePlaintext(plain []byte, op Op) (newPw, oldPw *secret.Secret, err error
 	if gotNew == nil {
 		return nil, nil, errors.New("the opened secret has no new password")
 	}
-	if op == OpChange && gotOld == nil {
+	if op == wire.OpChange && gotOld == nil {
 		return nil, nil, errors.New("the opened secret of a change has no old password")
 	}
-	if op == OpReset && gotOld != nil {
+	if op == wire.OpReset && gotOld != nil {
 		return nil, nil, errors.New("the opened secret of a reset has an old password")
 	}
 	if err := checkPassword("new", gotNew); err != nil {

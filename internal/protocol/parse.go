@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 // sealedSecret is the request's secret member before opening.
@@ -69,10 +71,10 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 	if err != nil {
 		return out, err
 	}
-	if !Op(op).valid() {
+	if !wire.Op(op).Valid() {
 		return out, fmt.Errorf("op %q is not reset, change or unlock", truncate(op))
 	}
-	req.Op = Op(op)
+	req.Op = wire.Op(op)
 	if req.Target, err = parseTarget(members["target"]); err != nil {
 		return out, err
 	}
@@ -84,7 +86,7 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 			return out, err
 		}
 	}
-	if req.Op == OpUnlock {
+	if req.Op == wire.OpUnlock {
 		req.Unlock = true
 	}
 	for _, t := range []struct {
@@ -100,9 +102,9 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 		}
 	}
 	switch sv := members["secret"]; {
-	case req.Op.hasSecret() && sv == nil:
+	case hasSecret(req.Op) && sv == nil:
 		return out, fmt.Errorf("member secret is missing; %s requires one", req.Op)
-	case !req.Op.hasSecret() && sv != nil:
+	case !hasSecret(req.Op) && sv != nil:
 		return out, fmt.Errorf("member secret must be absent for %s", req.Op)
 	case sv != nil:
 		if out.secret, err = parseSealed(sv); err != nil {

@@ -8,26 +8,11 @@ import (
 	"time"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
-// Op is what a request asks the agent to do.
-type Op string
-
-// The three operations of protocol v1 (§3).
-const (
-	// OpReset sets a new password, as an administrator would.
-	OpReset Op = "reset"
-	// OpChange changes the old password to a new one, as the user would.
-	OpChange Op = "change"
-	// OpUnlock clears a lockout and touches no password.
-	OpUnlock Op = "unlock"
-)
-
-// valid reports whether op is one of the three operations.
-func (op Op) valid() bool { return op == OpReset || op == OpChange || op == OpUnlock }
-
-// hasSecret reports whether requests of this op carry a sealed secret.
-func (op Op) hasSecret() bool { return op == OpReset || op == OpChange }
+// hasSecret reports whether requests of op carry a sealed secret.
+func hasSecret(op wire.Op) bool { return op == wire.OpReset || op == wire.OpChange }
 
 // Actor kinds (§3): who asked, in the cloud.
 const (
@@ -69,11 +54,11 @@ func (t Target) members() [][2]string {
 			m = append(m, [2]string{name, value})
 		}
 	}
-	add("objectGUID", t.ObjectGUID)
-	add("immutableId", t.ImmutableID)
-	add("userPrincipalName", t.UserPrincipalName)
-	add("sAMAccountName", t.SAMAccountName)
-	add("domain", t.Domain)
+	add(wire.FormObjectGUID, t.ObjectGUID)
+	add(wire.FormImmutableID, t.ImmutableID)
+	add(wire.FormUserPrincipalName, t.UserPrincipalName)
+	add(wire.FormSAMAccountName, t.SAMAccountName)
+	add(wire.FormDomain, t.Domain)
 	sort.Slice(m, func(i, j int) bool { return m[i][0] < m[j][0] })
 	return m
 }
@@ -109,9 +94,9 @@ type Request struct {
 	// ID is the request id. In a Rejection it is the body's id when valid,
 	// else the MessageID, the id the sender correlates results on.
 	ID         string
-	Op         Op
+	Op         wire.Op
 	Target     Target
-	Unlock     bool // also clear a lockout; always true for OpUnlock
+	Unlock     bool // also clear a lockout; always true for wire.OpUnlock
 	MustChange bool // the user must change the password at next logon
 	Actor      Actor
 	IssuedAt   time.Time

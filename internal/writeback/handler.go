@@ -12,6 +12,7 @@ import (
 
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // Options configure a Handler. Opener, Directory, Ledger, Audit and
@@ -175,7 +176,7 @@ func (h *Handler) Handle(ctx context.Context, d Delivery) Outcome {
 	case errors.As(err, &rej):
 		out = t.rejected(ctx, rej)
 	default:
-		out = t.abandon(protocol.CodeInternalError, fmt.Errorf("open request: %w", err))
+		out = t.abandon(wire.CodeInternalError, fmt.Errorf("open request: %w", err))
 	}
 	return t.finish(ctx, out)
 }

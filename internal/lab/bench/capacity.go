@@ -26,6 +26,7 @@ import (
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
 	"wbagent/internal/telemetry"
+	"wbagent/internal/wire"
 	"wbagent/internal/writeback"
 )
 
@@ -41,7 +42,7 @@ const capacityReady = "capacity agent running"
 type instantDirectory struct{}
 
 func (instantDirectory) Apply(context.Context, writeback.Change) writeback.Applied {
-	return writeback.Applied{Code: protocol.CodeOK, DN: "CN=bench,OU=Staff,DC=bench,DC=test", DC: "instant"}
+	return writeback.Applied{Code: wire.CodeOK, DN: "CN=bench,OU=Staff,DC=bench,DC=test", DC: "instant"}
 }
 
 func (instantDirectory) PwdLastSet(context.Context, protocol.Target) (time.Time, error) {

@@ -15,6 +15,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Options configure Run.
@@ -220,7 +221,7 @@ func synthetic(c *Client, run string, n int) ([]protocol.Message, error) {
 	pw := testbed.NewPassword()
 	now := time.Now()
 	for i := range msgs {
-		spec := protocol.RequestSpec{Op: protocol.OpReset,
+		spec := protocol.RequestSpec{Op: wire.OpReset,
 			Target:   protocol.Target{UserPrincipalName: fmt.Sprintf("%s-%d@bench.test", run, i)},
 			Actor:    protocol.Actor{ID: "bench@wbagent.test", Kind: protocol.ActorAdmin},
 			IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
@@ -280,7 +281,7 @@ func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, s
 	if err != nil {
 		return Row{}, err
 	}
-	if codes[protocol.CodeOK] != n {
+	if codes[wire.CodeOK] != n {
 		return Row{}, fmt.Errorf("backlog on %s: result codes %v, want %d ok", queue, codes, n)
 	}
 	span := last.Sub(first[0].At)
@@ -359,7 +360,7 @@ func (b *bench) growth(ctx context.Context) error {
 			pw := testbed.NewPassword()
 			smp, err := c.ClosedLoop(ctx, Load{Concurrency: n, Duration: b.s.growth, Count: 100000}, func(w int) (protocol.RequestSpec, func(string), error) {
 				now := time.Now()
-				return protocol.RequestSpec{Op: protocol.OpReset,
+				return protocol.RequestSpec{Op: wire.OpReset,
 					Target:   protocol.Target{UserPrincipalName: fmt.Sprintf("%s-%d@bench.test", queue, w)},
 					Actor:    protocol.Actor{ID: "bench@wbagent.test", Kind: protocol.ActorAdmin},
 					IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute), New: secretFrom(pw)}, nil, nil
