@@ -290,7 +290,8 @@ func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, s
 		settings += fmt.Sprintf(", sessionIdleTimeout %s", idle)
 	}
 	return Row{Figures: Figures{Requests: n, Seconds: round(span.Seconds(), 2), PerSecond: perSecond(n-1, span)},
-		Agent: cost(s0, s1, n-1), BrokerCPUPerRequestUs: cost(bus0, bus1, n-1).CPUPerRequestUs, DrainSeconds: round(last.Sub(start).Seconds(), 2), Settings: settings}, nil
+		Agent: cost(s0, s1, n-1), BrokerCPUPerRequestUs: cost(bus0, bus1, n-1).CPUPerRequestUs, DrainSeconds: round(last.Sub(start).Seconds(), 2), Settings: settings,
+		Components: p.Components}, nil
 }
 
 // readAgentAndBus samples the agent process and the broker process.
@@ -332,6 +333,9 @@ func (b *bench) capacity(ctx context.Context) error {
 			row.Name = fmt.Sprintf("%s %s", suite, mode)
 			b.logf("%s (%s): %.0f/s, %.0f µs CPU/req, peak RSS %.1f MiB", row.Name, row.Settings, row.PerSecond, row.Agent.CPUPerRequestUs, row.Agent.PeakRSSMB)
 			b.rep.Capacity = append(b.rep.Capacity, row)
+			if len(b.rep.Capacity) == 1 {
+				b.rep.Notes = append(b.rep.Notes, "Agent capacity runs the pipeline `wbagent run` runs, built by the same constructor (internal/agent.New), with an instant directory: "+row.Components+".")
+			}
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"bytes"
@@ -72,15 +72,20 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	})
 	var logBuf syncBuffer
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logBuf), zap.DebugLevel))
-	env := testEnv(map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()})
-	p, err := startPipeline(ctx, cfg, log, env)
+	deps := testEnv(map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()})
+	deps.Logger = log
+	p, err := New(ctx, cfg, deps)
 	if err != nil {
-		t.Fatalf("start pipeline: %v", err)
+		t.Fatalf("build the agent: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		_ = p.Stop(ctx)
+		t.Fatalf("start the agent: %v", err)
 	}
 	stopped := false
 	defer func() {
 		if !stopped {
-			_ = p.stop(context.Background())
+			_ = p.Stop(context.Background())
 		}
 	}()
 
@@ -222,7 +227,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	checks := p.readyChecks()
+	checks := p.ReadyChecks()
 	for name, check := range checks {
 		if err := check(ctx); err != nil {
 			t.Errorf("%s not ready: %v", name, err)
@@ -230,7 +235,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
-	if err := p.stop(sctx); err != nil {
+	if err := p.Stop(sctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	stopped = true

@@ -1,11 +1,13 @@
-package main
+package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"wbagent/internal/config"
 	"wbagent/internal/protocol"
+	"wbagent/internal/writeback"
 )
 
 // pipelineConfig is what a test pipeline's config needs to know.
@@ -100,8 +103,8 @@ func offlineConfig(t *testing.T) *config.Config {
 	})
 }
 
-func testEnv(vars map[string]string) pipelineEnv {
-	return pipelineEnv{getenv: func(k string) string { return vars[k] }}
+func testEnv(vars map[string]string) Deps {
+	return Deps{Logger: zap.NewNop(), Getenv: func(k string) string { return vars[k] }, Clock: writeback.SystemClock{}}
 }
 
 // Building the pipeline touches files only: no server is needed, and a
@@ -109,11 +112,11 @@ func testEnv(vars map[string]string) pipelineEnv {
 func TestPipelineBuildsWithoutServers(t *testing.T) {
 	cfg := offlineConfig(t)
 	env := testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"})
-	p, err := newPipeline(context.Background(), cfg, zap.NewNop(), env)
+	p, err := New(context.Background(), cfg, env)
 	if err != nil {
-		t.Fatalf("newPipeline: %v", err)
+		t.Fatalf("New: %v", err)
 	}
-	checks := p.readyChecks()
+	checks := p.ReadyChecks()
 	for _, name := range []string{"directory", "servicebus", "audit"} {
 		if checks[name] == nil {
 			t.Fatalf("no %s readiness check", name)
@@ -128,7 +131,7 @@ func TestPipelineBuildsWithoutServers(t *testing.T) {
 	if err := checks["audit"](ctx); err != nil {
 		t.Fatalf("audit not ready: %v", err)
 	}
-	if err := p.stop(ctx); err != nil {
+	if err := p.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Agent.StateDir, "ledger.db")); err != nil {
@@ -157,7 +160,7 @@ func TestPipelineConfigErrorsNameTheKey(t *testing.T) {
 			if vars == nil {
 				vars = map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}
 			}
-			_, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(vars))
+			_, err := New(context.Background(), cfg, testEnv(vars))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one naming %q", err, c.want)
 			}
@@ -172,21 +175,21 @@ func TestPipelineConfigErrorsNameTheKey(t *testing.T) {
 // and the audit file's locks.
 func TestFailedPipelineBuildReleasesFiles(t *testing.T) {
 	cfg := offlineConfig(t)
-	if _, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(map[string]string{})); err == nil {
+	if _, err := New(context.Background(), cfg, testEnv(map[string]string{})); err == nil {
 		t.Fatal("built without a connection string")
 	}
-	p, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
+	p, err := New(context.Background(), cfg, testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
 	if err != nil {
 		t.Fatalf("second build: %v", err)
 	}
-	if err := p.stop(context.Background()); err != nil {
+	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestDirectoryOptionsMapping(t *testing.T) {
 	cfg := offlineConfig(t)
-	o, err := directoryOptions(cfg, os.Getenv)
+	o, err := DirectoryOptions(cfg, os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +202,32 @@ func TestDirectoryOptionsMapping(t *testing.T) {
 		o.Timeout != 5*time.Second || o.HistoryOnReset != "auto" {
 		t.Fatalf("options %+v", o)
 	}
-	for _, s := range bindPasswords(o) {
+	for _, s := range BindPasswords(o) {
 		s.Destroy()
 	}
-	conn, err := busConnection(cfg, func(string) string { return "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey=x" })
+	conn, err := BusConnection(cfg, func(string) string { return "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey=x" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if conn.Retry.MaxRetries != 3 || conn.Retry.RetryDelay != 100*time.Millisecond || conn.Retry.MaxRetryDelay != time.Second || conn.ConnectionString.IsEmpty() {
 		t.Fatalf("bus connection %+v", conn)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
