@@ -185,6 +185,8 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
 		SettleTimeout:      cfg.ServiceBus.SettleTimeout.D(),
 		SessionIdleTimeout: cfg.ServiceBus.SessionIdleTimeout.D(),
+		AcceptTimeout:      config.BusAcceptTimeout,
+		ErrorBackoff:       config.BusErrorBackoff,
 		Metrics:            a.metrics,
 		Logger:             log,
 	})
