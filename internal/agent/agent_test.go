@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,22 +210,4 @@ func TestDirectoryOptionsMapping(t *testing.T) {
 	if conn.Retry.MaxRetries != 3 || conn.Retry.RetryDelay != 100*time.Millisecond || conn.Retry.MaxRetryDelay != time.Second || conn.ConnectionString.IsEmpty() {
 		t.Fatalf("bus connection %+v", conn)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

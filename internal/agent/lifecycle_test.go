@@ -146,6 +146,32 @@ func (d *heldDirectory) PwdLastSet(context.Context, protocol.Target) (time.Time,
 	return time.Time{}, nil
 }
 
+// startHeld starts an agent whose directory holds every write, sends a
+// reset and waits until its write is in flight, then reports a fatal
+// error as a dying bus would.
+func (b *lifecycleBed) startHeld() (*Agent, *heldDirectory, string) {
+	b.t.Helper()
+	held := newHeldDirectory()
+	d := b.deps(held)
+	d.Logger = zaptest.NewLogger(b.t)
+	a, err := New(b.ctx, b.cfg, d)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := a.Start(b.ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	id := b.sendReset()
+	waitFor(b.t, "the write", held.entered)
+	a.fail(errors.New("service bus: the namespace is gone"))
+	select {
+	case <-a.Fatal():
+	case <-time.After(10 * time.Second):
+		b.t.Fatal("the fatal error was not delivered")
+	}
+	return a, held, id
+}
+
 func waitFor(t *testing.T, what string, c <-chan struct{}) {
 	t.Helper()
 	select {
@@ -162,24 +188,7 @@ func TestFatalErrorWhileWriteInFlightFinishesIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b := newLifecycleBed(t, ctx, nil)
-	held := newHeldDirectory()
-	dd := b.deps(held)
-	dd.Logger = zaptest.NewLogger(t)
-	a, err := New(ctx, b.cfg, dd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	id := b.sendReset()
-	waitFor(t, "the write", held.entered)
-	a.fail(errors.New("service bus: the namespace is gone"))
-	select {
-	case <-a.Fatal():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the fatal error was not delivered")
-	}
+	a, held, id := b.startHeld()
 	stopped := make(chan error, 1)
 	go func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -220,18 +229,7 @@ func TestFatalErrorAbandonsWriteAfterGrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b := newLifecycleBed(t, ctx, nil)
-	held := newHeldDirectory()
-	a, err := New(ctx, b.cfg, b.deps(held))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b.sendReset()
-	waitFor(t, "the write", held.entered)
-	a.fail(errors.New("service bus: the namespace is gone"))
-	<-a.Fatal()
+	a, held, _ := b.startHeld()
 	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer scancel()
 	if err := a.Stop(sctx); err != nil {
@@ -332,23 +330,20 @@ func TestStopWhileDCHangs(t *testing.T) {
 		defer cancel()
 		stopped <- a.Stop(sctx)
 	}()
+	var err2 error
 	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatalf("stop: %v", err)
-		}
+	case err2 = <-stopped:
 	case <-time.After(2 * time.Minute):
 		t.Fatal("stop did not return while the DC hangs")
+	}
+	if err2 != nil {
+		t.Fatalf("stop: %v", err2)
 	}
 	st, err := b.srv.Stats("requests")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.DeadLettered != 0 || st.Active+countReplies(b) != 1 {
+	if st.DeadLettered != 0 || st.Active+b.srv.Depth("replies") != 1 {
 		t.Fatalf("queue %+v: the request was neither kept for redelivery nor answered", st)
 	}
-}
-
-func countReplies(b *lifecycleBed) int {
-	return b.srv.Depth("replies")
 }

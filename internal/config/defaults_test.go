@@ -76,14 +76,7 @@ func TestExampleSchemaAndDefaultsAgree(t *testing.T) {
 		t.Errorf("settle timeout default %s, want DefaultSettleTimeout %s", got, DefaultSettleTimeout)
 	}
 
-	raw, err := os.ReadFile(schemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var schema map[string]any
-	if err := json.Unmarshal(raw, &schema); err != nil {
-		t.Fatal(err)
-	}
+	schema := rawSchema(t)
 	checked := 0
 	for path, dv := range def {
 		if dv.Kind() != reflect.Int {
@@ -105,6 +98,20 @@ func TestExampleSchemaAndDefaultsAgree(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no integer default was checked against the schema")
 	}
+}
+
+// rawSchema reads the JSON Schema as plain maps.
+func rawSchema(t *testing.T) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	return schema
 }
 
 // schemaNode finds the schema of a dotted key path, following $refs.
