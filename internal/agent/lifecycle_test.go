@@ -30,8 +30,10 @@ type lifecycleBed struct {
 	dir    string
 }
 
-func newLifecycleBed(t *testing.T, ctx context.Context, edit func(*pipelineConfig)) *lifecycleBed {
+func newLifecycleBed(t *testing.T, edit func(*pipelineConfig)) *lifecycleBed {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
 	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 30 * time.Second}, {Name: "replies"},
 	}})
@@ -172,6 +174,18 @@ func (b *lifecycleBed) startHeld() (*Agent, *heldDirectory, string) {
 	return a, held, id
 }
 
+// stopIn runs the agent's stop with the given grace period in the
+// background and delivers its error.
+func stopIn(a *Agent, grace time.Duration) <-chan error {
+	stopped := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		stopped <- a.Stop(sctx)
+	}()
+	return stopped
+}
+
 func waitFor(t *testing.T, what string, c <-chan struct{}) {
 	t.Helper()
 	select {
@@ -185,16 +199,9 @@ func waitFor(t *testing.T, what string, c <-chan struct{}) {
 // write is finished within the grace period, its result is sent and the
 // message completed, never cut off midway.
 func TestFatalErrorWhileWriteInFlightFinishesIt(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b := newLifecycleBed(t, ctx, nil)
+	b := newLifecycleBed(t, nil)
 	a, held, id := b.startHeld()
-	stopped := make(chan error, 1)
-	go func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		stopped <- a.Stop(sctx)
-	}()
+	stopped := stopIn(a, time.Minute)
 	select {
 	case err := <-stopped:
 		t.Fatalf("stop returned (%v) while a write was in flight and the grace period ran", err)
@@ -226,13 +233,9 @@ func TestFatalErrorWhileWriteInFlightFinishesIt(t *testing.T) {
 // message goes back to the queue for redelivery and no result claims
 // anything.
 func TestFatalErrorAbandonsWriteAfterGrace(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b := newLifecycleBed(t, ctx, nil)
+	b := newLifecycleBed(t, nil)
 	a, held, _ := b.startHeld()
-	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer scancel()
-	if err := a.Stop(sctx); err != nil {
+	if err := <-stopIn(a, 100*time.Millisecond); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if err := <-held.finished; err == nil {
@@ -251,9 +254,8 @@ func TestFatalErrorAbandonsWriteAfterGrace(t *testing.T) {
 // stops everything it began: the HTTP port is closed again and the
 // ledger and audit locks are released, so a new agent can take them.
 func TestStopDuringStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b := newLifecycleBed(t, ctx, nil)
+	b := newLifecycleBed(t, nil)
+	ctx := b.ctx
 	b.cfg.HTTP.Listen = "127.0.0.1:0"
 	for i := 0; i < 10; i++ {
 		a, err := New(ctx, b.cfg, b.deps(nil))
@@ -284,8 +286,6 @@ func TestStopDuringStart(t *testing.T) {
 // within the grace period plus the bus's bounded settle: the write is
 // abandoned for redelivery, not waited on for ever.
 func TestStopWhileDCHangs(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -311,25 +311,20 @@ func TestStopWhileDCHangs(t *testing.T) {
 			}
 		}
 	}()
-	b := newLifecycleBed(t, ctx, func(pc *pipelineConfig) {
+	b := newLifecycleBed(t, func(pc *pipelineConfig) {
 		pc.ldapsURL = "ldaps://" + ln.Addr().String()
 		pc.caFile = ""
 	})
-	a, err := New(ctx, b.cfg, b.deps(nil))
+	a, err := New(b.ctx, b.cfg, b.deps(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(ctx); err != nil {
+	if err := a.Start(b.ctx); err != nil {
 		t.Fatal(err)
 	}
 	b.sendReset()
 	waitFor(t, "a connection to the hanging DC", accepted)
-	stopped := make(chan error, 1)
-	go func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		stopped <- a.Stop(sctx)
-	}()
+	stopped := stopIn(a, time.Second)
 	var err2 error
 	select {
 	case err2 = <-stopped:

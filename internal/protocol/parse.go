@@ -117,34 +117,13 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 // parseTarget reads exactly one target form of §4.
 func parseTarget(v *jsonValue) (Target, error) {
 	var t Target
-	if err := v.object("target"); err != nil {
-		return t, err
-	}
-	for i := range v.members {
-		m := &v.members[i]
-		var dst *string
-		switch m.name {
-		case "objectGUID":
-			dst = &t.ObjectGUID
-		case "immutableId":
-			dst = &t.ImmutableID
-		case "userPrincipalName":
-			dst = &t.UserPrincipalName
-		case "sAMAccountName":
-			dst = &t.SAMAccountName
-		case "domain":
-			dst = &t.Domain
-		default:
-			return Target{}, fmt.Errorf("unknown member %s in target", quoteName(m.name))
-		}
-		s, err := m.value.text("target." + m.name)
-		if err != nil {
-			return Target{}, err
-		}
-		if s == "" {
-			return Target{}, fmt.Errorf("target.%s is empty", m.name)
-		}
-		*dst = s
+	err := v.stringMembers("target", true, map[string]*string{
+		wire.FormObjectGUID: &t.ObjectGUID, wire.FormImmutableID: &t.ImmutableID,
+		wire.FormUserPrincipalName: &t.UserPrincipalName, wire.FormSAMAccountName: &t.SAMAccountName,
+		wire.FormDomain: &t.Domain,
+	})
+	if err != nil {
+		return Target{}, err
 	}
 	if err := t.Validate(); err != nil {
 		return Target{}, err
@@ -191,27 +170,8 @@ func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 // parseActor reads the actor member of §3.
 func parseActor(v *jsonValue) (Actor, error) {
 	var a Actor
-	if err := v.object("actor"); err != nil {
-		return a, err
-	}
-	for i := range v.members {
-		m := &v.members[i]
-		var dst *string
-		switch m.name {
-		case "id":
-			dst = &a.ID
-		case "kind":
-			dst = &a.Kind
-		case "ip":
-			dst = &a.IP
-		default:
-			return Actor{}, fmt.Errorf("unknown member %s in actor", quoteName(m.name))
-		}
-		s, err := m.value.text("actor." + m.name)
-		if err != nil {
-			return Actor{}, err
-		}
-		*dst = s
+	if err := v.stringMembers("actor", false, map[string]*string{"id": &a.ID, "kind": &a.Kind, "ip": &a.IP}); err != nil {
+		return Actor{}, err
 	}
 	if err := a.validate(); err != nil {
 		return Actor{}, err
@@ -386,4 +346,29 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// stringMembers reads the object member called name, whose members are
+// all strings, into fields; an unknown member is an error, and so is an
+// empty one when nonEmpty is set.
+func (v *jsonValue) stringMembers(name string, nonEmpty bool, fields map[string]*string) error {
+	if err := v.object(name); err != nil {
+		return err
+	}
+	for i := range v.members {
+		m := &v.members[i]
+		dst, ok := fields[m.name]
+		if !ok {
+			return fmt.Errorf("unknown member %s in %s", quoteName(m.name), name)
+		}
+		s, err := m.value.text(name + "." + m.name)
+		if err != nil {
+			return err
+		}
+		if nonEmpty && s == "" {
+			return fmt.Errorf("%s.%s is empty", name, m.name)
+		}
+		*dst = s
+	}
+	return nil
 }
