@@ -176,29 +176,21 @@ func ParseResult(body []byte) (*Result, error) {
 		return nil, errors.New("parse result: the body is not a JSON object")
 	}
 	var r Result
+	texts := map[string]*string{"id": &r.ID, "status": &r.Status, "code": &r.Code, "detail": &r.Detail,
+		"reason": &r.Reason, "agent": &r.Agent}
 	seen := map[string]bool{}
 	for i := range v.members {
 		m := &v.members[i]
 		seen[m.name] = true
 		var err error
-		switch m.name {
-		case "v":
+		switch dst, text := texts[m.name]; {
+		case text:
+			*dst, err = m.value.text(m.name)
+		case m.name == "v":
 			r.V, err = m.value.integer("v")
-		case "id":
-			r.ID, err = m.value.text("id")
-		case "status":
-			r.Status, err = m.value.text("status")
-		case "code":
-			r.Code, err = m.value.text("code")
-		case "detail":
-			r.Detail, err = m.value.text("detail")
-		case "reason":
-			r.Reason, err = m.value.text("reason")
-		case "retryable":
+		case m.name == "retryable":
 			r.Retryable, err = m.value.boolean("retryable")
-		case "agent":
-			r.Agent, err = m.value.text("agent")
-		case "completedAt":
+		case m.name == "completedAt":
 			var s string
 			if s, err = m.value.text("completedAt"); err == nil {
 				r.CompletedAt, err = parseTime("completedAt", s)
