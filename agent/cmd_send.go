@@ -177,13 +177,13 @@ func parseTargetFlag(s string) (protocol.Target, error) {
 	}
 	var t protocol.Target
 	switch form {
-	case "objectGUID":
+	case wire.FormObjectGUID:
 		t.ObjectGUID = value
-	case "immutableId":
+	case wire.FormImmutableID:
 		t.ImmutableID = value
-	case "userPrincipalName":
+	case wire.FormUserPrincipalName:
 		t.UserPrincipalName = value
-	case "sAMAccountName":
+	case wire.FormSAMAccountName:
 		t.SAMAccountName = value
 		if i := strings.LastIndexByte(value, '@'); i >= 0 {
 			t.SAMAccountName, t.Domain = value[:i], value[i+1:]
@@ -194,7 +194,7 @@ func parseTargetFlag(s string) (protocol.Target, error) {
 	default:
 		return protocol.Target{}, fmt.Errorf("--target %q: form must be objectGUID, immutableId, userPrincipalName or sAMAccountName", s)
 	}
-	if err := t.Validate(); err != nil {
+	if err := protocol.ValidateTarget(t); err != nil {
 		return protocol.Target{}, fmt.Errorf("--target: %w", err)
 	}
 	return t, nil

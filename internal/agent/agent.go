@@ -505,7 +505,7 @@ type directoryPort struct{ d *directory.Directory }
 
 func (p directoryPort) Apply(ctx context.Context, c writeback.Change) writeback.Applied {
 	o := p.d.Apply(ctx, directory.Change{
-		Op: c.Op, Target: directoryTarget(c.Target),
+		Op: c.Op, Target: c.Target,
 		Unlock: c.Unlock, MustChange: c.MustChange, New: c.New, Old: c.Old,
 	})
 	return writeback.Applied{
@@ -515,10 +515,5 @@ func (p directoryPort) Apply(ctx context.Context, c writeback.Change) writeback.
 }
 
 func (p directoryPort) PwdLastSet(ctx context.Context, t protocol.Target) (time.Time, error) {
-	return p.d.PwdLastSet(ctx, directoryTarget(t))
-}
-
-func directoryTarget(t protocol.Target) directory.Target {
-	return directory.Target{ObjectGUID: t.ObjectGUID, ImmutableID: t.ImmutableID, UPN: t.UserPrincipalName,
-		SAMAccountName: t.SAMAccountName, Domain: t.Domain}
+	return p.d.PwdLastSet(ctx, t)
 }

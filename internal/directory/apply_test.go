@@ -57,7 +57,7 @@ func TestTargetForms(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
 	targets := map[string]Target{
-		"UPN":                      {UPN: strings.ToUpper(u.UPN)},
+		"UPN":                      {UserPrincipalName: strings.ToUpper(u.UPN)},
 		"sAMAccountName + NetBIOS": {SAMAccountName: u.SAMAccountName, Domain: "corp"},
 		"sAMAccountName + DNS":     {SAMAccountName: strings.ToUpper(u.SAMAccountName), Domain: fx.dc.Realm()},
 		"sAMAccountName alone":     {SAMAccountName: u.SAMAccountName},
@@ -108,9 +108,9 @@ func TestResetUnlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A reset alone does not unlock (facts page).
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "775")
-	ch := reset(Target{UPN: u.UPN}, pw3)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw3)
 	ch.Unlock = true
 	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	if locked, err := fx.dc.Locked(ctx, u.DN); err != nil || locked {
@@ -135,18 +135,18 @@ func TestResetMustChange(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
 	u := newUser(t, fx.staff, pw1)
-	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw2)
 	ch.MustChange = true
 	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "773")
 	if must, err := fx.dc.MustChange(ctx, u.DN); err != nil || !must {
 		t.Fatalf("must-change flag: %v %v", must, err)
 	}
-	at, err := fx.dir.PwdLastSet(ctx, Target{UPN: u.UPN})
+	at, err := fx.dir.PwdLastSet(ctx, Target{UserPrincipalName: u.UPN})
 	if err != nil || !at.IsZero() {
 		t.Fatalf("PwdLastSet after mustChange = %v, %v; want zero", at, err)
 	}
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw2, pw3)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw2, pw3)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw3, "")
 	if must, _ := fx.dc.MustChange(ctx, u.DN); must {
 		t.Fatal("must-change flag survived the change")
@@ -156,10 +156,10 @@ func TestResetMustChange(t *testing.T) {
 func TestChange(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 	wantBind(t, u.UPN, pw1, "52e")
-	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, "Not-The-0ld-One", pw3))
+	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, "Not-The-0ld-One", pw3))
 	wantCode(t, out, wire.CodeWrongOldPassword, "")
 	if out.ADCode != "00000056" {
 		t.Fatalf("AD code %s", out.ADCode)
@@ -174,12 +174,12 @@ func TestChangeUnlock(t *testing.T) {
 	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
 		t.Fatal(err)
 	}
-	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2))
+	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2))
 	wantCode(t, out, wire.CodeAccountLocked, "")
 	if out.ADCode != "00000775" {
 		t.Fatalf("AD code %s", out.ADCode)
 	}
-	ch := change(Target{UPN: u.UPN}, pw1, pw2)
+	ch := change(Target{UserPrincipalName: u.UPN}, pw1, pw2)
 	ch.Unlock = true
 	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
@@ -193,7 +193,7 @@ func TestChangeUnlock(t *testing.T) {
 func TestChangeOutsideDelegation(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.other, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 }
 
@@ -207,16 +207,16 @@ func TestPasswordPolicy(t *testing.T) {
 		detail string
 	}{
 		{name: "too short", detail: wire.DetailTooShort,
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "Ab1-") }},
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, "Ab1-") }},
 		{name: "complexity", detail: wire.DetailComplexity,
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "alllowercaseletters") }},
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, "alllowercaseletters") }},
 		{name: "history", detail: wire.DetailHistory,
 			prep: func(u *sambadc.User) {
-				if out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)); out.Code != wire.CodeOK {
+				if out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)); out.Code != wire.CodeOK {
 					t.Fatalf("first change: %s %v", out.Code, out.Err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw2, pw1) }},
+			op: func(u *sambadc.User) Change { return change(Target{UserPrincipalName: u.UPN}, pw2, pw1) }},
 		{name: "too young", detail: wire.DetailTooYoung,
 			prep: func(u *sambadc.User) {
 				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "young-" + u.SAMAccountName, Precedence: 5, MinLength: 7, Complexity: true,
@@ -224,7 +224,7 @@ func TestPasswordPolicy(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw1, pw2) }},
+			op: func(u *sambadc.User) Change { return change(Target{UserPrincipalName: u.UPN}, pw1, pw2) }},
 		{name: "fine-grained PSO", detail: wire.DetailTooShort,
 			prep: func(u *sambadc.User) {
 				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "long-" + u.SAMAccountName, Precedence: 5, MinLength: 24, Complexity: true,
@@ -232,7 +232,7 @@ func TestPasswordPolicy(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, pw2) }}, // 17 characters: fine for the domain, short for the PSO
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, pw2) }}, // 17 characters: fine for the domain, short for the PSO
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestNotFound(t *testing.T) {
 	needDC(t)
 	for _, target := range []Target{
 		{ObjectGUID: "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4"},
-		{UPN: "nobody@" + fx.dc.Realm()},
+		{UserPrincipalName: "nobody@" + fx.dc.Realm()},
 		{SAMAccountName: "nobody"},
 		{ImmutableID: "opvjPjVaPkyUSq6wp5wB1A=="},
 	} {
@@ -279,7 +279,7 @@ func TestGuard(t *testing.T) {
 	ctx := context.Background()
 	t.Run("out of scope", func(t *testing.T) {
 		u := newUser(t, "", pw1) // CN=Users
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOutOfScope, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOutOfScope, "")
 		wantBind(t, u.UPN, pw1, "")
 	})
 	t.Run("adminCount", func(t *testing.T) {
@@ -287,19 +287,19 @@ func TestGuard(t *testing.T) {
 		if err := fx.dc.SetAdminCount(ctx, u.DN, 1); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 		wantBind(t, u.UPN, pw1, "")
 		o := fx.options()
 		o.Scope.ProtectAdminCount = false
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	})
 	t.Run("nested protected group", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1)
 		if err := fx.dc.AddMember(ctx, fx.nested, u.DN); err != nil {
 			t.Fatal(err)
 		}
-		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
+		out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2))
 		wantCode(t, out, wire.CodeProtectedAccount, "")
 		if !strings.Contains(out.Err.Error(), "Tier0") {
 			t.Fatalf("reason does not name the group: %v", out.Err)
@@ -326,36 +326,36 @@ func TestGuard(t *testing.T) {
 				t.Fatalf("memberOf still lists %s", g)
 			}
 		}
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 	})
 	t.Run("protected name", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1)
 		o := fx.options()
 		o.Scope.ProtectedAccounts = []string{"CORP\\" + strings.ToUpper(u.SAMAccountName)}
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 		o.Scope.IncludeOUs = nil
 		d2 := newDir(t, o)
 		wantCode(t, apply(t, d2, reset(Target{SAMAccountName: "Administrator"}, pw2)), wire.CodeProtectedAccount, "")
 	})
 	t.Run("disabled", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) { s.Disabled = true })
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeAccountDisabled, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeAccountDisabled, "")
 		o := fx.options()
 		o.Scope.AllowDisabled = true
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 		wantBind(t, u.UPN, pw2, "533")
 	})
 	t.Run("outside the delegated OU", func(t *testing.T) {
 		u := newUser(t, fx.other, pw1)
-		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
+		out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2))
 		wantCode(t, out, wire.CodeAccessDenied, "")
 		if out.Transient {
 			t.Fatal("access_denied marked transient")
 		}
 		wantBind(t, u.UPN, pw1, "")
-		out = apply(t, fx.dir, Change{Op: wire.OpUnlock, Target: Target{UPN: u.UPN}})
+		out = apply(t, fx.dir, Change{Op: wire.OpUnlock, Target: Target{UserPrincipalName: u.UPN}})
 		wantCode(t, out, wire.CodeAccessDenied, "")
 	})
 }
@@ -364,10 +364,10 @@ func TestUnicodePassword(t *testing.T) {
 	needDC(t)
 	const pw = "Pässwörd-✓-Ωmega-2026"
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw, "")
 	const pw4 = "Ünïcödé-Chänge-✓-2026"
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw, pw4)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw, pw4)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw4, "")
 }
 
@@ -379,7 +379,7 @@ func TestHistoryOnReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	advertised := pc.root.policyHintsOID()
-	req, _, err := fx.dir.modifyFor(pc, "CN=x", reset(Target{UPN: "x@y"}, pw1))
+	req, _, err := fx.dir.modifyFor(pc, "CN=x", reset(Target{UserPrincipalName: "x@y"}, pw1))
 	fx.dir.domains[0].pool.put(pc, true)
 	if err != nil {
 		t.Fatal(err)
@@ -395,9 +395,9 @@ func TestHistoryOnReset(t *testing.T) {
 	o := fx.options()
 	o.HistoryOnReset = HistoryRequire
 	d := newDir(t, o)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodePasswordPolicy, wire.DetailPolicy)
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodePasswordPolicy, wire.DetailPolicy)
 	wantBind(t, u.UPN, pw1, "")
-	wantCode(t, apply(t, d, change(Target{UPN: u.UPN}, pw1, pw2)), wire.CodeOK, "") // require only concerns resets
+	wantCode(t, apply(t, d, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "") // require only concerns resets
 
 	// The control as encoded here is critical for real: Samba, which does
 	// not support it, refuses the modify. With go-ldap's 0x01 it would be
@@ -436,7 +436,7 @@ func TestPwdLastSet(t *testing.T) {
 	if at.Before(before) || at.After(time.Now().Add(2*time.Second)) {
 		t.Fatalf("pwdLastSet %v, want about now", at)
 	}
-	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UPN: "nobody@x"}); err == nil {
+	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UserPrincipalName: "nobody@x"}); err == nil {
 		t.Fatal("PwdLastSet of an unknown user succeeded")
 	}
 }
@@ -459,10 +459,10 @@ func TestPwdLastSetOnOtherPDC(t *testing.T) {
 	d := newDir(t, o)
 	d.domains[0].pdc, d.domains[0].pdcAt = "pdc.corp.example.test", time.Now()
 	u := newUser(t, fx.staff, pw1)
-	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw2)
 	ch.MustChange = true
 	wantCode(t, apply(t, d, ch), wire.CodeOK, "")
-	at, err := d.PwdLastSet(context.Background(), Target{UPN: u.UPN})
+	at, err := d.PwdLastSet(context.Background(), Target{UserPrincipalName: u.UPN})
 	if err != nil || !at.IsZero() {
 		t.Fatalf("PwdLastSet = %v, %v", at, err)
 	}
@@ -481,12 +481,12 @@ func TestKerberosBind(t *testing.T) {
 	o.Domains[0].Bind = Bind{Method: BindKerberos, User: fx.svcName, Keytab: kt, Krb5Conf: fx.dc.Krb5ConfPath()}
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 	// A keytab for another principal does not bind.
 	o.Domains[0].Bind.User = "someone-else"
 	d2 := newDir(t, o)
-	out := apply(t, d2, reset(Target{UPN: u.UPN}, pw3))
+	out := apply(t, d2, reset(Target{UserPrincipalName: u.UPN}, pw3))
 	if out.Code == wire.CodeOK {
 		t.Fatal("kerberos bind with a keytab for another principal succeeded")
 	}
@@ -499,7 +499,7 @@ func TestStartTLS(t *testing.T) {
 	o.Domains[0].TLS.StartTLS = true
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 }
 
@@ -509,7 +509,7 @@ func TestBadCertificateIsUnavailable(t *testing.T) {
 	o.Domains[0].TLS.ServerName = "not-the-dc.example.test"
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
 	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("wrong certificate name: %s transient %v", out.Code, out.Transient)
 	}

@@ -29,7 +29,7 @@ func BenchmarkReset(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("directory/c%d", conc), func(b *testing.B) {
 			runWorkers(b, conc, func(w int, n int64) error {
-				out := fx.dir.Apply(context.Background(), Change{Op: wire.OpReset, Target: Target{UPN: users[w]}, New: benchPassword(n)})
+				out := fx.dir.Apply(context.Background(), Change{Op: wire.OpReset, Target: Target{UserPrincipalName: users[w]}, New: benchPassword(n)})
 				if out.Code != wire.CodeOK {
 					return fmt.Errorf("%s: %v", out.Code, out.Err)
 				}

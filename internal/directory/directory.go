@@ -15,31 +15,9 @@ import (
 	"wbagent/internal/wire"
 )
 
-// Target names an account in one of the forms of protocol-v1 §4; exactly
-// one of ObjectGUID, ImmutableID, UPN and SAMAccountName is set.
-type Target struct {
-	ObjectGUID     string // Windows text form
-	ImmutableID    string // base64 of 16 bytes
-	UPN            string
-	SAMAccountName string
-	Domain         string // with SAMAccountName: DNS or NetBIOS name
-}
-
-// String describes the target for logs and errors.
-func (t Target) String() string {
-	switch {
-	case t.ObjectGUID != "":
-		return wire.FormObjectGUID + "=" + t.ObjectGUID
-	case t.ImmutableID != "":
-		return wire.FormImmutableID + "=" + t.ImmutableID
-	case t.UPN != "":
-		return wire.FormUserPrincipalName + "=" + t.UPN
-	case t.Domain != "":
-		return wire.FormSAMAccountName + "=" + t.SAMAccountName + " " + wire.FormDomain + "=" + t.Domain
-	default:
-		return wire.FormSAMAccountName + "=" + t.SAMAccountName
-	}
-}
+// Target names an account in one of the forms of protocol-v1 §4; it is
+// the vocabulary's wire.Target, shared with protocol and writeback.
+type Target = wire.Target
 
 // Change is one validated writeback request.
 type Change struct {

@@ -33,7 +33,7 @@ func TestFailoverClosedPort(t *testing.T) {
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
 	start := time.Now()
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
 	wantCode(t, out, wire.CodeOK, "")
 	if took := time.Since(start); took > o.Timeout {
 		t.Fatalf("failover took %v, more than one timeout (%v)", took, o.Timeout)
@@ -72,13 +72,13 @@ func TestFailoverSilentServer(t *testing.T) {
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
 	start := time.Now()
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	if took := time.Since(start); took > o.Timeout {
 		t.Fatalf("took %v", took)
 	}
 	// The silent server is now tried last: the next write is immediate.
 	start = time.Now()
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw3)), wire.CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeOK, "")
 	if took := time.Since(start); took > o.DialTimeout {
 		t.Fatalf("second write took %v: the failed server was tried first again", took)
 	}
@@ -100,14 +100,14 @@ func TestVanishingDC(t *testing.T) {
 	o := fx.options()
 	o.Domains[0].Servers = []string{"ldaps://" + p.Addr(), fx.dc.LDAPSURL()}
 	two := newDir(t, o)
-	out := apply(t, two, reset(Target{UPN: u.UPN}, pw2))
+	out := apply(t, two, reset(Target{UserPrincipalName: u.UPN}, pw2))
 	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != "ldaps://"+p.Addr() {
 		t.Fatalf("first write went to %s, want the proxy", out.DC)
 	}
 	p.Cut()
 	p.Refuse()
-	out = apply(t, two, reset(Target{UPN: u.UPN}, pw3))
+	out = apply(t, two, reset(Target{UserPrincipalName: u.UPN}, pw3))
 	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != fx.dc.LDAPSURL() {
 		t.Fatalf("write after the cut went to %s", out.DC)
@@ -117,16 +117,16 @@ func TestVanishingDC(t *testing.T) {
 	o.Domains[0].Servers = []string{"ldaps://" + p.Addr()}
 	p.Resume()
 	one := newDir(t, o)
-	wantCode(t, apply(t, one, reset(Target{UPN: u.UPN}, pw1)), wire.CodeOK, "")
+	wantCode(t, apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw1)), wire.CodeOK, "")
 	p.Cut()
 	p.Refuse()
-	out = apply(t, one, reset(Target{UPN: u.UPN}, pw2))
+	out = apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw2))
 	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("only DC gone: %s transient %v (%v)", out.Code, out.Transient, out.Err)
 	}
 	wantBind(t, u.UPN, pw1, "")
 	p.Resume()
-	wantCode(t, apply(t, one, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 }
 
 // Killing Samba itself (not a proxy): transient while it is down, fine
@@ -135,9 +135,9 @@ func TestKilledDC(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	fx.dc.Kill()
-	out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw3))
+	out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw3))
 	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("DC killed: %s transient %v (%v)", out.Code, out.Transient, out.Err)
 	}
@@ -147,7 +147,7 @@ func TestKilledDC(t *testing.T) {
 	if err := fx.dc.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw3)), wire.CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw3, "")
 }
 
@@ -173,7 +173,7 @@ func TestDiscover(t *testing.T) {
 	}
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
 	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != "ldaps://"+host+":636" || len(dialed) == 0 {
 		t.Fatalf("DC %s, dialled %v", out.DC, dialed)
@@ -216,7 +216,7 @@ func TestTwoDomains(t *testing.T) {
 		Bind: Bind{User: fx.svcName + "@" + emea.Realm(), Password: fx.svcPw},
 	})
 	d := newDir(t, o)
-	out := apply(t, d, reset(Target{UPN: eu.UPN}, pw2))
+	out := apply(t, d, reset(Target{UserPrincipalName: eu.UPN}, pw2))
 	wantCode(t, out, wire.CodeOK, "")
 	if out.Domain != emea.Realm() || out.DC != emea.LDAPSURL() {
 		t.Fatalf("EMEA user written in %s on %s", out.Domain, out.DC)
@@ -236,7 +236,7 @@ func TestTwoDomains(t *testing.T) {
 	// first (the CORP catalog knows only CORP's accounts).
 	o.Domains[0].GlobalCatalog = []string{fx.dc.GlobalCatalogURL()}
 	g := newDir(t, o)
-	out = apply(t, g, reset(Target{UPN: cu.UPN}, pw3))
+	out = apply(t, g, reset(Target{UserPrincipalName: cu.UPN}, pw3))
 	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != fx.dc.LDAPSURL() {
 		t.Fatalf("write went to %s, not the domain's DC", out.DC)

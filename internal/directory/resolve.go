@@ -67,7 +67,7 @@ func ambiguous(t Target, n int) error {
 // one matches (immutableId: mS-DS-ConsistencyGuid, then objectGUID).
 func targetFilters(t Target) ([]string, error) {
 	n := 0
-	for _, v := range []string{t.ObjectGUID, t.ImmutableID, t.UPN, t.SAMAccountName} {
+	for _, v := range []string{t.ObjectGUID, t.ImmutableID, t.UserPrincipalName, t.SAMAccountName} {
 		if v != "" {
 			n++
 		}
@@ -89,8 +89,8 @@ func targetFilters(t Target) ([]string, error) {
 			return nil, err
 		}
 		return []string{and("(mS-DS-ConsistencyGuid=" + EscapeBinary(b) + ")"), and("(objectGUID=" + EscapeBinary(b) + ")")}, nil
-	case t.UPN != "":
-		return []string{and("(userPrincipalName=" + ldap.EscapeFilter(t.UPN) + ")")}, nil
+	case t.UserPrincipalName != "":
+		return []string{and("(userPrincipalName=" + ldap.EscapeFilter(t.UserPrincipalName) + ")")}, nil
 	default:
 		return []string{and("(sAMAccountName=" + ldap.EscapeFilter(t.SAMAccountName) + ")")}, nil
 	}

@@ -54,7 +54,7 @@ func TestImmutableID(t *testing.T) {
 }
 
 func TestTargetFilters(t *testing.T) {
-	f, err := targetFilters(Target{UPN: "a*)(b@x"})
+	f, err := targetFilters(Target{UserPrincipalName: "a*)(b@x"})
 	if err != nil || f[0] != `(&(sAMAccountType=805306368)(userPrincipalName=a\2a\29\28b@x))` {
 		t.Fatalf("UPN filter %q %v", f, err)
 	}
@@ -62,7 +62,7 @@ func TestTargetFilters(t *testing.T) {
 	if len(f) != 2 || !strings.Contains(f[0], "mS-DS-ConsistencyGuid=\\a2") || !strings.Contains(f[1], "objectGUID=\\a2") {
 		t.Fatalf("immutableId filters %q", f)
 	}
-	for _, bad := range []Target{{}, {UPN: "a", SAMAccountName: "b"}, {ObjectGUID: "nope"}} {
+	for _, bad := range []Target{{}, {UserPrincipalName: "a", SAMAccountName: "b"}, {ObjectGUID: "nope"}} {
 		if _, err := targetFilters(bad); err == nil {
 			t.Errorf("target %+v accepted", bad)
 		}

@@ -56,7 +56,7 @@ func FuzzParseRequest(f *testing.F) {
 		if !json.Valid(body) || !utf8.Valid(body) {
 			t.Fatalf("accepted a body encoding/json rejects: %q", body)
 		}
-		if !isCanonicalUUID(out.id) || !req.Op.Valid() || req.Target.Validate() != nil || req.Actor.validate() != nil {
+		if !isCanonicalUUID(out.id) || !req.Op.Valid() || ValidateTarget(req.Target) != nil || req.Actor.validate() != nil {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}
 		if hasSecret(req.Op) != (out.secret.enc != nil) {

@@ -125,16 +125,16 @@ func parseTarget(v *jsonValue) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	if err := t.Validate(); err != nil {
+	if err := ValidateTarget(t); err != nil {
 		return Target{}, err
 	}
 	return t, nil
 }
 
-// Validate reports the first way t breaks §4: not exactly one form, a
+// ValidateTarget reports the first way t breaks §4: not exactly one form, a
 // domain without sAMAccountName, a malformed GUID or immutableId, or a
 // control character in a value.
-func (t Target) Validate() error {
+func ValidateTarget(t Target) error {
 	forms := 0
 	for _, s := range []string{t.ObjectGUID, t.ImmutableID, t.UserPrincipalName, t.SAMAccountName} {
 		if s != "" {
@@ -155,7 +155,7 @@ func (t Target) Validate() error {
 			return errors.New("target.immutableId is not base64 (with padding) of 16 bytes")
 		}
 	}
-	for _, m := range t.members() {
+	for _, m := range t.Members() {
 		if strings.ContainsFunc(m[1], isControl) {
 			return fmt.Errorf("target.%s contains a control character", m[0])
 		}

@@ -117,7 +117,7 @@ type targetWire Target
 // MarshalJSON writes only the members the target sets, sorted by name.
 func (t targetWire) MarshalJSON() ([]byte, error) {
 	out := []byte{'{'}
-	for i, m := range Target(t).members() {
+	for i, m := range Target(t).Members() {
 		if i > 0 {
 			out = append(out, ',')
 		}
@@ -157,7 +157,7 @@ func BuildRequest(signer *SigningKey, agent *AgentPublicKey, spec RequestSpec) (
 	case !spec.ExpiresAt.After(spec.IssuedAt):
 		return Message{}, errors.New("build request: expiresAt must be after issuedAt")
 	}
-	if err := spec.Target.Validate(); err != nil {
+	if err := ValidateTarget(spec.Target); err != nil {
 		return Message{}, fmt.Errorf("build request: %w", err)
 	}
 	if err := spec.Actor.validate(); err != nil {

@@ -229,19 +229,13 @@ func (t *task) auditRecord(out Outcome, at time.Time) audit.Record {
 
 // targetMap returns the target's members as the request gave them.
 func targetMap(tg protocol.Target) map[string]string {
-	m := map[string]string{}
-	add := func(k, v string) {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	add("objectGUID", tg.ObjectGUID)
-	add("immutableId", tg.ImmutableID)
-	add("userPrincipalName", tg.UserPrincipalName)
-	add("sAMAccountName", tg.SAMAccountName)
-	add("domain", tg.Domain)
-	if len(m) == 0 {
+	members := tg.Members()
+	if len(members) == 0 {
 		return nil
+	}
+	m := make(map[string]string, len(members))
+	for _, kv := range members {
+		m[kv[0]] = kv[1]
 	}
 	return m
 }
