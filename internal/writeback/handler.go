@@ -22,7 +22,8 @@ type Options struct {
 	Agent string
 	// RetryBudget bounds how long one delivery retries transient failures
 	// (directory, ledger, session state, audit) before its message is
-	// abandoned for redelivery (requests.retryBudget). Default 45s.
+	// abandoned for redelivery (requests.retryBudget). Required: the config
+	// owns its default.
 	RetryBudget time.Duration
 	// BackoffInitial and BackoffMax shape the exponential backoff between
 	// retries; each wait is jittered to between half and all of its step.
@@ -49,7 +50,6 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultRetryBudget      = 45 * time.Second
 	DefaultBackoffInitial   = 500 * time.Millisecond
 	DefaultBackoffMax       = 8 * time.Second
 	DefaultPostWriteTimeout = 10 * time.Second
@@ -83,9 +83,9 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("writeback: no audit trail")
 	case opts.SigningKey == nil:
 		return nil, errors.New("writeback: no agent signing key (agent.signingKey)")
-	}
-	if opts.RetryBudget <= 0 {
-		opts.RetryBudget = DefaultRetryBudget
+	case opts.RetryBudget <= 0:
+		// The config owns this default; a zero here is a wiring mistake.
+		return nil, fmt.Errorf("writeback: retry budget %s: give a positive duration (requests.retryBudget)", opts.RetryBudget)
 	}
 	if opts.BackoffInitial <= 0 {
 		opts.BackoffInitial = DefaultBackoffInitial

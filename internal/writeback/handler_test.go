@@ -305,7 +305,7 @@ func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 
 func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
 	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{},
-		BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
+		RetryBudget: time.Minute, BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
 	for _, j := range []float64{0, 0.999} {
 		h.o.Jitter = func() float64 { return j }
 		for n, step := range []time.Duration{1, 2, 4, 8, 8, 8} {
@@ -818,5 +818,14 @@ func TestDuplicateWaitsForTheResultLine(t *testing.T) {
 	}
 	if rec := f.aud.last(t); rec.Event != audit.EventReplayed {
 		t.Fatalf("audit %+v, want replayed", rec)
+	}
+}
+
+// The retry budget is the config's to default: a handler built without
+// one is a wiring mistake, refused by name.
+func TestNewRefusesAZeroRetryBudget(t *testing.T) {
+	_, err := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}})
+	if err == nil || !strings.Contains(err.Error(), "requests.retryBudget") {
+		t.Fatalf("New without a retry budget: %v", err)
 	}
 }
