@@ -1,9 +1,3 @@
-// Package agent is the composition root: it assembles one running
-// writeback agent from a config.Config (keys, directory, ledger, audit
-// trail, writeback handler, Service Bus consumer, metrics and HTTP
-// endpoints) and owns its lifecycle. `wbagent run`, the service, `wbagent
-// dev`, `wbagent check` and the capacity benchmark all build the agent
-// here, so what is benchmarked and checked is what runs.
 package agent
 
 import (
@@ -220,13 +214,10 @@ func (a *Agent) Components() []string {
 	}
 	c = append(c, "keys=protocol.Opener", "ledger="+a.cfg.Agent.StateDir,
 		fmt.Sprintf("audit=%s(+%d sinks)", a.cfg.Audit.File, a.sinks), dir,
-		"handler=writeback.Handler", fmt.Sprintf("bus=%s(sessions=%v)", a.cfg.ServiceBus.Queue, a.cfg.ServiceBus.Sessions),
+		"handler=writeback.Handler", fmt.Sprintf("bus=%s(sessions=%v,auth=%s)", a.cfg.ServiceBus.Queue, a.cfg.ServiceBus.Sessions, busAuth(a.cfg)),
 		"metrics=telemetry.Metrics")
 	return c
 }
-
-// Metrics returns the agent's metrics registry (what /metrics serves).
-func (a *Agent) Metrics() *prometheus.Registry { return a.registry }
 
 // HTTPAddr returns the address the HTTP endpoints listen on, empty when
 // http.listen is off or before Start.
@@ -235,6 +226,19 @@ func (a *Agent) HTTPAddr() string {
 		return ""
 	}
 	return a.http.Addr()
+}
+
+// busAuth names how the agent authenticates to Service Bus, never the
+// secret itself.
+func busAuth(cfg *config.Config) string {
+	switch c := cfg.ServiceBus.Credential; {
+	case cfg.ServiceBus.ConnectionString != nil:
+		return "connectionString"
+	case c == nil || c.Type == "":
+		return "entra:default"
+	default:
+		return "entra:" + c.Type
+	}
 }
 
 // Fatal delivers the first error after which the agent cannot go on; the

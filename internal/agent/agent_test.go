@@ -211,3 +211,24 @@ func TestDirectoryOptionsMapping(t *testing.T) {
 		t.Fatalf("bus connection %+v", conn)
 	}
 }
+
+// The components name what was built, so a benchmark report can show it
+// measured the service's pipeline; secrets never appear.
+func TestComponentsNameWhatWasBuilt(t *testing.T) {
+	cfg := offlineConfig(t)
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	p, err := New(context.Background(), cfg, testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	got := strings.Join(p.Components(), " ")
+	for _, want := range []string{"http=127.0.0.1:0", "directory=ldap", "handler=writeback.Handler", "bus=password-writeback(sessions=true,auth=connectionString)", "audit="} {
+		if !strings.Contains(got, want) {
+			t.Errorf("components %q lack %q", got, want)
+		}
+	}
+	if strings.Contains(got, "dGVzdA==") {
+		t.Fatal("the components show the connection string's key")
+	}
+}
