@@ -273,8 +273,8 @@ func TestConcurrentResets(t *testing.T) {
 	if n := len(fx.dir.domains[0].pool.slots); n != 0 {
 		t.Fatalf("%d pool slots still taken", n)
 	}
-	if n := len(fx.dir.domains[0].pool.idle); n > DefaultPoolSize {
-		t.Fatalf("%d idle connections, pool size %d", n, DefaultPoolSize)
+	if n, size := len(fx.dir.domains[0].pool.idle), fx.options().PoolSize; n > size {
+		t.Fatalf("%d idle connections, pool size %d", n, size)
 	}
 	for _, u := range users {
 		wantBind(t, u.UPN, pw3, "")

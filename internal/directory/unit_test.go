@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
@@ -177,9 +178,13 @@ func TestOptionsValidation(t *testing.T) {
 		"scope not a DN":    func(o *Options) { o.Scope.IncludeOUs = []string{"Staff"} },
 		"base DN not a DN":  func(o *Options) { o.Domains[0].BaseDN = "corp" },
 		"empty domain name": func(o *Options) { o.Domains[0].Name = "" },
+		// The config owns these defaults: zero values are refused.
+		"no timeout":   func(o *Options) { o.Timeout = 0 },
+		"no pool size": func(o *Options) { o.PoolSize = 0 },
+		"no history":   func(o *Options) { o.HistoryOnReset = "" },
 	}
 	for name, mutate := range cases {
-		o := Options{Domains: []Domain{good}}
+		o := Options{Domains: []Domain{good}, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
 		mutate(&o)
 		if name == "sspi off windows" && sspiAvailable() == nil {
 			continue
@@ -188,7 +193,7 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	o := Options{Domains: []Domain{good}}
+	o := Options{Domains: []Domain{good}, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
 	o.Domains[0].Servers = []string{"ldap://dc1"}
 	o.Domains[0].TLS.StartTLS = true
 	d, err := New(o, nil)
