@@ -238,7 +238,7 @@ func TestSendRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{hk}, []ed25519.PublicKey{senderPub}, protocol.Limits{})
+	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{hk}, []ed25519.PublicKey{senderPub}, protocol.Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

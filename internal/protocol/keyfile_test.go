@@ -58,7 +58,7 @@ func TestWriteAgentKeys(t *testing.T) {
 		// The pair works end to end: a request sealed to the public file
 		// opens with the private file.
 		sender, _ := GenerateSigningKey()
-		o, err := NewOpener([]*DecryptionKey{hk}, []ed25519.PublicKey{sender.Public()}, Limits{})
+		o, err := NewOpener([]*DecryptionKey{hk}, []ed25519.PublicKey{sender.Public()}, testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestOpenSSLSenderKey(t *testing.T) {
 		t.Fatalf("kid of private %s, of public %s", sk.KID(), KID(pub))
 	}
 	agent, _ := GenerateDecryptionKey(SuiteXWing)
-	o, err := NewOpener([]*DecryptionKey{agent}, []ed25519.PublicKey{pub}, Limits{})
+	o, err := NewOpener([]*DecryptionKey{agent}, []ed25519.PublicKey{pub}, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}

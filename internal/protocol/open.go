@@ -14,19 +14,15 @@ import (
 	"wbagent/internal/wire"
 )
 
-// Limits bound the times a request may carry (§3).
+// Limits bound the times a request may carry (§3). Both are required:
+// the config owns their defaults (requests.maxClockSkew and
+// requests.maxLifetime, 2 and 15 minutes as §3 suggests).
 type Limits struct {
-	// MaxClockSkew is how far issuedAt may lie in the future; default 2 min.
+	// MaxClockSkew is how far issuedAt may lie in the future.
 	MaxClockSkew time.Duration
-	// MaxLifetime is the longest expiresAt - issuedAt allowed; default 15 min.
+	// MaxLifetime is the longest expiresAt - issuedAt allowed.
 	MaxLifetime time.Duration
 }
-
-// Defaults of §3.
-const (
-	DefaultMaxClockSkew = 2 * time.Minute
-	DefaultMaxLifetime  = 15 * time.Minute
-)
 
 // Opener is the agent side of protocol v1: it turns a received message into
 // an authenticated, validated request with its secret opened, or a
@@ -39,18 +35,16 @@ type Opener struct {
 
 // NewOpener makes an Opener that opens secrets with keys (chosen by kid, so
 // several may be held during rotation) and trusts requests signed by the
-// given sender public keys. Zero limits take the defaults.
+// given sender public keys. A zero limit is an error.
 func NewOpener(keys []*DecryptionKey, senders []ed25519.PublicKey, limits Limits) (*Opener, error) {
 	if len(senders) == 0 {
 		return nil, errors.New("protocol opener: no trusted sender keys; add at least one sender public key")
 	}
+	if limits.MaxClockSkew <= 0 || limits.MaxLifetime <= 0 {
+		return nil, fmt.Errorf("protocol opener: limits %s skew, %s lifetime: give both as positive durations (requests.maxClockSkew, requests.maxLifetime)",
+			limits.MaxClockSkew, limits.MaxLifetime)
+	}
 	o := &Opener{keys: map[string]*DecryptionKey{}, senders: map[string]ed25519.PublicKey{}, limits: limits}
-	if o.limits.MaxClockSkew <= 0 {
-		o.limits.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if o.limits.MaxLifetime <= 0 {
-		o.limits.MaxLifetime = DefaultMaxLifetime
-	}
 	for _, k := range keys {
 		if k == nil {
 			return nil, errors.New("protocol opener: nil decryption key")

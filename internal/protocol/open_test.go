@@ -35,7 +35,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.x25519, err = GenerateDecryptionKey(SuiteX25519); err != nil {
 		t.Fatal(err)
 	}
-	if f.opener, err = NewOpener([]*DecryptionKey{f.xwing, f.x25519}, []ed25519.PublicKey{f.sender.Public()}, Limits{}); err != nil {
+	if f.opener, err = NewOpener([]*DecryptionKey{f.xwing, f.x25519}, []ed25519.PublicKey{f.sender.Public()}, testLimits); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -273,8 +273,8 @@ func TestOpenBoundaries(t *testing.T) {
 	spec := f.spec()
 	// issuedAt exactly the allowed skew ahead, lifetime exactly the maximum:
 	// both accepted.
-	spec.IssuedAt = f.now.Add(DefaultMaxClockSkew)
-	spec.ExpiresAt = spec.IssuedAt.Add(DefaultMaxLifetime)
+	spec.IssuedAt = f.now.Add(testLimits.MaxClockSkew)
+	spec.ExpiresAt = spec.IssuedAt.Add(testLimits.MaxLifetime)
 	req, err := f.opener.Open(f.build(t, spec, f.x25519), f.now)
 	if err != nil {
 		t.Fatalf("boundary request rejected: %v", err)
@@ -326,19 +326,30 @@ func TestOpenBoundaries(t *testing.T) {
 	req.Destroy()
 }
 
+// testLimits are §3's suggested limits, the config's defaults.
+var testLimits = Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute}
+
 func TestNewOpenerRefuses(t *testing.T) {
 	f := newFixture(t)
 	pub := f.sender.Public()
 	for name, call := range map[string]func() error{
-		"no senders":   func() error { _, err := NewOpener([]*DecryptionKey{f.xwing}, nil, Limits{}); return err },
-		"short sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub[:31]}, Limits{}); return err },
+		"no senders":   func() error { _, err := NewOpener([]*DecryptionKey{f.xwing}, nil, testLimits); return err },
+		"short sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub[:31]}, testLimits); return err },
 		"duplicate key": func() error {
-			_, err := NewOpener([]*DecryptionKey{f.xwing, f.xwing}, []ed25519.PublicKey{pub}, Limits{})
+			_, err := NewOpener([]*DecryptionKey{f.xwing, f.xwing}, []ed25519.PublicKey{pub}, testLimits)
 			return err
 		},
-		"duplicate sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub, pub}, Limits{}); return err },
+		"duplicate sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub, pub}, testLimits); return err },
 		"nil key": func() error {
-			_, err := NewOpener([]*DecryptionKey{nil}, []ed25519.PublicKey{pub}, Limits{})
+			_, err := NewOpener([]*DecryptionKey{nil}, []ed25519.PublicKey{pub}, testLimits)
+			return err
+		},
+		"no skew": func() error {
+			_, err := NewOpener(nil, []ed25519.PublicKey{pub}, Limits{MaxLifetime: time.Minute})
+			return err
+		},
+		"no lifetime": func() error {
+			_, err := NewOpener(nil, []ed25519.PublicKey{pub}, Limits{MaxClockSkew: time.Minute})
 			return err
 		},
 	} {

@@ -234,7 +234,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.agentSig, err = protocol.GenerateSigningKey(); err != nil {
 		t.Fatal(err)
 	}
-	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{f.agentDec}, []ed25519.PublicKey{f.sender.Public()}, protocol.Limits{})
+	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{f.agentDec}, []ed25519.PublicKey{f.sender.Public()}, protocol.Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
