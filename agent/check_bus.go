@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"wbagent/internal/agent"
 	"wbagent/internal/bus"
 	"wbagent/internal/config"
 )
@@ -18,7 +19,7 @@ import (
 // proves the same; a session it gets is released at once, unread).
 func busChecks(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
 	name := "service bus queue " + cfg.ServiceBus.Queue
-	conn, err := busConnection(cfg, getenv)
+	conn, err := agent.BusConnection(cfg, getenv)
 	if conn.ConnectionString != nil {
 		defer conn.ConnectionString.Destroy()
 	}

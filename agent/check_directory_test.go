@@ -39,7 +39,8 @@ func TestDirectoryChecks(t *testing.T) {
 			TLS:  directory.TLS{CAFile: dc.CACertPath(), ServerName: dc.ServerName()},
 			Bind: directory.Bind{User: "svc-wb@" + dc.Realm(), Password: pw},
 		}},
-		Scope: directory.Scope{IncludeOUs: []string{ou}, ProtectAdminCount: true},
+		Scope:          directory.Scope{IncludeOUs: []string{ou}, ProtectAdminCount: true},
+		HistoryOnReset: directory.HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4,
 	}
 	var fails []checkRow
 	for _, r := range directoryChecks(ctx, opts) {

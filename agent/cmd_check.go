@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"wbagent/internal/agent"
 	"wbagent/internal/config"
 )
 
@@ -162,9 +163,9 @@ func firstLine(s string) string {
 // directoryRows maps the config onto the directory's options (resolving
 // bind passwords, wiped afterwards) and runs the directory's own checks.
 func directoryRows(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
-	opts, err := directoryOptions(cfg, getenv)
+	opts, err := agent.DirectoryOptions(cfg, getenv)
 	defer func() {
-		for _, s := range bindPasswords(opts) {
+		for _, s := range agent.BindPasswords(opts) {
 			s.Destroy()
 		}
 	}()

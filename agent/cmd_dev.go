@@ -95,7 +95,7 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 	cfg.ServiceBus.Namespace, cfg.ServiceBus.Credential = "", nil
 	logStartup(log, cfg)
 	log.Warn("dev mode: local Service Bus and throwaway keys; do not use in production", zap.String(logging.FieldPath, tmp))
-	p := newProgram(cfg, log, env.getenv, buildComponents)
+	p := newProgram(cfg, log, env.getenv, buildAgent)
 	if err := p.prepare(ctx); err != nil {
 		log.Error("wbagent cannot start", zap.Error(err))
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // `wbagent dev` against a real DC: the command it prints, run as printed,
@@ -125,7 +126,7 @@ func runDevAndReset(ctx context.Context, t *testing.T, dom *testbed.Domain, cfg 
 		t.Fatalf("the printed send command failed: %v\n%s\n%s\ndev log:\n%s", err, sendOut.String(), sendErr.String(), errOut.String())
 	}
 	res, err := protocol.ParseResult([]byte(strings.TrimSpace(sendOut.String())))
-	if err != nil || res.Code != protocol.CodeOK {
+	if err != nil || res.Code != wire.CodeOK {
 		t.Fatalf("result %+v %v", res, err)
 	}
 	if err := dom.CheckPassword(ctx, u, pw); err != nil {

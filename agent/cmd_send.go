@@ -15,6 +15,7 @@ import (
 	"wbagent/internal/bus"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 func init() {
@@ -133,17 +134,17 @@ func (o *sendOptions) requestSpec() (protocol.RequestSpec, error) {
 	if o.ttl <= 0 || o.wait <= 0 {
 		return spec, errors.New("--ttl and --wait must be positive")
 	}
-	op := protocol.Op(o.op)
+	op := wire.Op(o.op)
 	switch op {
-	case protocol.OpReset:
+	case wire.OpReset:
 		if !o.passwordStdin || o.oldStdn {
 			return spec, errors.New("--op reset takes the new password with --password-stdin, and no old password")
 		}
-	case protocol.OpChange:
+	case wire.OpChange:
 		if !o.passwordStdin || !o.oldStdn {
 			return spec, errors.New("--op change needs --old-password-stdin and --password-stdin (old password on the first line, new on the second)")
 		}
-	case protocol.OpUnlock:
+	case wire.OpUnlock:
 		if o.passwordStdin || o.oldStdn || o.mustChange {
 			return spec, errors.New("--op unlock takes no password and no --must-change")
 		}
@@ -176,13 +177,13 @@ func parseTargetFlag(s string) (protocol.Target, error) {
 	}
 	var t protocol.Target
 	switch form {
-	case "objectGUID":
+	case wire.FormObjectGUID:
 		t.ObjectGUID = value
-	case "immutableId":
+	case wire.FormImmutableID:
 		t.ImmutableID = value
-	case "userPrincipalName":
+	case wire.FormUserPrincipalName:
 		t.UserPrincipalName = value
-	case "sAMAccountName":
+	case wire.FormSAMAccountName:
 		t.SAMAccountName = value
 		if i := strings.LastIndexByte(value, '@'); i >= 0 {
 			t.SAMAccountName, t.Domain = value[:i], value[i+1:]
@@ -193,7 +194,7 @@ func parseTargetFlag(s string) (protocol.Target, error) {
 	default:
 		return protocol.Target{}, fmt.Errorf("--target %q: form must be objectGUID, immutableId, userPrincipalName or sAMAccountName", s)
 	}
-	if err := t.Validate(); err != nil {
+	if err := protocol.ValidateTarget(t); err != nil {
 		return protocol.Target{}, fmt.Errorf("--target: %w", err)
 	}
 	return t, nil
@@ -351,7 +352,7 @@ func exchange(ctx context.Context, env *cmdEnv, conn *secret.Secret, o sendOptio
 				result, err = protocol.ParseResult(reply.Body)
 			}
 			if err != nil {
-				_ = recv.DeadLetterMessage(waitCtx, rm, &azservicebus.DeadLetterOptions{Reason: sbStringPtr("unauthenticated"), ErrorDescription: sbStringPtr(err.Error())})
+				_ = recv.DeadLetterMessage(waitCtx, rm, &azservicebus.DeadLetterOptions{Reason: sbStringPtr(wire.ReasonUnauthenticated), ErrorDescription: sbStringPtr(err.Error())})
 				return nil, fmt.Errorf("result for request %s rejected: %w", msg.MessageID, err)
 			}
 			if err := recv.CompleteMessage(waitCtx, rm, nil); err != nil {

@@ -16,6 +16,7 @@ import (
 	"wbagent/internal/bus"
 	"wbagent/internal/devbus"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 func TestParseTargetFlag(t *testing.T) {
@@ -237,7 +238,7 @@ func TestSendRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{hk}, []ed25519.PublicKey{senderPub}, protocol.Limits{})
+	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{hk}, []ed25519.PublicKey{senderPub}, protocol.Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,26 +278,26 @@ func TestSendRoundTrip(t *testing.T) {
 		wantExit int
 		check    func(t *testing.T, req *protocol.Request)
 	}{
-		{"reset ok", false, agentSigner, protocol.CodeOK,
+		{"reset ok", false, agentSigner, wire.CodeOK,
 			[]string{"--op", "reset", "--password-stdin", "--must-change", "--target", "userPrincipalName=alice@corp.example"},
 			newPw + "\n", exitOK,
 			func(t *testing.T, req *protocol.Request) {
-				if req.Op != protocol.OpReset || req.New.Reveal() != newPw || !req.MustChange || req.Target.UserPrincipalName != "alice@corp.example" {
+				if req.Op != wire.OpReset || req.New.Reveal() != newPw || !req.MustChange || req.Target.UserPrincipalName != "alice@corp.example" {
 					t.Errorf("request %+v", req)
 				}
 			}},
-		{"change on sessions", true, agentSigner, protocol.CodeOK,
+		{"change on sessions", true, agentSigner, wire.CodeOK,
 			[]string{"--op", "change", "--old-password-stdin", "--password-stdin", "--target", "sAMAccountName=alice@CORP", "--actor", "alice", "--actor-kind", "self"},
 			oldPw + "\n" + newPw + "\n", exitOK,
 			func(t *testing.T, req *protocol.Request) {
-				if req.Op != protocol.OpChange || req.Old.Reveal() != oldPw || req.New.Reveal() != newPw || req.Actor.Kind != "self" || req.SessionID != req.Target.SessionID() || req.ReplyToSessionID == "" {
+				if req.Op != wire.OpChange || req.Old.Reveal() != oldPw || req.New.Reveal() != newPw || req.Actor.Kind != "self" || req.SessionID != req.Target.SessionID() || req.ReplyToSessionID == "" {
 					t.Errorf("request %+v", req)
 				}
 			}},
-		{"failed result", true, agentSigner, protocol.CodePasswordPolicy,
+		{"failed result", true, agentSigner, wire.CodePasswordPolicy,
 			[]string{"--op", "reset", "--password-stdin", "--target", "objectGUID=3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4"},
 			newPw + "\n", exitNegative, nil},
-		{"unlock", false, agentSigner, protocol.CodeOK,
+		{"unlock", false, agentSigner, wire.CodeOK,
 			[]string{"--op", "unlock", "--target", "immutableId=opvjPjVaPkyUSq6wp5wB1A=="},
 			"", exitOK,
 			func(t *testing.T, req *protocol.Request) {
@@ -304,7 +305,7 @@ func TestSendRoundTrip(t *testing.T) {
 					t.Errorf("request %+v", req)
 				}
 			}},
-		{"forged result", false, forger, protocol.CodeOK,
+		{"forged result", false, forger, wire.CodeOK,
 			[]string{"--op", "unlock", "--target", "sAMAccountName=bob"},
 			"", exitError, nil},
 	}

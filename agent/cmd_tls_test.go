@@ -81,19 +81,7 @@ func runTLSShow(t *testing.T, args ...string) (string, error) {
 // system roots; tls show falls back to it for any URL.
 func systemRootsConfig(t *testing.T) string {
 	t.Helper()
-	path := offlineConfig(t).Path
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed := strings.Replace(string(raw), `caFile: "/nonexistent-ca.pem"`, `caFile: ""`, 1)
-	if fixed == string(raw) {
-		t.Fatal("offline config has no caFile to clear")
-	}
-	if err := os.WriteFile(path, []byte(fixed), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeRunConfig(t, "127.0.0.1:0")
 }
 
 func TestTLSShowSavesTheCA(t *testing.T) {

@@ -3,91 +3,87 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"os"
 	"os/signal"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/kardianos/service"
 	"go.uber.org/zap"
 
+	"wbagent/internal/agent"
 	"wbagent/internal/config"
 	"wbagent/internal/logging"
 	"wbagent/internal/version"
+	"wbagent/internal/writeback"
 )
 
-// component is one long-running part of the agent (the HTTP endpoints, the
-// pipeline). start must not block beyond setting up; stop waits, bounded by
-// its context, for the component's in-flight work.
-type component interface {
-	name() string
-	start(ctx context.Context) error
-	stop(ctx context.Context) error
+// runner is what the program runs: *agent.Agent, or a fake in tests.
+type runner interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Fatal() <-chan error
 }
 
 // program is the agent as kardianos/service drives it. Start launches and
-// returns at once; Stop cancels and waits up to the grace period for
-// in-flight writebacks; a second Stop returns at once.
+// returns at once; Stop runs the agent's one ordered shutdown, bounded by
+// the grace period; a second Stop returns at once. Whatever ends the
+// program (a signal, a service stop, a fatal error, a failed start) ends
+// in Stop.
 type program struct {
 	cfg    *config.Config
 	log    *logging.Logger
 	getenv func(string) string
-	build  func(ctx context.Context, p *program) ([]component, error)
+	build  func(ctx context.Context, p *program) (runner, error)
 
-	mu       sync.Mutex
-	built    []component
-	cancel   context.CancelFunc
-	running  []component
-	done     chan struct{}
+	r        runner
+	stopping atomic.Bool
+	stopped  chan struct{}
 	fatal    chan error
-	stopping bool
 }
 
-func newProgram(cfg *config.Config, log *logging.Logger, getenv func(string) string, build func(context.Context, *program) ([]component, error)) *program {
-	return &program{cfg: cfg, log: log, getenv: getenv, build: build, done: make(chan struct{}), fatal: make(chan error, 1)}
+func newProgram(cfg *config.Config, log *logging.Logger, getenv func(string) string, build func(context.Context, *program) (runner, error)) *program {
+	return &program{cfg: cfg, log: log, getenv: getenv, build: build, stopped: make(chan struct{}), fatal: make(chan error, 1)}
 }
 
-// prepare builds the components: keys, secrets and local files are loaded
-// here, before the service reports running, so a broken installation fails
-// at once with its own error instead of after a "started".
+// buildAgent assembles the agent from the config (internal/agent).
+func buildAgent(ctx context.Context, p *program) (runner, error) {
+	return agent.New(ctx, p.cfg, agent.Deps{Logger: p.log.Logger, Getenv: p.getenv, Clock: writeback.SystemClock{}})
+}
+
+// prepare builds the agent: keys, secrets and local files are loaded here,
+// before the service reports running, so a broken installation fails at
+// once with its own error instead of after a "started".
 func (p *program) prepare(ctx context.Context) error {
-	comps, err := p.build(ctx, p)
+	r, err := p.build(ctx, p)
 	if err != nil {
 		return err
 	}
-	p.built = comps
+	p.r = r
 	return nil
 }
 
 // Start implements service.Interface.
 func (p *program) Start(service.Service) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.mu.Lock()
-	p.cancel = cancel
-	p.mu.Unlock()
-	go p.serve(ctx)
+	go func() {
+		if err := p.r.Start(context.Background()); err != nil {
+			if !errors.Is(err, agent.ErrStopped) {
+				p.fail(err)
+			}
+			return
+		}
+		select {
+		case err := <-p.r.Fatal():
+			p.fail(err)
+		case <-p.stopped:
+		}
+	}()
 	return nil
 }
 
-func (p *program) serve(ctx context.Context) {
-	defer close(p.done)
-	for _, c := range p.built {
-		if err := c.start(ctx); err != nil {
-			p.fail(fmt.Errorf("start %s: %w", c.name(), err))
-			p.stopAll(context.Background())
-			return
-		}
-		p.mu.Lock()
-		p.running = append(p.running, c)
-		p.mu.Unlock()
-		p.log.Info("started", zap.String(logging.FieldComponent, c.name()))
-	}
-	p.log.Info("wbagent is running", zap.String(logging.FieldAgent, p.cfg.Agent.Name))
-	<-ctx.Done()
-}
-
+// fail hands err to whoever waits on p.fatal, which then runs Stop.
 func (p *program) fail(err error) {
 	p.log.Error("wbagent cannot run", zap.Error(err))
 	select {
@@ -98,40 +94,19 @@ func (p *program) fail(err error) {
 
 // Stop implements service.Interface.
 func (p *program) Stop(service.Service) error {
-	p.mu.Lock()
-	if p.stopping || p.cancel == nil {
-		p.mu.Unlock()
+	if p.r == nil || !p.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
-	p.stopping = true
-	p.mu.Unlock()
+	defer close(p.stopped)
 	grace := p.cfg.Agent.GracePeriod.D()
 	p.log.Info("stopping: finishing in-flight writebacks", zap.Duration(logging.FieldDuration, grace))
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	// Components stop in reverse order while their context is still live,
-	// so the pipeline finishes its in-flight work before anything it needs
-	// goes away; only then is the root context cancelled.
-	p.stopAll(ctx)
-	p.cancel()
-	select {
-	case <-p.done:
-	case <-ctx.Done():
+	if err := p.r.Stop(ctx); err != nil {
+		p.log.Warn("stop", zap.Error(err))
 	}
 	p.log.Info("stopped")
 	return nil
-}
-
-func (p *program) stopAll(ctx context.Context) {
-	p.mu.Lock()
-	comps := p.running
-	p.running = nil
-	p.mu.Unlock()
-	for i := len(comps) - 1; i >= 0; i-- {
-		if err := comps[i].stop(ctx); err != nil {
-			p.log.Warn("stop", zap.String(logging.FieldComponent, comps[i].name()), zap.Error(err))
-		}
-	}
 }
 
 func init() {
@@ -158,7 +133,7 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer log.Close()
 	logStartup(log, cfg)
-	p := newProgram(cfg, log, env.getenv, buildComponents)
+	p := newProgram(cfg, log, env.getenv, buildAgent)
 	if err := p.prepare(ctx); err != nil {
 		log.Error("wbagent cannot start", zap.Error(err))
 		return err
@@ -166,17 +141,24 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
 
 	if !service.Interactive() {
 		// Started by systemd or the Windows service manager: let kardianos
-		// run the service loop (it answers the manager's stop requests).
+		// run the service loop (it answers the manager's stop requests). A
+		// fatal error stops the agent the same ordered way, and the error
+		// exit makes the service manager restart it.
 		s, err := newService(p, cfg.Path)
 		if err != nil {
+			_ = p.Stop(nil)
 			return err
 		}
-		go func() {
-			if err := <-p.fatal; err != nil {
-				os.Exit(exitError) // the service manager restarts us
-			}
-		}()
-		return s.Run()
+		done := make(chan error, 1)
+		go func() { done <- s.Run() }()
+		select {
+		case err := <-done:
+			_ = p.Stop(nil)
+			return err
+		case err := <-p.fatal:
+			_ = p.Stop(nil)
+			return err
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -193,20 +175,27 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
 			_ = p.Stop(nil)
 			return err
 		case <-ctx.Done():
-			// A second SIGINT/SIGTERM while draining exits at once.
-			again := make(chan os.Signal, 1)
-			signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-			go func() {
-				if _, ok := <-again; ok {
-					os.Exit(exitError)
-				}
-			}()
-			defer signal.Stop(again)
-			start := time.Now()
-			_ = p.Stop(nil)
-			log.Info("exiting", zap.Duration(logging.FieldDuration, time.Since(start)))
-			return nil
+			return stopOnSignal(p, log)
 		}
+	}
+}
+
+// stopOnSignal runs the ordered stop after SIGINT or SIGTERM; a second
+// signal while it drains gives up waiting and exits with an error (the
+// in-flight messages are redelivered once their locks expire).
+func stopOnSignal(p *program, log *logging.Logger) error {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { _ = p.Stop(nil); close(done) }()
+	select {
+	case <-done:
+		log.Info("exiting", zap.Duration(logging.FieldDuration, time.Since(start)))
+		return nil
+	case <-again:
+		return withCode(exitError, errors.New("second signal: exiting without waiting for in-flight writebacks; their messages are redelivered when their locks expire"))
 	}
 }
 

@@ -11,10 +11,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"wbagent/internal/agent"
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/sambadc"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
+	"wbagent/internal/writeback"
 )
 
 // The agent against a Samba DC serving the certificate Samba generated for
@@ -51,24 +54,27 @@ func TestAgentWithSambaOwnCertificate(t *testing.T) {
 	}
 	defer srv.Close()
 	vars := map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()}
-	base := pipelineConfig{queue: "requests", sessions: true,
-		ldapsURL: dc.LDAPSURL(), caFile: dc.CACertPath(), serverName: dc.ServerName(),
-		bindUser: "svc-wb@" + dc.Realm(), bindPass: svcPw, baseDN: dc.BaseDN(), realm: dc.Realm(), netbios: dc.NetBIOS(),
-		includeOU: staff}
+	base := testbed.PipelineConfig{Queue: "requests", Sessions: true,
+		LDAPSURL: dc.LDAPSURL(), CAFile: dc.CACertPath(), ServerName: dc.ServerName(),
+		BindUser: "svc-wb@" + dc.Realm(), BindPass: svcPw, BaseDN: dc.BaseDN(), Realm: dc.Realm(), NetBIOS: dc.NetBIOS(),
+		IncludeOU: staff}
 
 	ready := func(t *testing.T, cfg *config.Config) {
 		t.Helper()
-		p, err := startPipeline(ctx, cfg, zap.NewNop(), testEnv(vars))
+		p, err := agent.New(ctx, cfg, agent.Deps{Logger: zap.NewNop(), Getenv: func(k string) string { return vars[k] }, Clock: writeback.SystemClock{}})
 		if err != nil {
-			t.Fatalf("start pipeline: %v", err)
+			t.Fatalf("build the agent: %v", err)
 		}
 		defer func() {
 			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer scancel()
-			_ = p.stop(sctx)
+			_ = p.Stop(sctx)
 		}()
+		if err := p.Start(ctx); err != nil {
+			t.Fatalf("start the agent: %v", err)
+		}
 		deadline := time.Now().Add(60 * time.Second)
-		for name, check := range p.readyChecks() {
+		for name, check := range p.ReadyChecks() {
 			for {
 				err := check(ctx)
 				if err == nil {
@@ -90,8 +96,8 @@ func TestAgentWithSambaOwnCertificate(t *testing.T) {
 
 	t.Run("ca file", func(t *testing.T) {
 		c := base
-		c.dir = t.TempDir()
-		cfg := writePipelineConfig(t, c)
+		c.Dir = t.TempDir()
+		cfg := testbed.WritePipelineConfig(t, c)
 		ready(t, cfg)
 		out, err := run("check", "--config", cfg.Path)
 		if err != nil {
@@ -115,8 +121,8 @@ func TestAgentWithSambaOwnCertificate(t *testing.T) {
 			t.Fatalf("tls show printed no pin:\n%s", out)
 		}
 		c := base
-		c.dir, c.caFile = t.TempDir(), ""
-		cfg := writePipelineConfig(t, c)
+		c.Dir, c.CAFile = t.TempDir(), ""
+		cfg := testbed.WritePipelineConfig(t, c)
 		raw, err := os.ReadFile(cfg.Path)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"wbagent/internal/wire"
 )
 
 // Event Log ids. Every outcome has a stable id, so an administrator can
@@ -38,18 +40,16 @@ const (
 	otherCode     = 99
 )
 
-var opBases = map[string]uint32{"reset": opBaseReset, "change": opBaseChange, "unlock": opBaseUnlock}
+var opBases = map[string]uint32{
+	string(wire.OpReset): opBaseReset, string(wire.OpChange): opBaseChange, string(wire.OpUnlock): opBaseUnlock,
+}
 
 var eventOffsets = map[string]uint32{EventResult: 0, EventReplayed: 100, EventAbandoned: 200, EventDeadLettered: 300}
 
-// codes lists the result codes (protocol v1 §6) and dead-letter reasons
-// (§8) in offset order: codes[i] has offset i+1.
-var codes = []string{
-	"ok", "password_policy", "wrong_old_password", "account_locked", "account_disabled",
-	"user_not_found", "user_ambiguous", "protected_account", "out_of_scope", "access_denied",
-	"expired", "invalid_request", "directory_unavailable", "internal_error",
-	"malformed", "unauthenticated",
-}
+// codes lists the result codes (protocol v1 §6) and then the dead-letter
+// reasons of §8 that are not codes, in offset order: codes[i] has offset
+// i+1. wire.Codes only grows at its end, so an id never changes meaning.
+var codes = append(append([]string(nil), wire.Codes...), wire.ReasonMalformed, wire.ReasonUnauthenticated)
 
 // Level is an Event Log entry type.
 type Level uint8
@@ -93,9 +93,9 @@ func codeOffset(code string) uint32 {
 // EventLevel returns the Event Log entry type of an outcome with code.
 func EventLevel(code string) Level {
 	switch code {
-	case "ok":
+	case wire.CodeOK:
 		return Information
-	case "access_denied", "internal_error", "unauthenticated":
+	case wire.CodeAccessDenied, wire.CodeInternalError, wire.ReasonUnauthenticated:
 		return Error
 	}
 	if codeOffset(code) == otherCode {
@@ -109,9 +109,8 @@ func EventIDTable() string {
 	var b strings.Builder
 	b.WriteString("Event id = op base + event offset + code offset (Event Log source `wbagent`, log Application).\n\n")
 	b.WriteString("| op | base |\n|---|---|\n")
-	ops := []string{"reset", "change", "unlock"}
-	for _, op := range ops {
-		fmt.Fprintf(&b, "| `%s` | %d |\n", op, opBases[op])
+	for _, op := range wire.Ops {
+		fmt.Fprintf(&b, "| `%s` | %d |\n", op, opBases[string(op)])
 	}
 	fmt.Fprintf(&b, "| unknown (not authenticated, unreadable) | %d |\n\n", opBaseUnknown)
 
@@ -140,11 +139,11 @@ func EventIDTable() string {
 
 	b.WriteString("Examples: ")
 	ex := []struct{ op, event, code, what string }{
-		{"reset", EventResult, "ok", "a reset applied"},
-		{"change", EventResult, "password_policy", "a change refused by the password policy"},
-		{"reset", EventReplayed, "user_not_found", "a redelivered reset answered again"},
-		{"unlock", EventAbandoned, "directory_unavailable", "an unlock left for redelivery, no DC answered"},
-		{"", EventDeadLettered, "unauthenticated", "a message with a bad signature"},
+		{string(wire.OpReset), EventResult, wire.CodeOK, "a reset applied"},
+		{string(wire.OpChange), EventResult, wire.CodePasswordPolicy, "a change refused by the password policy"},
+		{string(wire.OpReset), EventReplayed, wire.CodeUserNotFound, "a redelivered reset answered again"},
+		{string(wire.OpUnlock), EventAbandoned, wire.CodeDirectoryUnavailable, "an unlock left for redelivery, no DC answered"},
+		{"", EventDeadLettered, wire.ReasonUnauthenticated, "a message with a bad signature"},
 	}
 	for i, e := range ex {
 		if i > 0 {

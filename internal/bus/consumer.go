@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/logging"
-	"wbagent/internal/protocol"
 	"wbagent/internal/telemetry"
+	"wbagent/internal/wire"
 	"wbagent/internal/writeback"
 )
 
@@ -25,27 +25,30 @@ type Handler interface {
 	Handle(ctx context.Context, d writeback.Delivery) writeback.Outcome
 }
 
-// Options configure a Consumer. Zero values take the documented defaults.
+// Options configure a Consumer. The config owns every default
+// (internal/config): a zero count or duration here is an error, never a
+// hidden default of its own.
 type Options struct {
 	// Queue is the request queue.
 	Queue string
 	// Sessions selects the session-queue mode (servicebus.sessions).
 	Sessions bool
 	// MaxConcurrent is the number of sessions held at once (session mode)
-	// or messages in flight at once (plain mode). Default 8.
+	// or messages in flight at once (plain mode): servicebus.maxConcurrent.
 	MaxConcurrent int
 	// SettleTimeout bounds every settle, reply send, lock renewal and
-	// session-state call. Default 30s.
+	// session-state call: servicebus.settleTimeout.
 	SettleTimeout time.Duration
 	// SessionIdleTimeout is how long a held session waits for its next
-	// message before it is released for other agents. Default 5s.
+	// message before it is released for other agents:
+	// servicebus.sessionIdleTimeout.
 	SessionIdleTimeout time.Duration
 	// AcceptTimeout is how long one wait for the next available session
-	// (or, on plain queues, one receive poll) lasts before it starts over.
-	// Default 30s.
+	// (or, on plain queues, one receive poll) lasts before it starts over
+	// (config.BusAcceptTimeout).
 	AcceptTimeout time.Duration
 	// ErrorBackoff is the first pause after a failed receive; it doubles up
-	// to 30s while failures continue. Default 1s.
+	// to 30s while failures continue (config.BusErrorBackoff).
 	ErrorBackoff time.Duration
 	// Metrics records outcomes, in-flight work, lock renewals and
 	// reconnects; nil records nothing.
@@ -54,36 +57,25 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-const (
-	defaultMaxConcurrent = 8
-	defaultSettleTimeout = 30 * time.Second
-	defaultIdleTimeout   = 5 * time.Second
-	defaultAcceptTimeout = 30 * time.Second
-	defaultErrorBackoff  = time.Second
-	maxErrorBackoff      = 30 * time.Second
-)
+const maxErrorBackoff = 30 * time.Second
 
-func (o *Options) defaults() error {
+func (o *Options) check() error {
 	if o.Queue == "" {
 		return errors.New("bus options: the queue name is empty: set servicebus.queue")
 	}
-	if o.MaxConcurrent < 0 {
-		return fmt.Errorf("bus options: maxConcurrent %d is negative: use 1 or more", o.MaxConcurrent)
+	if o.MaxConcurrent < 1 {
+		return fmt.Errorf("bus options: maxConcurrent %d: use 1 or more (servicebus.maxConcurrent)", o.MaxConcurrent)
 	}
-	if o.MaxConcurrent == 0 {
-		o.MaxConcurrent = defaultMaxConcurrent
-	}
-	if o.SettleTimeout <= 0 {
-		o.SettleTimeout = defaultSettleTimeout
-	}
-	if o.SessionIdleTimeout <= 0 {
-		o.SessionIdleTimeout = defaultIdleTimeout
-	}
-	if o.AcceptTimeout <= 0 {
-		o.AcceptTimeout = defaultAcceptTimeout
-	}
-	if o.ErrorBackoff <= 0 {
-		o.ErrorBackoff = defaultErrorBackoff
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"settleTimeout", o.SettleTimeout}, {"sessionIdleTimeout", o.SessionIdleTimeout},
+		{"acceptTimeout", o.AcceptTimeout}, {"errorBackoff", o.ErrorBackoff},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("bus options: %s %s: give a positive duration (the config's default when unset)", d.name, d.v)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -125,7 +117,7 @@ func New(client *azservicebus.Client, h Handler, opts Options) (*Consumer, error
 	if client == nil || h == nil {
 		return nil, errors.New("bus: a client and a handler are required")
 	}
-	if err := opts.defaults(); err != nil {
+	if err := opts.check(); err != nil {
 		return nil, err
 	}
 	c := &Consumer{client: client, handler: h, o: opts, m: opts.Metrics}
@@ -243,7 +235,7 @@ func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, 
 		if r := recover(); r != nil {
 			c.log.Error("writeback handler panicked; abandoning the message",
 				zap.String(logging.FieldMessageID, m.MessageID), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			out = writeback.Outcome{Settle: writeback.Abandon, RequestID: m.MessageID, Code: protocol.CodeInternalError,
+			out = writeback.Outcome{Settle: writeback.Abandon, RequestID: m.MessageID, Code: wire.CodeInternalError,
 				Err: fmt.Errorf("handler panicked: %v", r)}
 		}
 	}()

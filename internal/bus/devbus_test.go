@@ -318,8 +318,8 @@ func TestEmptySessionIsReleasedAtOnce(t *testing.T) {
 	srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: true})
 	client := newTestClient(t, srv)
 	h := &testHandler{}
-	c, err := New(client, h, Options{Queue: "requests", Sessions: true, MaxConcurrent: 1,
-		SessionIdleTimeout: time.Minute, AcceptTimeout: 2 * time.Second, Logger: zaptest.NewLogger(t)})
+	c, err := New(client, h, Options{Queue: "requests", Sessions: true, MaxConcurrent: 1, SettleTimeout: 3 * time.Second,
+		SessionIdleTimeout: time.Minute, AcceptTimeout: 2 * time.Second, ErrorBackoff: 50 * time.Millisecond, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,9 @@
 // The API:
 //
 //	client, err := bus.NewClient(bus.Connection{ConnectionString: cs, Retry: r})
-//	c, err := bus.New(client, handler, bus.Options{Queue: "password-writeback", Sessions: true, MaxConcurrent: 8, Logger: log})
+//	c, err := bus.New(client, handler, bus.Options{Queue: "password-writeback", Sessions: true, MaxConcurrent: 8,
+//		SettleTimeout: 20 * time.Second, SessionIdleTimeout: 5 * time.Second, AcceptTimeout: 30 * time.Second,
+//		ErrorBackoff: time.Second, Logger: log}) // every value explicit: the config owns the defaults
 //	c.Start()            // returns at once; receiving runs in goroutines
 //	err = c.Ready()      // nil while the bus answers
 //	err = c.Stop(ctx)    // stop receiving, finish in-flight work until ctx ends, abandon the rest

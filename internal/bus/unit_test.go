@@ -102,17 +102,25 @@ func TestMessageConversion(t *testing.T) {
 	}
 }
 
-func TestOptionsDefaults(t *testing.T) {
-	o := Options{Queue: "q"}
-	if err := o.defaults(); err != nil {
-		t.Fatal(err)
+func TestOptionsAreExplicit(t *testing.T) {
+	good := Options{Queue: "q", MaxConcurrent: 8, SettleTimeout: time.Second, SessionIdleTimeout: time.Second,
+		AcceptTimeout: time.Second, ErrorBackoff: time.Second}
+	if err := good.check(); err != nil || good.Logger == nil {
+		t.Fatalf("explicit options refused: %v", err)
 	}
-	if o.MaxConcurrent != 8 || o.SettleTimeout != defaultSettleTimeout || o.SessionIdleTimeout != defaultIdleTimeout || o.Logger == nil {
-		t.Fatalf("defaults: %+v", o)
-	}
-	for _, bad := range []Options{{}, {Queue: "q", MaxConcurrent: -1}} {
-		if err := bad.defaults(); err == nil {
-			t.Fatalf("options %+v accepted", bad)
+	for name, edit := range map[string]func(*Options){
+		"queue":              func(o *Options) { o.Queue = "" },
+		"maxConcurrent":      func(o *Options) { o.MaxConcurrent = 0 },
+		"negative":           func(o *Options) { o.MaxConcurrent = -1 },
+		"settleTimeout":      func(o *Options) { o.SettleTimeout = 0 },
+		"sessionIdleTimeout": func(o *Options) { o.SessionIdleTimeout = 0 },
+		"acceptTimeout":      func(o *Options) { o.AcceptTimeout = 0 },
+		"errorBackoff":       func(o *Options) { o.ErrorBackoff = 0 },
+	} {
+		o := good
+		edit(&o)
+		if err := o.check(); err == nil {
+			t.Errorf("%s: zero value accepted instead of refused", name)
 		}
 	}
 }

@@ -263,14 +263,7 @@ func TestExampleMatchesSchema(t *testing.T) {
 // TestSchemaCoversEveryKey keeps the Go types and the JSON Schema in step:
 // a key added to one and not the other fails here.
 func TestSchemaCoversEveryKey(t *testing.T) {
-	raw, err := os.ReadFile(schemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var schema map[string]any
-	if err := json.Unmarshal(raw, &schema); err != nil {
-		t.Fatal(err)
-	}
+	schema := rawSchema(t)
 	var walk func(rt reflect.Type, node map[string]any, path string)
 	walk = func(rt reflect.Type, node map[string]any, path string) {
 		for rt.Kind() == reflect.Pointer {

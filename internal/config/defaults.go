@@ -412,3 +412,13 @@ func looksLikeDN(s string) bool {
 	}
 	return s != ""
 }
+
+// Service Bus timings the config has no key for: the agent passes them to
+// the bus consumer, which has no defaults of its own.
+const (
+	// BusAcceptTimeout is how long one wait for the next session (or one
+	// receive poll) lasts before it starts over.
+	BusAcceptTimeout = 30 * time.Second
+	// BusErrorBackoff is the first pause after a failed receive.
+	BusErrorBackoff = time.Second
+)

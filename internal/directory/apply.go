@@ -10,21 +10,22 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/logging"
+	"wbagent/internal/wire"
 )
 
 // validate checks what the protocol layer should already have checked, so
 // bad input becomes an internal_error instead of a crash or a wrong write.
 func (c Change) validate() error {
 	switch c.Op {
-	case OpReset:
+	case wire.OpReset:
 		if c.New.IsEmpty() {
 			return errors.New("reset without a new password")
 		}
-	case OpChange:
+	case wire.OpChange:
 		if c.New.IsEmpty() || c.Old.IsEmpty() {
 			return errors.New("change needs the old and the new password")
 		}
-	case OpUnlock:
+	case wire.OpUnlock:
 	default:
 		return fmt.Errorf("unknown op %q", c.Op)
 	}
@@ -43,7 +44,7 @@ func (d *Directory) Apply(ctx context.Context, ch Change) Outcome {
 	defer cancel()
 	out := d.apply(ctx, ch)
 	fields := []zap.Field{
-		zap.String(logging.FieldOp, ch.Op), zap.String(logging.FieldTarget, ch.Target.String()),
+		zap.String(logging.FieldOp, string(ch.Op)), zap.String(logging.FieldTarget, ch.Target.String()),
 		zap.String(logging.FieldCode, out.Code), zap.String(logging.FieldDN, out.DN),
 		zap.String(logging.FieldObjectGUID, out.ObjectGUID), zap.String(logging.FieldDC, out.DC),
 		zap.Duration(logging.FieldDuration, d.opts.Now().Sub(start)),
@@ -58,9 +59,9 @@ func (d *Directory) Apply(ctx context.Context, ch Change) Outcome {
 		fields = append(fields, zap.Error(out.Err))
 	}
 	switch {
-	case out.Code == CodeOK:
+	case out.Code == wire.CodeOK:
 		d.log.Debug("writeback applied", fields...)
-	case out.Transient || out.Code == CodeInternalError:
+	case out.Transient || out.Code == wire.CodeInternalError:
 		d.log.Warn("writeback failed", fields...)
 	default:
 		d.log.Info("writeback refused", fields...)
@@ -70,7 +71,7 @@ func (d *Directory) Apply(ctx context.Context, ch Change) Outcome {
 
 func (d *Directory) apply(ctx context.Context, ch Change) Outcome {
 	if err := ch.validate(); err != nil {
-		return Outcome{Code: CodeInternalError, Err: fmt.Errorf("invalid change: %w", err)}
+		return Outcome{Code: wire.CodeInternalError, Err: fmt.Errorf("invalid change: %w", err)}
 	}
 	ds, guid, err := d.locate(ctx, ch.Target)
 	if err != nil {
@@ -103,14 +104,14 @@ func (d *Directory) apply(ctx context.Context, ch Change) Outcome {
 			return false, err
 		}
 		if ref != nil {
-			out.Code, out.Detail, out.Err = ref.code, DetailPolicy, errors.New(ref.why)
+			out.Code, out.Detail, out.Err = ref.code, wire.DetailPolicy, errors.New(ref.why)
 			return false, nil
 		}
 		err = pc.conn.Modify(req)
 		if err != nil {
 			return true, err
 		}
-		out.Code = CodeOK
+		out.Code = wire.CodeOK
 		return true, nil
 	})
 	if err != nil {
@@ -133,17 +134,17 @@ func (d *Directory) modifyFor(pc *pconn, dn string, ch Change) (*ldap.ModifyRequ
 	var controls []ldap.Control
 	req := ldap.NewModifyRequest(dn, nil)
 	switch ch.Op {
-	case OpReset:
+	case wire.OpReset:
 		switch oid := pc.root.policyHintsOID(); {
 		case d.opts.HistoryOnReset == HistoryOff:
 		case oid != "":
 			controls = append(controls, policyHints{oid: oid})
 		case d.opts.HistoryOnReset == HistoryRequire:
-			return nil, &refusal{CodePasswordPolicy, fmt.Sprintf("historyOnReset is require and %s does not advertise the policy hints control", pc.srv.url)}, nil
+			return nil, &refusal{wire.CodePasswordPolicy, fmt.Sprintf("historyOnReset is require and %s does not advertise the policy hints control", pc.srv.url)}, nil
 		}
 		pw, err := encodePassword(ch.New)
 		if err != nil {
-			return nil, nil, &resolveError{code: CodeInternalError, err: fmt.Errorf("new password: %w", err)}
+			return nil, nil, &resolveError{code: wire.CodeInternalError, err: fmt.Errorf("new password: %w", err)}
 		}
 		req.Replace("unicodePwd", []string{string(pw)})
 		clear(pw)
@@ -153,15 +154,15 @@ func (d *Directory) modifyFor(pc *pconn, dn string, ch Change) (*ldap.ModifyRequ
 		if ch.MustChange {
 			req.Replace("pwdLastSet", []string{"0"})
 		}
-	case OpChange:
+	case wire.OpChange:
 		oldPw, err := encodePassword(ch.Old)
 		if err != nil {
-			return nil, nil, &resolveError{code: CodeInternalError, err: fmt.Errorf("old password: %w", err)}
+			return nil, nil, &resolveError{code: wire.CodeInternalError, err: fmt.Errorf("old password: %w", err)}
 		}
 		newPw, err := encodePassword(ch.New)
 		if err != nil {
 			clear(oldPw)
-			return nil, nil, &resolveError{code: CodeInternalError, err: fmt.Errorf("new password: %w", err)}
+			return nil, nil, &resolveError{code: wire.CodeInternalError, err: fmt.Errorf("new password: %w", err)}
 		}
 		req.Delete("unicodePwd", []string{string(oldPw)})
 		req.Add("unicodePwd", []string{string(newPw)})
@@ -173,7 +174,7 @@ func (d *Directory) modifyFor(pc *pconn, dn string, ch Change) (*ldap.ModifyRequ
 		if ch.Unlock {
 			req.Replace("lockoutTime", []string{"0"})
 		}
-	case OpUnlock:
+	case wire.OpUnlock:
 		req.Replace("lockoutTime", []string{"0"})
 	}
 	req.Controls = controls
@@ -193,7 +194,7 @@ func outcomeOf(err error) Outcome {
 		o.DC = se.dc
 		if se.sent && !answered(err) {
 			o.Indeterminate = true
-			o.Code, o.Transient = CodeDirectoryUnavailable, true
+			o.Code, o.Transient = wire.CodeDirectoryUnavailable, true
 		}
 	}
 	return o

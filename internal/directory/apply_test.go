@@ -12,6 +12,7 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 const (
@@ -33,18 +34,18 @@ func wantCode(t *testing.T, out Outcome, code, detail string) {
 }
 
 func reset(target Target, pw string) Change {
-	return Change{Op: OpReset, Target: target, New: secret.FromString(pw)}
+	return Change{Op: wire.OpReset, Target: target, New: secret.FromString(pw)}
 }
 
 func change(target Target, old, pw string) Change {
-	return Change{Op: OpChange, Target: target, Old: secret.FromString(old), New: secret.FromString(pw)}
+	return Change{Op: wire.OpChange, Target: target, Old: secret.FromString(old), New: secret.FromString(pw)}
 }
 
 func TestReset(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
 	out := apply(t, fx.dir, reset(Target{ObjectGUID: u.ObjectGUID}, pw2))
-	wantCode(t, out, CodeOK, "")
+	wantCode(t, out, wire.CodeOK, "")
 	if !strings.EqualFold(out.DN, u.DN) || out.ObjectGUID != u.ObjectGUID || out.DC != fx.dc.LDAPSURL() || out.Domain != fx.dc.Realm() {
 		t.Fatalf("audit fields: %+v", out)
 	}
@@ -56,7 +57,7 @@ func TestTargetForms(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
 	targets := map[string]Target{
-		"UPN":                      {UPN: strings.ToUpper(u.UPN)},
+		"UPN":                      {UserPrincipalName: strings.ToUpper(u.UPN)},
 		"sAMAccountName + NetBIOS": {SAMAccountName: u.SAMAccountName, Domain: "corp"},
 		"sAMAccountName + DNS":     {SAMAccountName: strings.ToUpper(u.SAMAccountName), Domain: fx.dc.Realm()},
 		"sAMAccountName alone":     {SAMAccountName: u.SAMAccountName},
@@ -68,13 +69,13 @@ func TestTargetForms(t *testing.T) {
 		pw := pws[i]
 		i++
 		out := apply(t, fx.dir, reset(target, pw))
-		if out.Code != CodeOK || out.ObjectGUID != u.ObjectGUID {
+		if out.Code != wire.CodeOK || out.ObjectGUID != u.ObjectGUID {
 			t.Fatalf("%s: %s %v", name, out.Code, out.Err)
 		}
 		wantBind(t, u.UPN, pw, "")
 	}
 	out := apply(t, fx.dir, reset(Target{SAMAccountName: u.SAMAccountName, Domain: "EMEA"}, pw1))
-	wantCode(t, out, CodeOutOfScope, "")
+	wantCode(t, out, wire.CodeOutOfScope, "")
 }
 
 func TestImmutableIDConsistencyGuid(t *testing.T) {
@@ -85,7 +86,7 @@ func TestImmutableIDConsistencyGuid(t *testing.T) {
 	})
 	id := base64.StdEncoding.EncodeToString(anchor)
 	out := apply(t, fx.dir, reset(Target{ImmutableID: id}, pw2))
-	if out.Code != CodeOK || out.ObjectGUID != u.ObjectGUID {
+	if out.Code != wire.CodeOK || out.ObjectGUID != u.ObjectGUID {
 		t.Fatalf("immutableId via mS-DS-ConsistencyGuid: %s %v", out.Code, out.Err)
 	}
 	wantBind(t, u.UPN, pw2, "")
@@ -93,7 +94,7 @@ func TestImmutableIDConsistencyGuid(t *testing.T) {
 	v := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) {
 		s.Attrs = map[string][]string{"mS-DS-ConsistencyGuid": {string(anchor)}}
 	})
-	wantCode(t, apply(t, fx.dir, reset(Target{ImmutableID: id}, pw3)), CodeUserAmbiguous, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{ImmutableID: id}, pw3)), wire.CodeUserAmbiguous, "")
 	for _, x := range []*sambadc.User{u, v} {
 		wantBind(t, x.UPN, pw3, "52e")
 	}
@@ -107,11 +108,11 @@ func TestResetUnlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A reset alone does not unlock (facts page).
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "775")
-	ch := reset(Target{UPN: u.UPN}, pw3)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw3)
 	ch.Unlock = true
-	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	if locked, err := fx.dc.Locked(ctx, u.DN); err != nil || locked {
 		t.Fatalf("still locked after reset+unlock: %v %v", locked, err)
 	}
@@ -126,7 +127,7 @@ func TestUnlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantBind(t, u.UPN, pw1, "775")
-	wantCode(t, apply(t, fx.dir, Change{Op: OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, Change{Op: wire.OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw1, "")
 }
 
@@ -134,18 +135,18 @@ func TestResetMustChange(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
 	u := newUser(t, fx.staff, pw1)
-	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw2)
 	ch.MustChange = true
-	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "773")
 	if must, err := fx.dc.MustChange(ctx, u.DN); err != nil || !must {
 		t.Fatalf("must-change flag: %v %v", must, err)
 	}
-	at, err := fx.dir.PwdLastSet(ctx, Target{UPN: u.UPN})
+	at, err := fx.dir.PwdLastSet(ctx, Target{UserPrincipalName: u.UPN})
 	if err != nil || !at.IsZero() {
 		t.Fatalf("PwdLastSet after mustChange = %v, %v; want zero", at, err)
 	}
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw2, pw3)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw2, pw3)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw3, "")
 	if must, _ := fx.dc.MustChange(ctx, u.DN); must {
 		t.Fatal("must-change flag survived the change")
@@ -155,11 +156,11 @@ func TestResetMustChange(t *testing.T) {
 func TestChange(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 	wantBind(t, u.UPN, pw1, "52e")
-	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, "Not-The-0ld-One", pw3))
-	wantCode(t, out, CodeWrongOldPassword, "")
+	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, "Not-The-0ld-One", pw3))
+	wantCode(t, out, wire.CodeWrongOldPassword, "")
 	if out.ADCode != "00000056" {
 		t.Fatalf("AD code %s", out.ADCode)
 	}
@@ -173,14 +174,14 @@ func TestChangeUnlock(t *testing.T) {
 	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
 		t.Fatal(err)
 	}
-	out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2))
-	wantCode(t, out, CodeAccountLocked, "")
+	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2))
+	wantCode(t, out, wire.CodeAccountLocked, "")
 	if out.ADCode != "00000775" {
 		t.Fatalf("AD code %s", out.ADCode)
 	}
-	ch := change(Target{UPN: u.UPN}, pw1, pw2)
+	ch := change(Target{UserPrincipalName: u.UPN}, pw1, pw2)
 	ch.Unlock = true
-	wantCode(t, apply(t, fx.dir, ch), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, ch), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 	if locked, _ := fx.dc.Locked(ctx, u.DN); locked {
 		t.Fatal("still locked")
@@ -192,7 +193,7 @@ func TestChangeUnlock(t *testing.T) {
 func TestChangeOutsideDelegation(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.other, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 }
 
@@ -205,33 +206,33 @@ func TestPasswordPolicy(t *testing.T) {
 		prep   func(u *sambadc.User)
 		detail string
 	}{
-		{name: "too short", detail: DetailTooShort,
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "Ab1-") }},
-		{name: "complexity", detail: DetailComplexity,
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, "alllowercaseletters") }},
-		{name: "history", detail: DetailHistory,
+		{name: "too short", detail: wire.DetailTooShort,
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, "Ab1-") }},
+		{name: "complexity", detail: wire.DetailComplexity,
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, "alllowercaseletters") }},
+		{name: "history", detail: wire.DetailHistory,
 			prep: func(u *sambadc.User) {
-				if out := apply(t, fx.dir, change(Target{UPN: u.UPN}, pw1, pw2)); out.Code != CodeOK {
+				if out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)); out.Code != wire.CodeOK {
 					t.Fatalf("first change: %s %v", out.Code, out.Err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw2, pw1) }},
-		{name: "too young", detail: DetailTooYoung,
+			op: func(u *sambadc.User) Change { return change(Target{UserPrincipalName: u.UPN}, pw2, pw1) }},
+		{name: "too young", detail: wire.DetailTooYoung,
 			prep: func(u *sambadc.User) {
 				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "young-" + u.SAMAccountName, Precedence: 5, MinLength: 7, Complexity: true,
 					History: 24, MinAge: 24 * time.Hour, AppliesTo: []string{u.DN}}); err != nil {
 					t.Fatal(err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return change(Target{UPN: u.UPN}, pw1, pw2) }},
-		{name: "fine-grained PSO", detail: DetailTooShort,
+			op: func(u *sambadc.User) Change { return change(Target{UserPrincipalName: u.UPN}, pw1, pw2) }},
+		{name: "fine-grained PSO", detail: wire.DetailTooShort,
 			prep: func(u *sambadc.User) {
 				if _, err := fx.dc.CreatePSO(ctx, sambadc.PSO{Name: "long-" + u.SAMAccountName, Precedence: 5, MinLength: 24, Complexity: true,
 					History: 24, AppliesTo: []string{u.DN}}); err != nil {
 					t.Fatal(err)
 				}
 			},
-			op: func(u *sambadc.User) Change { return reset(Target{UPN: u.UPN}, pw2) }}, // 17 characters: fine for the domain, short for the PSO
+			op: func(u *sambadc.User) Change { return reset(Target{UserPrincipalName: u.UPN}, pw2) }}, // 17 characters: fine for the domain, short for the PSO
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -244,7 +245,7 @@ func TestPasswordPolicy(t *testing.T) {
 				}
 			}
 			out := apply(t, fx.dir, c.op(u))
-			wantCode(t, out, CodePasswordPolicy, c.detail)
+			wantCode(t, out, wire.CodePasswordPolicy, c.detail)
 			if out.ADCode != "0000052D" || out.Transient {
 				t.Fatalf("AD code %s transient %v", out.ADCode, out.Transient)
 			}
@@ -259,11 +260,11 @@ func TestNotFound(t *testing.T) {
 	needDC(t)
 	for _, target := range []Target{
 		{ObjectGUID: "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4"},
-		{UPN: "nobody@" + fx.dc.Realm()},
+		{UserPrincipalName: "nobody@" + fx.dc.Realm()},
 		{SAMAccountName: "nobody"},
 		{ImmutableID: "opvjPjVaPkyUSq6wp5wB1A=="},
 	} {
-		wantCode(t, apply(t, fx.dir, reset(target, pw2)), CodeUserNotFound, "")
+		wantCode(t, apply(t, fx.dir, reset(target, pw2)), wire.CodeUserNotFound, "")
 	}
 	// A computer is found, even by its GUID, and never written: outside
 	// the scope OUs it is out of scope, and with the whole domain in scope
@@ -273,11 +274,11 @@ func TestNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	dcTarget := Target{ObjectGUID: GUIDString(e.GetRawAttributeValue("objectGUID"))}
-	wantCode(t, apply(t, fx.dir, reset(dcTarget, pw2)), CodeOutOfScope, "")
+	wantCode(t, apply(t, fx.dir, reset(dcTarget, pw2)), wire.CodeOutOfScope, "")
 	o := fx.options()
 	o.Scope.IncludeOUs, o.Scope.EntireDomain = nil, true
 	out := apply(t, newDir(t, o), reset(dcTarget, pw2))
-	wantCode(t, out, CodeProtectedAccount, "")
+	wantCode(t, out, wire.CodeProtectedAccount, "")
 	if !strings.Contains(out.Err.Error(), "domain controller") {
 		t.Fatalf("reason %q does not say domain controller", out.Err)
 	}
@@ -288,7 +289,7 @@ func TestGuard(t *testing.T) {
 	ctx := context.Background()
 	t.Run("out of scope", func(t *testing.T) {
 		u := newUser(t, "", pw1) // CN=Users
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeOutOfScope, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOutOfScope, "")
 		wantBind(t, u.UPN, pw1, "")
 	})
 	t.Run("adminCount", func(t *testing.T) {
@@ -296,20 +297,20 @@ func TestGuard(t *testing.T) {
 		if err := fx.dc.SetAdminCount(ctx, u.DN, 1); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 		wantBind(t, u.UPN, pw1, "")
 		o := fx.options()
 		o.Scope.ProtectAdminCount = false
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	})
 	t.Run("nested protected group", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1)
 		if err := fx.dc.AddMember(ctx, fx.nested, u.DN); err != nil {
 			t.Fatal(err)
 		}
-		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
-		wantCode(t, out, CodeProtectedAccount, "")
+		out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2))
+		wantCode(t, out, wire.CodeProtectedAccount, "")
 		if !strings.Contains(out.Err.Error(), "Tier0") {
 			t.Fatalf("reason does not name the group: %v", out.Err)
 		}
@@ -335,37 +336,37 @@ func TestGuard(t *testing.T) {
 				t.Fatalf("memberOf still lists %s", g)
 			}
 		}
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 	})
 	t.Run("protected name", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1)
 		o := fx.options()
 		o.Scope.ProtectedAccounts = []string{"CORP\\" + strings.ToUpper(u.SAMAccountName)}
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeProtectedAccount, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeProtectedAccount, "")
 		o.Scope.IncludeOUs, o.Scope.EntireDomain = nil, true
 		d2 := newDir(t, o)
-		wantCode(t, apply(t, d2, reset(Target{SAMAccountName: "Administrator"}, pw2)), CodeProtectedAccount, "")
+		wantCode(t, apply(t, d2, reset(Target{SAMAccountName: "Administrator"}, pw2)), wire.CodeProtectedAccount, "")
 	})
 	t.Run("disabled", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1, func(s *sambadc.UserSpec) { s.Disabled = true })
-		wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeAccountDisabled, "")
+		wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeAccountDisabled, "")
 		o := fx.options()
 		o.Scope.AllowDisabled = true
 		d := newDir(t, o)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 		wantBind(t, u.UPN, pw2, "533")
 	})
 	t.Run("outside the delegated OU", func(t *testing.T) {
 		u := newUser(t, fx.other, pw1)
-		out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2))
-		wantCode(t, out, CodeAccessDenied, "")
+		out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2))
+		wantCode(t, out, wire.CodeAccessDenied, "")
 		if out.Transient {
 			t.Fatal("access_denied marked transient")
 		}
 		wantBind(t, u.UPN, pw1, "")
-		out = apply(t, fx.dir, Change{Op: OpUnlock, Target: Target{UPN: u.UPN}})
-		wantCode(t, out, CodeAccessDenied, "")
+		out = apply(t, fx.dir, Change{Op: wire.OpUnlock, Target: Target{UserPrincipalName: u.UPN}})
+		wantCode(t, out, wire.CodeAccessDenied, "")
 	})
 }
 
@@ -373,10 +374,10 @@ func TestUnicodePassword(t *testing.T) {
 	needDC(t)
 	const pw = "Pässwörd-✓-Ωmega-2026"
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw, "")
 	const pw4 = "Ünïcödé-Chänge-✓-2026"
-	wantCode(t, apply(t, fx.dir, change(Target{UPN: u.UPN}, pw, pw4)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw, pw4)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw4, "")
 }
 
@@ -388,7 +389,7 @@ func TestHistoryOnReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	advertised := pc.root.policyHintsOID()
-	req, _, err := fx.dir.modifyFor(pc, "CN=x", reset(Target{UPN: "x@y"}, pw1))
+	req, _, err := fx.dir.modifyFor(pc, "CN=x", reset(Target{UserPrincipalName: "x@y"}, pw1))
 	fx.dir.domains[0].pool.put(pc, true)
 	if err != nil {
 		t.Fatal(err)
@@ -404,9 +405,9 @@ func TestHistoryOnReset(t *testing.T) {
 	o := fx.options()
 	o.HistoryOnReset = HistoryRequire
 	d := newDir(t, o)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodePasswordPolicy, DetailPolicy)
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodePasswordPolicy, wire.DetailPolicy)
 	wantBind(t, u.UPN, pw1, "")
-	wantCode(t, apply(t, d, change(Target{UPN: u.UPN}, pw1, pw2)), CodeOK, "") // require only concerns resets
+	wantCode(t, apply(t, d, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "") // require only concerns resets
 
 	// The control as encoded here is critical for real: Samba, which does
 	// not support it, refuses the modify. With go-ldap's 0x01 it would be
@@ -427,7 +428,7 @@ func TestHistoryOnReset(t *testing.T) {
 		t.Fatal("Samba accepted a critical policy hints control it does not support: criticality not encoded as TRUE")
 	}
 	out := Classify(err)
-	if out.Code != CodePasswordPolicy || out.Detail != DetailPolicy {
+	if out.Code != wire.CodePasswordPolicy || out.Detail != wire.DetailPolicy {
 		t.Fatalf("critical control refusal %q classified %s/%s", err, out.Code, out.Detail)
 	}
 	wantBind(t, u.UPN, pw2, "")
@@ -437,7 +438,7 @@ func TestPwdLastSet(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
 	before := time.Now().Add(-2 * time.Second)
-	wantCode(t, apply(t, fx.dir, reset(Target{ObjectGUID: u.ObjectGUID}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{ObjectGUID: u.ObjectGUID}, pw2)), wire.CodeOK, "")
 	at, err := fx.dir.PwdLastSet(context.Background(), Target{ObjectGUID: u.ObjectGUID})
 	if err != nil {
 		t.Fatal(err)
@@ -445,7 +446,7 @@ func TestPwdLastSet(t *testing.T) {
 	if at.Before(before) || at.After(time.Now().Add(2*time.Second)) {
 		t.Fatalf("pwdLastSet %v, want about now", at)
 	}
-	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UPN: "nobody@x"}); err == nil {
+	if _, err := fx.dir.PwdLastSet(context.Background(), Target{UserPrincipalName: "nobody@x"}); err == nil {
 		t.Fatal("PwdLastSet of an unknown user succeeded")
 	}
 }
@@ -468,10 +469,10 @@ func TestPwdLastSetOnOtherPDC(t *testing.T) {
 	d := newDir(t, o)
 	d.domains[0].pdc, d.domains[0].pdcAt = "pdc.corp.example.test", time.Now()
 	u := newUser(t, fx.staff, pw1)
-	ch := reset(Target{UPN: u.UPN}, pw2)
+	ch := reset(Target{UserPrincipalName: u.UPN}, pw2)
 	ch.MustChange = true
-	wantCode(t, apply(t, d, ch), CodeOK, "")
-	at, err := d.PwdLastSet(context.Background(), Target{UPN: u.UPN})
+	wantCode(t, apply(t, d, ch), wire.CodeOK, "")
+	at, err := d.PwdLastSet(context.Background(), Target{UserPrincipalName: u.UPN})
 	if err != nil || !at.IsZero() {
 		t.Fatalf("PwdLastSet = %v, %v", at, err)
 	}
@@ -490,13 +491,13 @@ func TestKerberosBind(t *testing.T) {
 	o.Domains[0].Bind = Bind{Method: BindKerberos, User: fx.svcName, Keytab: kt, Krb5Conf: fx.dc.Krb5ConfPath()}
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 	// A keytab for another principal does not bind.
 	o.Domains[0].Bind.User = "someone-else"
 	d2 := newDir(t, o)
-	out := apply(t, d2, reset(Target{UPN: u.UPN}, pw3))
-	if out.Code == CodeOK {
+	out := apply(t, d2, reset(Target{UserPrincipalName: u.UPN}, pw3))
+	if out.Code == wire.CodeOK {
 		t.Fatal("kerberos bind with a keytab for another principal succeeded")
 	}
 }
@@ -508,7 +509,7 @@ func TestStartTLS(t *testing.T) {
 	o.Domains[0].TLS.StartTLS = true
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "")
 }
 
@@ -518,8 +519,8 @@ func TestBadCertificateIsUnavailable(t *testing.T) {
 	o.Domains[0].TLS.ServerName = "not-the-dc.example.test"
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
-	if out.Code != CodeDirectoryUnavailable || !out.Transient {
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
+	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("wrong certificate name: %s transient %v", out.Code, out.Transient)
 	}
 	if out.Err == nil || !strings.Contains(out.Err.Error(), "certificate") {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // BenchmarkReset measures resets per second through Apply (resolve, guard
@@ -28,8 +29,8 @@ func BenchmarkReset(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("directory/c%d", conc), func(b *testing.B) {
 			runWorkers(b, conc, func(w int, n int64) error {
-				out := fx.dir.Apply(context.Background(), Change{Op: OpReset, Target: Target{UPN: users[w]}, New: benchPassword(n)})
-				if out.Code != CodeOK {
+				out := fx.dir.Apply(context.Background(), Change{Op: wire.OpReset, Target: Target{UserPrincipalName: users[w]}, New: benchPassword(n)})
+				if out.Code != wire.CodeOK {
 					return fmt.Errorf("%s: %v", out.Code, out.Err)
 				}
 				return nil

@@ -12,69 +12,16 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
-// Ops a Change can carry (protocol-v1 §3).
-const (
-	OpReset  = "reset"
-	OpChange = "change"
-	OpUnlock = "unlock"
-)
-
-// Result codes (protocol-v1 §6) that Apply returns.
-const (
-	CodeOK                   = "ok"
-	CodePasswordPolicy       = "password_policy"
-	CodeWrongOldPassword     = "wrong_old_password"
-	CodeAccountLocked        = "account_locked"
-	CodeAccountDisabled      = "account_disabled"
-	CodeUserNotFound         = "user_not_found"
-	CodeUserAmbiguous        = "user_ambiguous"
-	CodeProtectedAccount     = "protected_account"
-	CodeOutOfScope           = "out_of_scope"
-	CodeAccessDenied         = "access_denied"
-	CodeDirectoryUnavailable = "directory_unavailable"
-	CodeInternalError        = "internal_error"
-)
-
-// Details of password_policy.
-const (
-	DetailTooShort   = "too_short"
-	DetailComplexity = "complexity"
-	DetailHistory    = "history"
-	DetailTooYoung   = "too_young"
-	DetailPolicy     = "policy"
-)
-
-// Target names an account in one of the forms of protocol-v1 §4; exactly
-// one of ObjectGUID, ImmutableID, UPN and SAMAccountName is set.
-type Target struct {
-	ObjectGUID     string // Windows text form
-	ImmutableID    string // base64 of 16 bytes
-	UPN            string
-	SAMAccountName string
-	Domain         string // with SAMAccountName: DNS or NetBIOS name
-}
-
-// String describes the target for logs and errors.
-func (t Target) String() string {
-	switch {
-	case t.ObjectGUID != "":
-		return "objectGUID=" + t.ObjectGUID
-	case t.ImmutableID != "":
-		return "immutableId=" + t.ImmutableID
-	case t.UPN != "":
-		return "userPrincipalName=" + t.UPN
-	case t.Domain != "":
-		return "sAMAccountName=" + t.SAMAccountName + " domain=" + t.Domain
-	default:
-		return "sAMAccountName=" + t.SAMAccountName
-	}
-}
+// Target names an account in one of the forms of protocol-v1 §4; it is
+// the vocabulary's wire.Target, shared with protocol and writeback.
+type Target = wire.Target
 
 // Change is one validated writeback request.
 type Change struct {
-	Op         string
+	Op         wire.Op
 	Target     Target
 	Unlock     bool
 	MustChange bool

@@ -16,7 +16,7 @@
 // Public API in brief:
 //
 //	d, err := directory.New(directory.Options{...}, logger)
-//	out := d.Apply(ctx, directory.Change{Op: directory.OpReset, Target: ..., New: pw})
+//	out := d.Apply(ctx, directory.Change{Op: wire.OpReset, Target: ..., New: pw})
 //	// out.Code is a protocol-v1 §6 code; out.Transient, out.Indeterminate,
 //	// out.DN, out.ObjectGUID, out.DC, out.ADCode, out.Err for the audit
 //	t, err := d.PwdLastSet(ctx, target) // on the PDC emulator

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 
+	"wbagent/internal/wire"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -28,39 +30,39 @@ type Rule struct {
 // codes and as permanent or transient.
 var Rules = []Rule{
 	// Password operations (facts page: Errors).
-	{ADCode: "00000056", Code: CodeWrongOldPassword, Why: "change with a wrong old password"},
-	{ADCode: "00000775", Code: CodeAccountLocked, Why: "account locked out"},
-	{ADCode: "0000052D", Text: "too young", Code: CodePasswordPolicy, Detail: DetailTooYoung, Why: "minimum password age"},
-	{ADCode: "0000052D", Text: "history", Code: CodePasswordPolicy, Detail: DetailHistory, Why: "password in history"},
-	{ADCode: "0000052D", Text: "too short", Code: CodePasswordPolicy, Detail: DetailTooShort, Why: "shorter than the minimum length"},
-	{ADCode: "0000052D", Text: "complexity", Code: CodePasswordPolicy, Detail: DetailComplexity, Why: "complexity rules"},
-	{ADCode: "0000052D", Code: CodePasswordPolicy, Detail: DetailPolicy, Why: "policy violation the DC does not name (Windows: problem 1005)"},
+	{ADCode: "00000056", Code: wire.CodeWrongOldPassword, Why: "change with a wrong old password"},
+	{ADCode: "00000775", Code: wire.CodeAccountLocked, Why: "account locked out"},
+	{ADCode: "0000052D", Text: "too young", Code: wire.CodePasswordPolicy, Detail: wire.DetailTooYoung, Why: "minimum password age"},
+	{ADCode: "0000052D", Text: "history", Code: wire.CodePasswordPolicy, Detail: wire.DetailHistory, Why: "password in history"},
+	{ADCode: "0000052D", Text: "too short", Code: wire.CodePasswordPolicy, Detail: wire.DetailTooShort, Why: "shorter than the minimum length"},
+	{ADCode: "0000052D", Text: "complexity", Code: wire.CodePasswordPolicy, Detail: wire.DetailComplexity, Why: "complexity rules"},
+	{ADCode: "0000052D", Code: wire.CodePasswordPolicy, Detail: wire.DetailPolicy, Why: "policy violation the DC does not name (Windows: problem 1005)"},
 	// Rights of the agent's own account.
-	{ADCode: "00002098", Code: CodeAccessDenied, Why: "no write property access (lockoutTime, pwdLastSet)"},
-	{ADCode: "00000005", Code: CodeAccessDenied, Why: "Windows access denied (no Reset Password right)"},
-	{Result: ldap.LDAPResultInsufficientAccessRights, Code: CodeAccessDenied, Why: "insufficient access rights"},
-	{Result: ldap.LDAPResultInvalidCredentials, Code: CodeAccessDenied, Why: "the agent's own bind was refused"},
+	{ADCode: "00002098", Code: wire.CodeAccessDenied, Why: "no write property access (lockoutTime, pwdLastSet)"},
+	{ADCode: "00000005", Code: wire.CodeAccessDenied, Why: "Windows access denied (no Reset Password right)"},
+	{Result: ldap.LDAPResultInsufficientAccessRights, Code: wire.CodeAccessDenied, Why: "insufficient access rights"},
+	{Result: ldap.LDAPResultInvalidCredentials, Code: wire.CodeAccessDenied, Why: "the agent's own bind was refused"},
 	// Mistakes of configuration or of this code: permanent, not the user's.
-	{ADCode: "00002035", Code: CodeInternalError, Why: "write sent to a global catalog port"},
-	{ADCode: "00000057", Code: CodeInternalError, Why: "bad pwdLastSet or lockoutTime value"},
-	{Result: ldap.LDAPResultConfidentialityRequired, Code: CodeInternalError, Why: "the DC requires an encrypted connection"},
-	{Result: ldap.LDAPResultUnwillingToPerform, Text: "encrypt", Code: CodeInternalError, Why: "the DC requires an encrypted connection"},
-	{Result: ldap.LDAPResultStrongAuthRequired, Code: CodeInternalError, Why: "the DC requires a stronger bind"},
-	{Result: ldap.LDAPResultUnavailableCriticalExtension, Code: CodePasswordPolicy, Detail: DetailPolicy, Why: "the DC refused the critical policy hints control"},
-	{Text: "unexpected response: 24", Code: CodePasswordPolicy, Detail: DetailPolicy, Why: "Samba answers a critical unknown control with an ExtendedResponse"},
+	{ADCode: "00002035", Code: wire.CodeInternalError, Why: "write sent to a global catalog port"},
+	{ADCode: "00000057", Code: wire.CodeInternalError, Why: "bad pwdLastSet or lockoutTime value"},
+	{Result: ldap.LDAPResultConfidentialityRequired, Code: wire.CodeInternalError, Why: "the DC requires an encrypted connection"},
+	{Result: ldap.LDAPResultUnwillingToPerform, Text: "encrypt", Code: wire.CodeInternalError, Why: "the DC requires an encrypted connection"},
+	{Result: ldap.LDAPResultStrongAuthRequired, Code: wire.CodeInternalError, Why: "the DC requires a stronger bind"},
+	{Result: ldap.LDAPResultUnavailableCriticalExtension, Code: wire.CodePasswordPolicy, Detail: wire.DetailPolicy, Why: "the DC refused the critical policy hints control"},
+	{Text: "unexpected response: 24", Code: wire.CodePasswordPolicy, Detail: wire.DetailPolicy, Why: "Samba answers a critical unknown control with an ExtendedResponse"},
 	// The account went away between lookup and write.
-	{Result: ldap.LDAPResultNoSuchObject, Code: CodeUserNotFound, Why: "object deleted or moved"},
+	{Result: ldap.LDAPResultNoSuchObject, Code: wire.CodeUserNotFound, Why: "object deleted or moved"},
 	// Constraint violations without a known code are still policy.
-	{Result: ldap.LDAPResultConstraintViolation, Code: CodePasswordPolicy, Detail: DetailPolicy, Why: "constraint violation without an AD code"},
+	{Result: ldap.LDAPResultConstraintViolation, Code: wire.CodePasswordPolicy, Detail: wire.DetailPolicy, Why: "constraint violation without an AD code"},
 	// The directory is there but cannot serve now: try again.
-	{Result: ldap.LDAPResultBusy, Code: CodeDirectoryUnavailable, Transient: true, Why: "busy"},
-	{Result: ldap.LDAPResultUnavailable, Code: CodeDirectoryUnavailable, Transient: true, Why: "unavailable"},
-	{Result: ldap.LDAPResultTimeLimitExceeded, Code: CodeDirectoryUnavailable, Transient: true, Why: "server time limit"},
-	{Result: ldap.LDAPResultAdminLimitExceeded, Code: CodeDirectoryUnavailable, Transient: true, Why: "server admin limit"},
-	{Result: ldap.LDAPResultServerDown, Code: CodeDirectoryUnavailable, Transient: true, Why: "server down"},
-	{Result: ldap.LDAPResultTimeout, Code: CodeDirectoryUnavailable, Transient: true, Why: "client timeout"},
-	{Result: ldap.LDAPResultConnectError, Code: CodeDirectoryUnavailable, Transient: true, Why: "cannot connect"},
-	{Result: ldap.ErrorNetwork, Code: CodeDirectoryUnavailable, Transient: true, Why: "connection lost or timed out"},
+	{Result: ldap.LDAPResultBusy, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "busy"},
+	{Result: ldap.LDAPResultUnavailable, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "unavailable"},
+	{Result: ldap.LDAPResultTimeLimitExceeded, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "server time limit"},
+	{Result: ldap.LDAPResultAdminLimitExceeded, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "server admin limit"},
+	{Result: ldap.LDAPResultServerDown, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "server down"},
+	{Result: ldap.LDAPResultTimeout, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "client timeout"},
+	{Result: ldap.LDAPResultConnectError, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "cannot connect"},
+	{Result: ldap.ErrorNetwork, Code: wire.CodeDirectoryUnavailable, Transient: true, Why: "connection lost or timed out"},
 }
 
 var adCodeRE = regexp.MustCompile(`^\s*([0-9A-Fa-f]{8}):`)
@@ -79,7 +81,7 @@ func ADCode(msg string) string {
 // directory_unavailable and transient; anything unknown is internal_error.
 func Classify(err error) Outcome {
 	if err == nil {
-		return Outcome{Code: CodeOK}
+		return Outcome{Code: wire.CodeOK}
 	}
 	var result uint16
 	msg := err.Error()
@@ -95,7 +97,7 @@ func Classify(err error) Outcome {
 	// A lost connection, a refused TLS handshake or a timeout is not an
 	// answer from the directory.
 	if le == nil && isNetwork(err) {
-		return Outcome{Code: CodeDirectoryUnavailable, Transient: true, Err: err}
+		return Outcome{Code: wire.CodeDirectoryUnavailable, Transient: true, Err: err}
 	}
 	for _, r := range Rules {
 		if r.Result != 0 && r.Result != result {
@@ -109,5 +111,5 @@ func Classify(err error) Outcome {
 		}
 		return Outcome{Code: r.Code, Detail: r.Detail, Transient: r.Transient, ADCode: ad, Err: err}
 	}
-	return Outcome{Code: CodeInternalError, ADCode: ad, Err: err}
+	return Outcome{Code: wire.CodeInternalError, ADCode: ad, Err: err}
 }

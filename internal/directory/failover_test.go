@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"wbagent/internal/lab/sambadc"
+	"wbagent/internal/wire"
 )
 
 // closedPort returns a loopback address nothing listens on.
@@ -32,8 +33,8 @@ func TestFailoverClosedPort(t *testing.T) {
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
 	start := time.Now()
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
-	wantCode(t, out, CodeOK, "")
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
+	wantCode(t, out, wire.CodeOK, "")
 	if took := time.Since(start); took > o.Timeout {
 		t.Fatalf("failover took %v, more than one timeout (%v)", took, o.Timeout)
 	}
@@ -71,13 +72,13 @@ func TestFailoverSilentServer(t *testing.T) {
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
 	start := time.Now()
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	if took := time.Since(start); took > o.Timeout {
 		t.Fatalf("took %v", took)
 	}
 	// The silent server is now tried last: the next write is immediate.
 	start = time.Now()
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw3)), CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeOK, "")
 	if took := time.Since(start); took > o.DialTimeout {
 		t.Fatalf("second write took %v: the failed server was tried first again", took)
 	}
@@ -99,15 +100,15 @@ func TestVanishingDC(t *testing.T) {
 	o := fx.options()
 	o.Domains[0].Servers = []string{"ldaps://" + p.Addr(), fx.dc.LDAPSURL()}
 	two := newDir(t, o)
-	out := apply(t, two, reset(Target{UPN: u.UPN}, pw2))
-	wantCode(t, out, CodeOK, "")
+	out := apply(t, two, reset(Target{UserPrincipalName: u.UPN}, pw2))
+	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != "ldaps://"+p.Addr() {
 		t.Fatalf("first write went to %s, want the proxy", out.DC)
 	}
 	p.Cut()
 	p.Refuse()
-	out = apply(t, two, reset(Target{UPN: u.UPN}, pw3))
-	wantCode(t, out, CodeOK, "")
+	out = apply(t, two, reset(Target{UserPrincipalName: u.UPN}, pw3))
+	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != fx.dc.LDAPSURL() {
 		t.Fatalf("write after the cut went to %s", out.DC)
 	}
@@ -116,16 +117,16 @@ func TestVanishingDC(t *testing.T) {
 	o.Domains[0].Servers = []string{"ldaps://" + p.Addr()}
 	p.Resume()
 	one := newDir(t, o)
-	wantCode(t, apply(t, one, reset(Target{UPN: u.UPN}, pw1)), CodeOK, "")
+	wantCode(t, apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw1)), wire.CodeOK, "")
 	p.Cut()
 	p.Refuse()
-	out = apply(t, one, reset(Target{UPN: u.UPN}, pw2))
-	if out.Code != CodeDirectoryUnavailable || !out.Transient {
+	out = apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw2))
+	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("only DC gone: %s transient %v (%v)", out.Code, out.Transient, out.Err)
 	}
 	wantBind(t, u.UPN, pw1, "")
 	p.Resume()
-	wantCode(t, apply(t, one, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, one, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 }
 
 // Killing Samba itself (not a proxy): transient while it is down, fine
@@ -134,10 +135,10 @@ func TestKilledDC(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	fx.dc.Kill()
-	out := apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw3))
-	if out.Code != CodeDirectoryUnavailable || !out.Transient {
+	out := apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw3))
+	if out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 		t.Fatalf("DC killed: %s transient %v (%v)", out.Code, out.Transient, out.Err)
 	}
 	if err := fx.dir.Ready(ctx); err == nil {
@@ -146,7 +147,7 @@ func TestKilledDC(t *testing.T) {
 	if err := fx.dc.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, fx.dir, reset(Target{UPN: u.UPN}, pw3)), CodeOK, "")
+	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw3, "")
 }
 
@@ -172,8 +173,8 @@ func TestDiscover(t *testing.T) {
 	}
 	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
-	wantCode(t, out, CodeOK, "")
+	out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
+	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != "ldaps://"+host+":636" || len(dialed) == 0 {
 		t.Fatalf("DC %s, dialled %v", out.DC, dialed)
 	}
@@ -215,8 +216,8 @@ func TestTwoDomains(t *testing.T) {
 		Bind: Bind{User: fx.svcName + "@" + emea.Realm(), Password: fx.svcPw},
 	})
 	d := newDir(t, o)
-	out := apply(t, d, reset(Target{UPN: eu.UPN}, pw2))
-	wantCode(t, out, CodeOK, "")
+	out := apply(t, d, reset(Target{UserPrincipalName: eu.UPN}, pw2))
+	wantCode(t, out, wire.CodeOK, "")
 	if out.Domain != emea.Realm() || out.DC != emea.LDAPSURL() {
 		t.Fatalf("EMEA user written in %s on %s", out.Domain, out.DC)
 	}
@@ -224,19 +225,19 @@ func TestTwoDomains(t *testing.T) {
 		t.Fatalf("bind in EMEA: %q %v", code, err)
 	}
 	out = apply(t, d, reset(Target{ObjectGUID: cu.ObjectGUID}, pw2))
-	wantCode(t, out, CodeOK, "")
+	wantCode(t, out, wire.CodeOK, "")
 	if out.Domain != fx.dc.Realm() {
 		t.Fatalf("CORP user written in %s", out.Domain)
 	}
-	wantCode(t, apply(t, d, reset(Target{SAMAccountName: "eve", Domain: "EMEA"}, pw3)), CodeOK, "")
-	wantCode(t, apply(t, d, reset(Target{SAMAccountName: fx.svcName}, pw3)), CodeUserAmbiguous, "")
+	wantCode(t, apply(t, d, reset(Target{SAMAccountName: "eve", Domain: "EMEA"}, pw3)), wire.CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{SAMAccountName: fx.svcName}, pw3)), wire.CodeUserAmbiguous, "")
 
 	// With a global catalog configured, UPN and objectGUID lookups go there
 	// first (the CORP catalog knows only CORP's accounts).
 	o.Domains[0].GlobalCatalog = []string{fx.dc.GlobalCatalogURL()}
 	g := newDir(t, o)
-	out = apply(t, g, reset(Target{UPN: cu.UPN}, pw3))
-	wantCode(t, out, CodeOK, "")
+	out = apply(t, g, reset(Target{UserPrincipalName: cu.UPN}, pw3))
+	wantCode(t, out, wire.CodeOK, "")
 	if out.DC != fx.dc.LDAPSURL() {
 		t.Fatalf("write went to %s, not the domain's DC", out.DC)
 	}
@@ -256,7 +257,7 @@ func TestConcurrentResets(t *testing.T) {
 	for i := range users {
 		go func(u *sambadc.User) {
 			for _, pw := range []string{pw2, pw3} {
-				if out := fx.dir.Apply(context.Background(), reset(Target{ObjectGUID: u.ObjectGUID}, pw)); out.Code != CodeOK {
+				if out := fx.dir.Apply(context.Background(), reset(Target{ObjectGUID: u.ObjectGUID}, pw)); out.Code != wire.CodeOK {
 					errs <- fmt.Errorf("%s: %s %v", u.SAMAccountName, out.Code, out.Err)
 					return
 				}
@@ -272,8 +273,8 @@ func TestConcurrentResets(t *testing.T) {
 	if n := len(fx.dir.domains[0].pool.slots); n != 0 {
 		t.Fatalf("%d pool slots still taken", n)
 	}
-	if n := len(fx.dir.domains[0].pool.idle); n > DefaultPoolSize {
-		t.Fatalf("%d idle connections, pool size %d", n, DefaultPoolSize)
+	if n, size := len(fx.dir.domains[0].pool.idle), fx.options().PoolSize; n > size {
+		t.Fatalf("%d idle connections, pool size %d", n, size)
 	}
 	for _, u := range users {
 		wantBind(t, u.UPN, pw3, "")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"wbagent/internal/wire"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -43,29 +45,29 @@ func (d *Directory) guard(ctx context.Context, pc *pconn, ds *domainState, a *ac
 			}
 		}
 		if !in {
-			return &refusal{CodeOutOfScope, "the account is outside scope.includeOUs"}, nil
+			return &refusal{wire.CodeOutOfScope, "the account is outside scope.includeOUs"}, nil
 		}
 	}
 	for _, name := range sc.ProtectedAccounts {
 		if protectedName(name, a, dn) {
-			return &refusal{CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
+			return &refusal{wire.CodeProtectedAccount, fmt.Sprintf("the account is listed in scope.protectedAccounts (%s)", name)}, nil
 		}
 	}
 	if what := machineAccount(a); what != "" {
-		return &refusal{CodeProtectedAccount, "the account is " + what + ": its password is the machine's, never a writeback's"}, nil
+		return &refusal{wire.CodeProtectedAccount, "the account is " + what + ": its password is the machine's, never a writeback's"}, nil
 	}
 	set, err := d.privileged(ctx, pc, ds)
 	if err != nil {
 		return nil, guardError(err)
 	}
 	if name := set.privilegedAccount(a); name != "" {
-		return &refusal{CodeProtectedAccount, "the account is the built-in " + name + " (" + sidString(a.sid) + ")"}, nil
+		return &refusal{wire.CodeProtectedAccount, "the account is the built-in " + name + " (" + sidString(a.sid) + ")"}, nil
 	}
 	if name, ok := set.primary[a.primaryGroupID]; ok && a.primaryGroupID != 0 {
-		return &refusal{CodeProtectedAccount, "the account's primary group is the built-in privileged group " + name}, nil
+		return &refusal{wire.CodeProtectedAccount, "the account's primary group is the built-in privileged group " + name}, nil
 	}
 	if sc.ProtectAdminCount && strings.TrimSpace(a.adminCount) == "1" {
-		return &refusal{CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
+		return &refusal{wire.CodeProtectedAccount, "adminCount=1: the account is protected by AdminSDHolder"}, nil
 	}
 	groups := make([]protectedGroup, 0, len(set.groups)+len(sc.ProtectedGroups))
 	for _, g := range set.groups {
@@ -80,11 +82,11 @@ func (d *Directory) guard(ctx context.Context, pc *pconn, ds *domainState, a *ac
 			return nil, guardError(err)
 		}
 		if group != "" {
-			return &refusal{CodeProtectedAccount, "the account is a member (directly, nested or by primary group) of " + group}, nil
+			return &refusal{wire.CodeProtectedAccount, "the account is a member (directly, nested or by primary group) of " + group}, nil
 		}
 	}
 	if a.uac&uacDisabled != 0 && !sc.AllowDisabled {
-		return &refusal{CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
+		return &refusal{wire.CodeAccountDisabled, "the account is disabled and scope.allowDisabled is off"}, nil
 	}
 	return nil, nil
 }
@@ -97,7 +99,7 @@ func guardError(err error) error {
 	if isNetwork(err) {
 		return err
 	}
-	return &resolveError{code: CodeInternalError, err: fmt.Errorf("decide whether the account is protected: %w", err)}
+	return &resolveError{code: wire.CodeInternalError, err: fmt.Errorf("decide whether the account is protected: %w", err)}
 }
 
 // protectedGroup is a group whose members the guard refuses, with how the

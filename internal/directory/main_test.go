@@ -125,6 +125,7 @@ func (f *fixture) options() Options {
 		HistoryOnReset: HistoryAuto,
 		Timeout:        15 * time.Second,
 		DialTimeout:    5 * time.Second,
+		PoolSize:       4,
 	}
 }
 

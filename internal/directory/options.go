@@ -29,11 +29,11 @@ const (
 	HistoryOff     = "off"     // never send it
 )
 
-// Defaults filled in by New and Check.
+// Defaults filled in by New and Check for the timings the config has no
+// key for. HistoryOnReset, Timeout and PoolSize are config keys: the
+// config owns their defaults, and New and Check refuse an empty one.
 const (
-	DefaultTimeout     = 10 * time.Second
 	DefaultDialTimeout = 5 * time.Second
-	DefaultPoolSize    = 4
 	DefaultIdleCheck   = 30 * time.Second
 	DefaultDiscoverTTL = 5 * time.Minute
 )
@@ -42,15 +42,16 @@ const (
 type Options struct {
 	Domains []Domain
 	Scope   Scope
-	// HistoryOnReset is auto (default), require or off.
+	// HistoryOnReset is auto, require or off (directory.historyOnReset).
 	HistoryOnReset string
 	// Timeout bounds each Apply, PwdLastSet and Ready call as a whole,
-	// failover included.
+	// failover included (directory.timeout).
 	Timeout time.Duration
 	// DialTimeout bounds connecting to one server (TCP, TLS and bind), so
 	// a dead first server leaves time for the next within Timeout.
 	DialTimeout time.Duration
-	// PoolSize is the most connections open per domain.
+	// PoolSize is the most connections open per domain
+	// (directory.poolSize).
 	PoolSize int
 	// IdleCheck: a pooled connection idle longer than this is checked with
 	// a rootDSE read before it is used again.
@@ -201,16 +202,13 @@ func (o Options) withDefaults() (Options, error) {
 	if len(o.Domains) == 0 {
 		return o, errors.New("directory: no domains configured")
 	}
-	if o.HistoryOnReset == "" {
-		o.HistoryOnReset = HistoryAuto
-	}
 	switch o.HistoryOnReset {
 	case HistoryAuto, HistoryRequire, HistoryOff:
 	default:
 		return o, fmt.Errorf("directory: historyOnReset %q: want auto, require or off", o.HistoryOnReset)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		return o, fmt.Errorf("directory: timeout %s: give a positive duration (directory.timeout)", o.Timeout)
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
@@ -219,7 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.DialTimeout = o.Timeout
 	}
 	if o.PoolSize <= 0 {
-		o.PoolSize = DefaultPoolSize
+		return o, fmt.Errorf("directory: pool size %d: use 1 or more (directory.poolSize)", o.PoolSize)
 	}
 	if o.IdleCheck <= 0 {
 		o.IdleCheck = DefaultIdleCheck

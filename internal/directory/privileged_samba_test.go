@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // minimalOptions are the directory settings of the shortest config an
@@ -73,13 +74,13 @@ func TestBuiltinPrivilegedRefused(t *testing.T) {
 			if e.GetAttributeValue("adminCount") != "" {
 				t.Fatalf("adminCount is set (%s): the test would not show the SID check", e.GetAttributeValue("adminCount"))
 			}
-			out := apply(t, d, reset(Target{UPN: u.UPN}, pw2))
-			wantCode(t, out, CodeProtectedAccount, "")
+			out := apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2))
+			wantCode(t, out, wire.CodeProtectedAccount, "")
 			if !strings.Contains(out.Err.Error(), tc.want) {
 				t.Fatalf("reason %q does not name %s", out.Err, tc.want)
 			}
 			wantBind(t, u.UPN, pw1, "")
-			wantCode(t, apply(t, d, change(Target{UPN: u.UPN}, pw1, pw2)), CodeProtectedAccount, "")
+			wantCode(t, apply(t, d, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeProtectedAccount, "")
 			wantBind(t, u.UPN, pw1, "")
 		})
 	}
@@ -91,7 +92,7 @@ func TestBuiltinPrivilegedRefused(t *testing.T) {
 		}
 		for _, target := range []Target{{SAMAccountName: c.SAMAccountName}, {ObjectGUID: c.ObjectGUID}} {
 			out := apply(t, d, reset(target, pw2))
-			wantCode(t, out, CodeProtectedAccount, "")
+			wantCode(t, out, wire.CodeProtectedAccount, "")
 			if !strings.Contains(out.Err.Error(), "computer account") {
 				t.Fatalf("reason %q does not say computer account", out.Err)
 			}
@@ -103,15 +104,15 @@ func TestBuiltinPrivilegedRefused(t *testing.T) {
 	t.Run("built-in Administrator", func(t *testing.T) {
 		o := minimalOptions()
 		o.Scope = Scope{EntireDomain: true}
-		wantCode(t, apply(t, newDir(t, o), reset(Target{SAMAccountName: "Administrator"}, pw2)), CodeProtectedAccount, "")
-		wantCode(t, apply(t, newDir(t, o), reset(Target{SAMAccountName: "krbtgt"}, pw2)), CodeProtectedAccount, "")
+		wantCode(t, apply(t, newDir(t, o), reset(Target{SAMAccountName: "Administrator"}, pw2)), wire.CodeProtectedAccount, "")
+		wantCode(t, apply(t, newDir(t, o), reset(Target{SAMAccountName: "krbtgt"}, pw2)), wire.CodeProtectedAccount, "")
 		if err := dc.Bind(ctx, dc.AdminUPN(), dc.AdminPassword()); err != nil {
 			t.Fatalf("Administrator's password changed: %v", err)
 		}
 	})
 	t.Run("ordinary user", func(t *testing.T) {
 		u := newUser(t, fx.staff, pw1)
-		wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 		wantBind(t, u.UPN, pw2, "")
 	})
 }
@@ -128,14 +129,14 @@ func TestAllowPrivileged(t *testing.T) {
 	if err := fx.dc.AddMember(ctx, fx.dc.BuiltinGroupDN("Print Operators"), printer.DN); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, newDir(t, minimalOptions()), reset(Target{UPN: printer.UPN}, pw2)), CodeProtectedAccount, "")
-	wantCode(t, apply(t, d, reset(Target{UPN: printer.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, newDir(t, minimalOptions()), reset(Target{UserPrincipalName: printer.UPN}, pw2)), wire.CodeProtectedAccount, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: printer.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, printer.UPN, pw2, "")
 	backup := newUser(t, fx.staff, pw1)
 	if err := fx.dc.AddMember(ctx, fx.dc.BuiltinGroupDN("Backup Operators"), backup.DN); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, d, reset(Target{UPN: backup.UPN}, pw2)), CodeProtectedAccount, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: backup.UPN}, pw2)), wire.CodeProtectedAccount, "")
 	wantBind(t, backup.UPN, pw1, "")
 }
 
@@ -147,13 +148,13 @@ func TestPrivilegedMembershipSeenAtOnce(t *testing.T) {
 	ctx := context.Background()
 	u := newUser(t, fx.staff, pw1)
 	d := newDir(t, minimalOptions())
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	if err := fx.dc.AddMember(ctx, fx.dc.UsersGroupDN("Domain Admins"), u.DN); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(t, newDir(t, minimalOptions()), reset(Target{UPN: u.UPN}, pw3)), CodeProtectedAccount, "")
+	wantCode(t, apply(t, newDir(t, minimalOptions()), reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeProtectedAccount, "")
 	// The member search itself is never cached: the same Directory sees it too.
-	wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw3)), CodeProtectedAccount, "")
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw3)), wire.CodeProtectedAccount, "")
 	wantBind(t, u.UPN, pw2, "")
 }
 

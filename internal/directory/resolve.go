@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"wbagent/internal/wire"
+
 	"github.com/go-ldap/ldap/v3"
 )
 
@@ -63,18 +65,18 @@ type resolveError struct {
 func (e *resolveError) Error() string { return e.err.Error() }
 
 func notFound(t Target) error {
-	return &resolveError{code: CodeUserNotFound, err: fmt.Errorf("no account matches %s", t)}
+	return &resolveError{code: wire.CodeUserNotFound, err: fmt.Errorf("no account matches %s", t)}
 }
 
 func ambiguous(t Target, n int) error {
-	return &resolveError{code: CodeUserAmbiguous, err: fmt.Errorf("%d or more accounts match %s", n, t)}
+	return &resolveError{code: wire.CodeUserAmbiguous, err: fmt.Errorf("%d or more accounts match %s", n, t)}
 }
 
 // targetFilters returns the LDAP filters that find t, tried in order until
 // one matches (immutableId: mS-DS-ConsistencyGuid, then objectGUID).
 func targetFilters(t Target) ([]string, error) {
 	n := 0
-	for _, v := range []string{t.ObjectGUID, t.ImmutableID, t.UPN, t.SAMAccountName} {
+	for _, v := range []string{t.ObjectGUID, t.ImmutableID, t.UserPrincipalName, t.SAMAccountName} {
 		if v != "" {
 			n++
 		}
@@ -96,8 +98,8 @@ func targetFilters(t Target) ([]string, error) {
 			return nil, err
 		}
 		return []string{and("(mS-DS-ConsistencyGuid=" + EscapeBinary(b) + ")"), and("(objectGUID=" + EscapeBinary(b) + ")")}, nil
-	case t.UPN != "":
-		return []string{and("(userPrincipalName=" + ldap.EscapeFilter(t.UPN) + ")")}, nil
+	case t.UserPrincipalName != "":
+		return []string{and("(userPrincipalName=" + ldap.EscapeFilter(t.UserPrincipalName) + ")")}, nil
 	default:
 		return []string{and("(sAMAccountName=" + ldap.EscapeFilter(t.SAMAccountName) + ")")}, nil
 	}
@@ -121,7 +123,7 @@ func search(conn *ldap.Conn, base, filter string, attrs []string) ([]*ldap.Entry
 func findIn(pc *pconn, ds *domainState, t Target) (*account, error) {
 	filters, err := targetFilters(t)
 	if err != nil {
-		return nil, &resolveError{code: CodeInternalError, err: err}
+		return nil, &resolveError{code: wire.CodeInternalError, err: err}
 	}
 	base := ds.base(pc.root.namingContext)
 	for _, f := range filters {
@@ -147,13 +149,13 @@ func readByGUID(pc *pconn, guid []byte) (*account, error) {
 	res, err := pc.conn.Search(ldap.NewSearchRequest("<GUID="+GUIDString(guid)+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, 0, false, accountFilter, accountAttrs, nil))
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return nil, &resolveError{code: CodeUserNotFound, err: fmt.Errorf("objectGUID %s vanished", GUIDString(guid))}
+		return nil, &resolveError{code: wire.CodeUserNotFound, err: fmt.Errorf("objectGUID %s vanished", GUIDString(guid))}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read objectGUID %s: %w", GUIDString(guid), err)
 	}
 	if len(res.Entries) != 1 {
-		return nil, &resolveError{code: CodeUserNotFound, err: fmt.Errorf("objectGUID %s is not an account", GUIDString(guid))}
+		return nil, &resolveError{code: wire.CodeUserNotFound, err: fmt.Errorf("objectGUID %s is not an account", GUIDString(guid))}
 	}
 	return newAccount(res.Entries[0]), nil
 }
@@ -167,7 +169,7 @@ func (d *Directory) locate(ctx context.Context, t Target) (*domainState, []byte,
 	if t.SAMAccountName != "" && t.Domain != "" {
 		ds := d.domainFor(t.Domain)
 		if ds == nil {
-			return nil, nil, &resolveError{code: CodeOutOfScope, err: fmt.Errorf("domain %q is not configured", t.Domain)}
+			return nil, nil, &resolveError{code: wire.CodeOutOfScope, err: fmt.Errorf("domain %q is not configured", t.Domain)}
 		}
 		return ds, nil, nil
 	}
@@ -187,7 +189,7 @@ func (d *Directory) locate(ctx context.Context, t Target) (*domainState, []byte,
 			return false, err
 		})
 		var re *resolveError
-		if errors.As(err, &re) && re.code == CodeUserNotFound {
+		if errors.As(err, &re) && re.code == wire.CodeUserNotFound {
 			continue
 		}
 		if err != nil {
@@ -207,7 +209,7 @@ func (d *Directory) locate(ctx context.Context, t Target) (*domainState, []byte,
 func (d *Directory) locateInCatalog(ctx context.Context, t Target) (*domainState, []byte, error) {
 	filters, err := targetFilters(t)
 	if err != nil {
-		return nil, nil, &resolveError{code: CodeInternalError, err: err}
+		return nil, nil, &resolveError{code: wire.CodeInternalError, err: err}
 	}
 	var entries []*ldap.Entry
 	err = d.withConn(ctx, d.catalog, func(pc *pconn) (bool, error) {
@@ -227,7 +229,7 @@ func (d *Directory) locateInCatalog(ctx context.Context, t Target) (*domainState
 	}
 	ds := d.domainOfDN(entries[0].DN)
 	if ds == nil {
-		return nil, nil, &resolveError{code: CodeOutOfScope, err: fmt.Errorf("%s lies in a domain that is not configured", entries[0].DN)}
+		return nil, nil, &resolveError{code: wire.CodeOutOfScope, err: fmt.Errorf("%s lies in a domain that is not configured", entries[0].DN)}
 	}
 	return ds, entries[0].GetRawAttributeValue("objectGUID"), nil
 }

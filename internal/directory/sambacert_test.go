@@ -14,6 +14,7 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // sambaCertDC is a DC serving the certificate Samba generated for itself
@@ -77,7 +78,7 @@ func (s *sambaCertDC) options(ts TLS, servers ...string) Options {
 			Bind: Bind{Method: BindSimple, User: "svc-wb@" + s.dc.Realm(), Password: s.svcPw},
 		}},
 		Scope:   Scope{IncludeOUs: []string{s.staff}, ProtectAdminCount: true},
-		Timeout: 20 * time.Second, DialTimeout: 10 * time.Second,
+		Timeout: 20 * time.Second, DialTimeout: 10 * time.Second, HistoryOnReset: HistoryAuto, PoolSize: 4,
 	}
 }
 
@@ -111,15 +112,15 @@ func TestSambaOwnCertificateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantCode(t, apply(t, d, reset(Target{UPN: u.UPN}, pw2)), CodeOK, "")
+			wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 			s.wantBind(t, u.UPN, pw2, "")
-			wantCode(t, apply(t, d, change(Target{UPN: u.UPN}, pw2, pw3)), CodeOK, "")
+			wantCode(t, apply(t, d, change(Target{UserPrincipalName: u.UPN}, pw2, pw3)), wire.CodeOK, "")
 			s.wantBind(t, u.UPN, pw3, "")
 			if err := s.dc.Lock(ctx, u.UPN, u.DN); err != nil {
 				t.Fatal(err)
 			}
 			s.wantBind(t, u.UPN, pw3, "775")
-			wantCode(t, apply(t, d, Change{Op: OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), CodeOK, "")
+			wantCode(t, apply(t, d, Change{Op: wire.OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), wire.CodeOK, "")
 			s.wantBind(t, u.UPN, pw3, "")
 		})
 	}

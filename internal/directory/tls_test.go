@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 const dcName = "dc1.corp.example.test"
@@ -216,7 +217,8 @@ func TestTLSPins(t *testing.T) {
 	}
 	if _, err := (Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://dc1"},
 		TLS:  TLS{PinSHA256: []string{"abc"}},
-		Bind: Bind{User: "u", Password: secret.FromString("p")}}}}).withDefaults(); err == nil || !strings.Contains(err.Error(), "pinSHA256") {
+		Bind: Bind{User: "u", Password: secret.FromString("p")}}},
+		HistoryOnReset: HistoryAuto, Timeout: 20 * time.Second, PoolSize: 4}).withDefaults(); err == nil || !strings.Contains(err.Error(), "pinSHA256") {
 		t.Fatalf("a malformed pin passed the options: %v", err)
 	}
 }
@@ -251,7 +253,7 @@ func TestCAFileDiagnosis(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			err := openTLS(t, "ldaps://"+addr, TLS{CAFile: c.path, ServerName: dcName}, nil)
 			te := wantTLSError(t, err, CauseCAFile, c.words...)
-			if out := Classify(err); out.Code != CodeDirectoryUnavailable || !out.Transient {
+			if out := Classify(err); out.Code != wire.CodeDirectoryUnavailable || !out.Transient {
 				t.Fatalf("a bad CA file classifies as %s (transient %v); want directory_unavailable, kept for redelivery", out.Code, out.Transient)
 			}
 			if strings.Contains(te.Msg, "no PEM certificate") && c.name == "second certificate broken" {
@@ -358,6 +360,7 @@ func TestStartTLSOnLDAPSPort(t *testing.T) {
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
 		Scope: Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
 		Dial:  redirect(addr), Timeout: 20 * time.Second, DialTimeout: 10 * time.Second,
+		HistoryOnReset: HistoryAuto, PoolSize: 4,
 	}
 	d, err := New(opts, zap.New(core))
 	if err != nil {
@@ -406,7 +409,7 @@ func TestCheckTLSRows(t *testing.T) {
 		return Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://" + addr}, TLS: ts,
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
 			Scope:   Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
-			Timeout: 20 * time.Second, DialTimeout: 10 * time.Second}
+			Timeout: 20 * time.Second, DialTimeout: 10 * time.Second, HistoryOnReset: HistoryAuto, PoolSize: 4}
 	}
 	row := tlsRow(t, Check(context.Background(), opts(TLS{CAFile: writePEM(t, "ca.pem", ca.cert), ServerName: dcName})))
 	if !row.OK || !row.Warn {

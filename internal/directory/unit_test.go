@@ -10,11 +10,13 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 func TestGUIDTextAndBytes(t *testing.T) {
@@ -53,7 +55,7 @@ func TestImmutableID(t *testing.T) {
 }
 
 func TestTargetFilters(t *testing.T) {
-	f, err := targetFilters(Target{UPN: "a*)(b@x"})
+	f, err := targetFilters(Target{UserPrincipalName: "a*)(b@x"})
 	if err != nil || f[0] != "(&"+accountFilter+`(userPrincipalName=a\2a\29\28b@x))` {
 		t.Fatalf("UPN filter %q %v", f, err)
 	}
@@ -61,7 +63,7 @@ func TestTargetFilters(t *testing.T) {
 	if len(f) != 2 || !strings.Contains(f[0], "mS-DS-ConsistencyGuid=\\a2") || !strings.Contains(f[1], "objectGUID=\\a2") {
 		t.Fatalf("immutableId filters %q", f)
 	}
-	for _, bad := range []Target{{}, {UPN: "a", SAMAccountName: "b"}, {ObjectGUID: "nope"}} {
+	for _, bad := range []Target{{}, {UserPrincipalName: "a", SAMAccountName: "b"}, {ObjectGUID: "nope"}} {
 		if _, err := targetFilters(bad); err == nil {
 			t.Errorf("target %+v accepted", bad)
 		}
@@ -113,36 +115,36 @@ func TestClassify(t *testing.T) {
 		transient bool
 		ad        string
 	}{
-		{"wrong old password", le(19, "00000056: Constraint violation - check_password_restrictions: the password is incorrect"), CodeWrongOldPassword, "", false, "00000056"},
-		{"too young", le(19, "0000052D: Constraint violation - check_password_restrictions: password is too young to change!"), CodePasswordPolicy, DetailTooYoung, false, "0000052D"},
-		{"history", le(19, "0000052D: Constraint violation - check_password_restrictions: the password was already used (in history)!"), CodePasswordPolicy, DetailHistory, false, "0000052D"},
-		{"too short", le(19, "0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 7 characters!"), CodePasswordPolicy, DetailTooShort, false, "0000052D"},
-		{"complexity", le(19, "0000052D: Constraint violation - check_password_restrictions: the password does not meet the complexity criteria!"), CodePasswordPolicy, DetailComplexity, false, "0000052D"},
-		{"windows 52D", le(19, "0000052D: AtrErr: DSID-03191083, #1:\n\t0: 0000052D: DSID-03191083, problem 1005 (CONSTRAINT_ATT_TYPE), data 0, Att 9005a (unicodePwd)"), CodePasswordPolicy, DetailPolicy, false, "0000052D"},
-		{"windows 52D as unwilling", le(53, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM), data 0"), CodePasswordPolicy, DetailPolicy, false, "0000052D"},
-		{"locked", le(19, "00000775: Account locked out"), CodeAccountLocked, "", false, "00000775"},
-		{"no reset right", le(50, "insufficient access rights"), CodeAccessDenied, "", false, ""},
-		{"no write property", le(50, "00002098: Object CN=x has no write property access"), CodeAccessDenied, "", false, "00002098"},
-		{"windows access denied", le(50, "00000005: SecErr: DSID-031A11E5, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0"), CodeAccessDenied, "", false, "00000005"},
-		{"not over TLS", le(53, "00002077: SvcErr: DSID-03190F00, problem 5003 (WILL_NOT_PERFORM): encrypted connection required"), CodeInternalError, "", false, "00002077"},
-		{"confidentiality required", le(13, "confidentiality required"), CodeInternalError, "", false, ""},
-		{"bad pwdLastSet", le(80, "00000057: Only the value 0 or -1 can be set for pwdLastSet"), CodeInternalError, "", false, "00000057"},
-		{"modify on global catalog", le(53, "00002035: the global catalog is read only"), CodeInternalError, "", false, "00002035"},
-		{"critical control refused", errors.New("ldap: unexpected response: 24"), CodePasswordPolicy, DetailPolicy, false, ""},
-		{"unavailable critical extension", le(12, "unavailable critical extension"), CodePasswordPolicy, DetailPolicy, false, ""},
-		{"own bind refused", le(49, "80090308: LdapErr: DSID-0C09042F, comment: AcceptSecurityContext error, data 52e, v4563"), CodeAccessDenied, "", false, "80090308"},
-		{"object gone", le(32, "0000208D: NameErr: DSID-03100213, problem 2001 (NO_OBJECT)"), CodeUserNotFound, "", false, "0000208D"},
-		{"busy", le(51, "busy"), CodeDirectoryUnavailable, "", true, ""},
-		{"unavailable", le(52, "unavailable"), CodeDirectoryUnavailable, "", true, ""},
-		{"time limit", le(3, "time limit"), CodeDirectoryUnavailable, "", true, ""},
-		{"network", ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), CodeDirectoryUnavailable, "", true, ""},
-		{"client timeout", ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection timed out")), CodeDirectoryUnavailable, "", true, ""},
-		{"server down", le(ldap.LDAPResultServerDown, "down"), CodeDirectoryUnavailable, "", true, ""},
-		{"deadline", context.DeadlineExceeded, CodeDirectoryUnavailable, "", true, ""},
-		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, CodeDirectoryUnavailable, "", true, ""},
-		{"connect wrapper", &connectError{stage: "tls", srv: "ldaps://x", err: errors.New("handshake")}, CodeDirectoryUnavailable, "", true, ""},
-		{"unknown", le(80, "something odd"), CodeInternalError, "", false, ""},
-		{"unknown constraint", le(19, "constraint"), CodePasswordPolicy, DetailPolicy, false, ""},
+		{"wrong old password", le(19, "00000056: Constraint violation - check_password_restrictions: the password is incorrect"), wire.CodeWrongOldPassword, "", false, "00000056"},
+		{"too young", le(19, "0000052D: Constraint violation - check_password_restrictions: password is too young to change!"), wire.CodePasswordPolicy, wire.DetailTooYoung, false, "0000052D"},
+		{"history", le(19, "0000052D: Constraint violation - check_password_restrictions: the password was already used (in history)!"), wire.CodePasswordPolicy, wire.DetailHistory, false, "0000052D"},
+		{"too short", le(19, "0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 7 characters!"), wire.CodePasswordPolicy, wire.DetailTooShort, false, "0000052D"},
+		{"complexity", le(19, "0000052D: Constraint violation - check_password_restrictions: the password does not meet the complexity criteria!"), wire.CodePasswordPolicy, wire.DetailComplexity, false, "0000052D"},
+		{"windows 52D", le(19, "0000052D: AtrErr: DSID-03191083, #1:\n\t0: 0000052D: DSID-03191083, problem 1005 (CONSTRAINT_ATT_TYPE), data 0, Att 9005a (unicodePwd)"), wire.CodePasswordPolicy, wire.DetailPolicy, false, "0000052D"},
+		{"windows 52D as unwilling", le(53, "0000052D: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM), data 0"), wire.CodePasswordPolicy, wire.DetailPolicy, false, "0000052D"},
+		{"locked", le(19, "00000775: Account locked out"), wire.CodeAccountLocked, "", false, "00000775"},
+		{"no reset right", le(50, "insufficient access rights"), wire.CodeAccessDenied, "", false, ""},
+		{"no write property", le(50, "00002098: Object CN=x has no write property access"), wire.CodeAccessDenied, "", false, "00002098"},
+		{"windows access denied", le(50, "00000005: SecErr: DSID-031A11E5, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0"), wire.CodeAccessDenied, "", false, "00000005"},
+		{"not over TLS", le(53, "00002077: SvcErr: DSID-03190F00, problem 5003 (WILL_NOT_PERFORM): encrypted connection required"), wire.CodeInternalError, "", false, "00002077"},
+		{"confidentiality required", le(13, "confidentiality required"), wire.CodeInternalError, "", false, ""},
+		{"bad pwdLastSet", le(80, "00000057: Only the value 0 or -1 can be set for pwdLastSet"), wire.CodeInternalError, "", false, "00000057"},
+		{"modify on global catalog", le(53, "00002035: the global catalog is read only"), wire.CodeInternalError, "", false, "00002035"},
+		{"critical control refused", errors.New("ldap: unexpected response: 24"), wire.CodePasswordPolicy, wire.DetailPolicy, false, ""},
+		{"unavailable critical extension", le(12, "unavailable critical extension"), wire.CodePasswordPolicy, wire.DetailPolicy, false, ""},
+		{"own bind refused", le(49, "80090308: LdapErr: DSID-0C09042F, comment: AcceptSecurityContext error, data 52e, v4563"), wire.CodeAccessDenied, "", false, "80090308"},
+		{"object gone", le(32, "0000208D: NameErr: DSID-03100213, problem 2001 (NO_OBJECT)"), wire.CodeUserNotFound, "", false, "0000208D"},
+		{"busy", le(51, "busy"), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"unavailable", le(52, "unavailable"), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"time limit", le(3, "time limit"), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"network", ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"client timeout", ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection timed out")), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"server down", le(ldap.LDAPResultServerDown, "down"), wire.CodeDirectoryUnavailable, "", true, ""},
+		{"deadline", context.DeadlineExceeded, wire.CodeDirectoryUnavailable, "", true, ""},
+		{"refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, wire.CodeDirectoryUnavailable, "", true, ""},
+		{"connect wrapper", &connectError{stage: "tls", srv: "ldaps://x", err: errors.New("handshake")}, wire.CodeDirectoryUnavailable, "", true, ""},
+		{"unknown", le(80, "something odd"), wire.CodeInternalError, "", false, ""},
+		{"unknown constraint", le(19, "constraint"), wire.CodePasswordPolicy, wire.DetailPolicy, false, ""},
 	}
 	for _, c := range cases {
 		o := Classify(fmt.Errorf("modify: %w", c.err))
@@ -150,7 +152,7 @@ func TestClassify(t *testing.T) {
 			t.Errorf("%s: got (%s, %q, transient %v, ad %q), want (%s, %q, %v, %q)", c.name, o.Code, o.Detail, o.Transient, o.ADCode, c.code, c.detail, c.transient, c.ad)
 		}
 	}
-	if o := Classify(nil); o.Code != CodeOK {
+	if o := Classify(nil); o.Code != wire.CodeOK {
 		t.Fatalf("nil error: %s", o.Code)
 	}
 	for _, r := range Rules {
@@ -180,10 +182,14 @@ func TestOptionsValidation(t *testing.T) {
 		"scope and entire":  func(o *Options) { o.Scope.EntireDomain = true },
 		"unknown privilege": func(o *Options) { o.Scope.AllowPrivileged = []string{"Printer Operators"} },
 		"discover, no CA":   func(o *Options) { o.Domains[0].Servers, o.Domains[0].Discover = nil, true },
+		// The config owns these defaults: zero values are refused.
+		"no timeout":   func(o *Options) { o.Timeout = 0 },
+		"no pool size": func(o *Options) { o.PoolSize = 0 },
+		"no history":   func(o *Options) { o.HistoryOnReset = "" },
 	}
 	scope := Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}}
 	for name, mutate := range cases {
-		o := Options{Domains: []Domain{good}, Scope: scope}
+		o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
 		mutate(&o)
 		if name == "sspi off windows" && sspiAvailable() == nil {
 			continue
@@ -192,7 +198,7 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	o := Options{Domains: []Domain{good}, Scope: scope}
+	o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
 	o.Domains[0].Servers = []string{"ldap://dc1"}
 	o.Domains[0].TLS.StartTLS = true
 	d, err := New(o, nil)
@@ -200,7 +206,7 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatalf("ldap:// with StartTLS refused: %v", err)
 	}
 	d.Close()
-	o = Options{Domains: []Domain{good}, Scope: Scope{EntireDomain: true, AllowPrivileged: []string{"print operators"}}}
+	o = Options{Domains: []Domain{good}, Scope: Scope{EntireDomain: true, AllowPrivileged: []string{"print operators"}}, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
 	o.Domains[0].Servers, o.Domains[0].Discover, o.Domains[0].TLS.CAFile = nil, true, "/etc/wbagent/ca.pem"
 	d, err = New(o, nil)
 	if err != nil {
@@ -395,11 +401,11 @@ func TestSIDHelpers(t *testing.T) {
 
 func TestIndeterminateOnlyWhenTheAnswerIsLost(t *testing.T) {
 	lost := &sentError{err: ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), sent: true, dc: "ldaps://dc1"}
-	if o := outcomeOf(lost); !o.Indeterminate || o.Code != CodeDirectoryUnavailable || !o.Transient || o.DC != "ldaps://dc1" {
+	if o := outcomeOf(lost); !o.Indeterminate || o.Code != wire.CodeDirectoryUnavailable || !o.Transient || o.DC != "ldaps://dc1" {
 		t.Fatalf("lost answer: %+v", o)
 	}
 	busy := &sentError{err: ldap.NewError(ldap.LDAPResultBusy, errors.New("busy")), sent: true}
-	if o := outcomeOf(busy); o.Indeterminate || o.Code != CodeDirectoryUnavailable || !o.Transient {
+	if o := outcomeOf(busy); o.Indeterminate || o.Code != wire.CodeDirectoryUnavailable || !o.Transient {
 		t.Fatalf("busy: %+v", o)
 	}
 	before := &sentError{err: ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed")), sent: false}

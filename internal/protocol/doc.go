@@ -8,7 +8,7 @@
 //
 // Agent side:
 //
-//	o, err := protocol.NewOpener(decryptionKeys, trustedSenders, protocol.Limits{})
+//	o, err := protocol.NewOpener(decryptionKeys, trustedSenders, protocol.Limits{MaxClockSkew: skew, MaxLifetime: life})
 //	req, err := o.Open(msg, now) // err is a *protocol.Rejection
 //	defer req.Destroy()          // wipes req.New and req.Old
 //

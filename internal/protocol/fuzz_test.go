@@ -8,20 +8,22 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"wbagent/internal/wire"
 )
 
 // requestSeeds are bodies the fuzzers start from: valid requests of each op
 // and the vectors' bodies when the shared folder is present.
 func requestSeeds(f *testing.F, fx *fixture) [][]byte {
 	var seeds [][]byte
-	for _, op := range []Op{OpReset, OpChange, OpUnlock} {
+	for _, op := range []wire.Op{wire.OpReset, wire.OpChange, wire.OpUnlock} {
 		spec := fx.spec()
 		spec.Op = op
 		spec.MustChange = true
 		switch op {
-		case OpChange:
+		case wire.OpChange:
 			spec.Old = secretOf("old")
-		case OpUnlock:
+		case wire.OpUnlock:
 			spec.New = nil
 		}
 		seeds = append(seeds, fx.build(f, spec, fx.x25519).Body)
@@ -54,13 +56,13 @@ func FuzzParseRequest(f *testing.F) {
 		if !json.Valid(body) || !utf8.Valid(body) {
 			t.Fatalf("accepted a body encoding/json rejects: %q", body)
 		}
-		if !isCanonicalUUID(out.id) || !req.Op.valid() || req.Target.Validate() != nil || req.Actor.validate() != nil {
+		if !isCanonicalUUID(out.id) || !req.Op.Valid() || ValidateTarget(req.Target) != nil || req.Actor.validate() != nil {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}
-		if req.Op.hasSecret() != (out.secret.enc != nil) {
+		if hasSecret(req.Op) != (out.secret.enc != nil) {
 			t.Fatalf("secret presence does not fit op %s", req.Op)
 		}
-		if req.Op == OpUnlock && !req.Unlock {
+		if req.Op == wire.OpUnlock && !req.Unlock {
 			t.Fatal("unlock without Unlock")
 		}
 	})
@@ -85,7 +87,7 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer req.Destroy()
-		if req.Op.hasSecret() && req.New.IsEmpty() {
+		if hasSecret(req.Op) && req.New.IsEmpty() {
 			t.Fatalf("accepted %s without a password", req.Op)
 		}
 	})

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 func TestWriteAgentKeys(t *testing.T) {
@@ -56,12 +58,12 @@ func TestWriteAgentKeys(t *testing.T) {
 		// The pair works end to end: a request sealed to the public file
 		// opens with the private file.
 		sender, _ := GenerateSigningKey()
-		o, err := NewOpener([]*DecryptionKey{hk}, []ed25519.PublicKey{sender.Public()}, Limits{})
+		o, err := NewOpener([]*DecryptionKey{hk}, []ed25519.PublicKey{sender.Public()}, testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()
-		m, err := BuildRequest(sender, pub, RequestSpec{Op: OpReset, Target: Target{UserPrincipalName: "a@b"}, Actor: Actor{ID: "x", Kind: ActorSystem}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
+		m, err := BuildRequest(sender, pub, RequestSpec{Op: wire.OpReset, Target: Target{UserPrincipalName: "a@b"}, Actor: Actor{ID: "x", Kind: ActorSystem}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,12 +158,12 @@ func TestOpenSSLSenderKey(t *testing.T) {
 		t.Fatalf("kid of private %s, of public %s", sk.KID(), KID(pub))
 	}
 	agent, _ := GenerateDecryptionKey(SuiteXWing)
-	o, err := NewOpener([]*DecryptionKey{agent}, []ed25519.PublicKey{pub}, Limits{})
+	o, err := NewOpener([]*DecryptionKey{agent}, []ed25519.PublicKey{pub}, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	m, err := BuildRequest(sk, agent.Public(), RequestSpec{Op: OpReset, Target: Target{SAMAccountName: "bob"}, Actor: Actor{ID: "x", Kind: ActorAdmin}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
+	m, err := BuildRequest(sk, agent.Public(), RequestSpec{Op: wire.OpReset, Target: Target{SAMAccountName: "bob"}, Actor: Actor{ID: "x", Kind: ActorAdmin}, IssuedAt: now, ExpiresAt: now.Add(time.Minute), New: secretOf("pw")})
 	if err != nil {
 		t.Fatal(err)
 	}

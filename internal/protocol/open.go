@@ -11,21 +11,18 @@ import (
 	"unicode/utf8"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
-// Limits bound the times a request may carry (§3).
+// Limits bound the times a request may carry (§3). Both are required:
+// the config owns their defaults (requests.maxClockSkew and
+// requests.maxLifetime, 2 and 15 minutes as §3 suggests).
 type Limits struct {
-	// MaxClockSkew is how far issuedAt may lie in the future; default 2 min.
+	// MaxClockSkew is how far issuedAt may lie in the future.
 	MaxClockSkew time.Duration
-	// MaxLifetime is the longest expiresAt - issuedAt allowed; default 15 min.
+	// MaxLifetime is the longest expiresAt - issuedAt allowed.
 	MaxLifetime time.Duration
 }
-
-// Defaults of §3.
-const (
-	DefaultMaxClockSkew = 2 * time.Minute
-	DefaultMaxLifetime  = 15 * time.Minute
-)
 
 // Opener is the agent side of protocol v1: it turns a received message into
 // an authenticated, validated request with its secret opened, or a
@@ -38,18 +35,16 @@ type Opener struct {
 
 // NewOpener makes an Opener that opens secrets with keys (chosen by kid, so
 // several may be held during rotation) and trusts requests signed by the
-// given sender public keys. Zero limits take the defaults.
+// given sender public keys. A zero limit is an error.
 func NewOpener(keys []*DecryptionKey, senders []ed25519.PublicKey, limits Limits) (*Opener, error) {
 	if len(senders) == 0 {
 		return nil, errors.New("protocol opener: no trusted sender keys; add at least one sender public key")
 	}
+	if limits.MaxClockSkew <= 0 || limits.MaxLifetime <= 0 {
+		return nil, fmt.Errorf("protocol opener: limits %s skew, %s lifetime: give both as positive durations (requests.maxClockSkew, requests.maxLifetime)",
+			limits.MaxClockSkew, limits.MaxLifetime)
+	}
 	o := &Opener{keys: map[string]*DecryptionKey{}, senders: map[string]ed25519.PublicKey{}, limits: limits}
-	if o.limits.MaxClockSkew <= 0 {
-		o.limits.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if o.limits.MaxLifetime <= 0 {
-		o.limits.MaxLifetime = DefaultMaxLifetime
-	}
 	for _, k := range keys {
 		if k == nil {
 			return nil, errors.New("protocol opener: nil decryption key")
@@ -139,7 +134,7 @@ func (o *Opener) Open(m Message, now time.Time) (*Request, error) {
 		return nil, rej(Expired, fmt.Sprintf("expiresAt passed %s ago", now.Sub(req.ExpiresAt).Round(time.Second)), req)
 	}
 	// 5. Decryption.
-	if !req.Op.hasSecret() {
+	if !hasSecret(req.Op) {
 		return req, nil
 	}
 	if err := o.openSecret(req, body.secret); err != nil {
@@ -173,7 +168,7 @@ func (o *Opener) openSecret(req *Request, s sealedSecret) error {
 
 // sealInfo is the HPKE info of §3: "wbagent-request-v1" 0x00 id 0x00 op
 // 0x00 targetKey. It binds a ciphertext to one request, op and target.
-func sealInfo(id string, op Op, t Target) []byte {
+func sealInfo(id string, op wire.Op, t Target) []byte {
 	key := t.Key()
 	info := make([]byte, 0, len("wbagent-request-v1")+3+len(id)+len(op)+len(key))
 	info = append(info, "wbagent-request-v1"...)
@@ -188,7 +183,7 @@ func sealInfo(id string, op Op, t Target) []byte {
 // parsePlaintext reads {"new": ...} (reset) or {"old": ..., "new": ...}
 // (change) and checks the password rules. Nothing of the plaintext reaches
 // an error: not even member names, in case a sender put a password there.
-func parsePlaintext(plain []byte, op Op) (newPw, oldPw *secret.Secret, err error) {
+func parsePlaintext(plain []byte, op wire.Op) (newPw, oldPw *secret.Secret, err error) {
 	v, err := parseJSON(plain)
 	defer v.wipe()
 	if err != nil {
@@ -211,10 +206,10 @@ func parsePlaintext(plain []byte, op Op) (newPw, oldPw *secret.Secret, err error
 	if gotNew == nil {
 		return nil, nil, errors.New("the opened secret has no new password")
 	}
-	if op == OpChange && gotOld == nil {
+	if op == wire.OpChange && gotOld == nil {
 		return nil, nil, errors.New("the opened secret of a change has no old password")
 	}
-	if op == OpReset && gotOld != nil {
+	if op == wire.OpReset && gotOld != nil {
 		return nil, nil, errors.New("the opened secret of a reset has an old password")
 	}
 	if err := checkPassword("new", gotNew); err != nil {

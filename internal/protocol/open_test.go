@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 // fixture holds a sender, agent keys of both suites and an opener trusting
@@ -33,7 +35,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.x25519, err = GenerateDecryptionKey(SuiteX25519); err != nil {
 		t.Fatal(err)
 	}
-	if f.opener, err = NewOpener([]*DecryptionKey{f.xwing, f.x25519}, []ed25519.PublicKey{f.sender.Public()}, Limits{}); err != nil {
+	if f.opener, err = NewOpener([]*DecryptionKey{f.xwing, f.x25519}, []ed25519.PublicKey{f.sender.Public()}, testLimits); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -44,7 +46,7 @@ const testPassword = "Corr3ct-Horse-Battery"
 // spec returns a valid reset request for tests to vary.
 func (f *fixture) spec() RequestSpec {
 	return RequestSpec{
-		ID: "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", Op: OpReset,
+		ID: "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", Op: wire.OpReset,
 		Target:   Target{ObjectGUID: "3ee39ba2-5a35-4c3e-944a-aeb0a79c01d4"},
 		Actor:    Actor{ID: "helpdesk@contoso.example", Kind: ActorAdmin, IP: "203.0.113.7"},
 		IssuedAt: f.now.Add(-time.Minute), ExpiresAt: f.now.Add(4 * time.Minute),
@@ -82,15 +84,15 @@ func sealRaw(t testing.TB, key *DecryptionKey, spec RequestSpec, plain string) s
 func TestOpenAccepts(t *testing.T) {
 	f := newFixture(t)
 	for _, key := range []*DecryptionKey{f.xwing, f.x25519} {
-		for _, op := range []Op{OpReset, OpChange, OpUnlock} {
+		for _, op := range []wire.Op{wire.OpReset, wire.OpChange, wire.OpUnlock} {
 			spec := f.spec()
 			spec.Op = op
 			spec.Session = true
-			spec.MustChange = op == OpReset
+			spec.MustChange = op == wire.OpReset
 			switch op {
-			case OpChange:
+			case wire.OpChange:
 				spec.Old = secretOf("old-" + testPassword)
-			case OpUnlock:
+			case wire.OpUnlock:
 				spec.New = nil
 			}
 			req, err := f.opener.Open(f.build(t, spec, key), f.now)
@@ -103,16 +105,16 @@ func TestOpenAccepts(t *testing.T) {
 			if req.SenderKID != f.sender.KID() || req.SessionID != spec.Target.SessionID() {
 				t.Errorf("sender kid %s session %s", req.SenderKID, req.SessionID)
 			}
-			if op == OpUnlock {
+			if op == wire.OpUnlock {
 				if !req.Unlock || req.New != nil || req.SecretKID != "" {
 					t.Errorf("unlock: %+v", req)
 				}
 				continue
 			}
-			if req.New.Reveal() != testPassword || req.SecretKID != key.KID() || req.Suite != key.Suite() || req.MustChange != (op == OpReset) {
+			if req.New.Reveal() != testPassword || req.SecretKID != key.KID() || req.Suite != key.Suite() || req.MustChange != (op == wire.OpReset) {
 				t.Errorf("%s %s: opened %+v", key.Suite(), op, req)
 			}
-			if op == OpChange && req.Old.Reveal() != "old-"+testPassword {
+			if op == wire.OpChange && req.Old.Reveal() != "old-"+testPassword {
 				t.Error("old password not opened")
 			}
 			newPw := req.New
@@ -271,8 +273,8 @@ func TestOpenBoundaries(t *testing.T) {
 	spec := f.spec()
 	// issuedAt exactly the allowed skew ahead, lifetime exactly the maximum:
 	// both accepted.
-	spec.IssuedAt = f.now.Add(DefaultMaxClockSkew)
-	spec.ExpiresAt = spec.IssuedAt.Add(DefaultMaxLifetime)
+	spec.IssuedAt = f.now.Add(testLimits.MaxClockSkew)
+	spec.ExpiresAt = spec.IssuedAt.Add(testLimits.MaxLifetime)
 	req, err := f.opener.Open(f.build(t, spec, f.x25519), f.now)
 	if err != nil {
 		t.Fatalf("boundary request rejected: %v", err)
@@ -282,7 +284,7 @@ func TestOpenBoundaries(t *testing.T) {
 	spec = f.spec()
 	_, err = f.opener.Open(f.build(t, spec, f.x25519), spec.ExpiresAt)
 	var rej *Rejection
-	if !errors.As(err, &rej) || rej.Class != Expired || rej.Request.Op != OpReset || rej.Request.Target != spec.Target || rej.Request.Actor != spec.Actor || rej.Request.New != nil {
+	if !errors.As(err, &rej) || rej.Class != Expired || rej.Request.Op != wire.OpReset || rej.Request.Target != spec.Target || rej.Request.Actor != spec.Actor || rej.Request.New != nil {
 		t.Fatalf("at expiresAt: %v %+v", err, rej)
 	}
 	// Without a MessageID the rejection answers with the body's id.
@@ -324,19 +326,30 @@ func TestOpenBoundaries(t *testing.T) {
 	req.Destroy()
 }
 
+// testLimits are §3's suggested limits, the config's defaults.
+var testLimits = Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute}
+
 func TestNewOpenerRefuses(t *testing.T) {
 	f := newFixture(t)
 	pub := f.sender.Public()
 	for name, call := range map[string]func() error{
-		"no senders":   func() error { _, err := NewOpener([]*DecryptionKey{f.xwing}, nil, Limits{}); return err },
-		"short sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub[:31]}, Limits{}); return err },
+		"no senders":   func() error { _, err := NewOpener([]*DecryptionKey{f.xwing}, nil, testLimits); return err },
+		"short sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub[:31]}, testLimits); return err },
 		"duplicate key": func() error {
-			_, err := NewOpener([]*DecryptionKey{f.xwing, f.xwing}, []ed25519.PublicKey{pub}, Limits{})
+			_, err := NewOpener([]*DecryptionKey{f.xwing, f.xwing}, []ed25519.PublicKey{pub}, testLimits)
 			return err
 		},
-		"duplicate sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub, pub}, Limits{}); return err },
+		"duplicate sender": func() error { _, err := NewOpener(nil, []ed25519.PublicKey{pub, pub}, testLimits); return err },
 		"nil key": func() error {
-			_, err := NewOpener([]*DecryptionKey{nil}, []ed25519.PublicKey{pub}, Limits{})
+			_, err := NewOpener([]*DecryptionKey{nil}, []ed25519.PublicKey{pub}, testLimits)
+			return err
+		},
+		"no skew": func() error {
+			_, err := NewOpener(nil, []ed25519.PublicKey{pub}, Limits{MaxLifetime: time.Minute})
+			return err
+		},
+		"no lifetime": func() error {
+			_, err := NewOpener(nil, []ed25519.PublicKey{pub}, Limits{MaxClockSkew: time.Minute})
 			return err
 		},
 	} {
@@ -360,8 +373,8 @@ func TestBuildRequestRefuses(t *testing.T) {
 		"long password":   func(s *RequestSpec) { s.New = secretOf(strings.Repeat("x", 257)) },
 		"invalid UTF-8":   func(s *RequestSpec) { s.New = secretOf("\xff") },
 		"old with reset":  func(s *RequestSpec) { s.Old = secretOf("x") },
-		"change no old":   func(s *RequestSpec) { s.Op = OpChange },
-		"unlock password": func(s *RequestSpec) { s.Op = OpUnlock },
+		"change no old":   func(s *RequestSpec) { s.Op = wire.OpChange },
+		"unlock password": func(s *RequestSpec) { s.Op = wire.OpUnlock },
 	} {
 		spec := f.spec()
 		edit(&spec)

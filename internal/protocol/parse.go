@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 // sealedSecret is the request's secret member before opening.
@@ -69,10 +71,10 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 	if err != nil {
 		return out, err
 	}
-	if !Op(op).valid() {
+	if !wire.Op(op).Valid() {
 		return out, fmt.Errorf("op %q is not reset, change or unlock", truncate(op))
 	}
-	req.Op = Op(op)
+	req.Op = wire.Op(op)
 	if req.Target, err = parseTarget(members["target"]); err != nil {
 		return out, err
 	}
@@ -84,7 +86,7 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 			return out, err
 		}
 	}
-	if req.Op == OpUnlock {
+	if req.Op == wire.OpUnlock {
 		req.Unlock = true
 	}
 	for _, t := range []struct {
@@ -100,9 +102,9 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 		}
 	}
 	switch sv := members["secret"]; {
-	case req.Op.hasSecret() && sv == nil:
+	case hasSecret(req.Op) && sv == nil:
 		return out, fmt.Errorf("member secret is missing; %s requires one", req.Op)
-	case !req.Op.hasSecret() && sv != nil:
+	case !hasSecret(req.Op) && sv != nil:
 		return out, fmt.Errorf("member secret must be absent for %s", req.Op)
 	case sv != nil:
 		if out.secret, err = parseSealed(sv); err != nil {
@@ -115,45 +117,24 @@ func parseRequest(body []byte, req *Request) (parsedBody, error) {
 // parseTarget reads exactly one target form of §4.
 func parseTarget(v *jsonValue) (Target, error) {
 	var t Target
-	if err := v.object("target"); err != nil {
-		return t, err
+	err := v.stringMembers("target", true, map[string]*string{
+		wire.FormObjectGUID: &t.ObjectGUID, wire.FormImmutableID: &t.ImmutableID,
+		wire.FormUserPrincipalName: &t.UserPrincipalName, wire.FormSAMAccountName: &t.SAMAccountName,
+		wire.FormDomain: &t.Domain,
+	})
+	if err != nil {
+		return Target{}, err
 	}
-	for i := range v.members {
-		m := &v.members[i]
-		var dst *string
-		switch m.name {
-		case "objectGUID":
-			dst = &t.ObjectGUID
-		case "immutableId":
-			dst = &t.ImmutableID
-		case "userPrincipalName":
-			dst = &t.UserPrincipalName
-		case "sAMAccountName":
-			dst = &t.SAMAccountName
-		case "domain":
-			dst = &t.Domain
-		default:
-			return Target{}, fmt.Errorf("unknown member %s in target", quoteName(m.name))
-		}
-		s, err := m.value.text("target." + m.name)
-		if err != nil {
-			return Target{}, err
-		}
-		if s == "" {
-			return Target{}, fmt.Errorf("target.%s is empty", m.name)
-		}
-		*dst = s
-	}
-	if err := t.Validate(); err != nil {
+	if err := ValidateTarget(t); err != nil {
 		return Target{}, err
 	}
 	return t, nil
 }
 
-// Validate reports the first way t breaks §4: not exactly one form, a
+// ValidateTarget reports the first way t breaks §4: not exactly one form, a
 // domain without sAMAccountName, a malformed GUID or immutableId, or a
 // control character in a value.
-func (t Target) Validate() error {
+func ValidateTarget(t Target) error {
 	forms := 0
 	for _, s := range []string{t.ObjectGUID, t.ImmutableID, t.UserPrincipalName, t.SAMAccountName} {
 		if s != "" {
@@ -174,7 +155,7 @@ func (t Target) Validate() error {
 			return errors.New("target.immutableId is not base64 (with padding) of 16 bytes")
 		}
 	}
-	for _, m := range t.members() {
+	for _, m := range t.Members() {
 		if strings.ContainsFunc(m[1], isControl) {
 			return fmt.Errorf("target.%s contains a control character", m[0])
 		}
@@ -189,27 +170,8 @@ func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 // parseActor reads the actor member of §3.
 func parseActor(v *jsonValue) (Actor, error) {
 	var a Actor
-	if err := v.object("actor"); err != nil {
-		return a, err
-	}
-	for i := range v.members {
-		m := &v.members[i]
-		var dst *string
-		switch m.name {
-		case "id":
-			dst = &a.ID
-		case "kind":
-			dst = &a.Kind
-		case "ip":
-			dst = &a.IP
-		default:
-			return Actor{}, fmt.Errorf("unknown member %s in actor", quoteName(m.name))
-		}
-		s, err := m.value.text("actor." + m.name)
-		if err != nil {
-			return Actor{}, err
-		}
-		*dst = s
+	if err := v.stringMembers("actor", false, map[string]*string{"id": &a.ID, "kind": &a.Kind, "ip": &a.IP}); err != nil {
+		return Actor{}, err
 	}
 	if err := a.validate(); err != nil {
 		return Actor{}, err
@@ -384,4 +346,29 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// stringMembers reads the object member called name, whose members are
+// all strings, into fields; an unknown member is an error, and so is an
+// empty one when nonEmpty is set.
+func (v *jsonValue) stringMembers(name string, nonEmpty bool, fields map[string]*string) error {
+	if err := v.object(name); err != nil {
+		return err
+	}
+	for i := range v.members {
+		m := &v.members[i]
+		dst, ok := fields[m.name]
+		if !ok {
+			return fmt.Errorf("unknown member %s in %s", quoteName(m.name), name)
+		}
+		s, err := m.value.text(name + "." + m.name)
+		if err != nil {
+			return err
+		}
+		if nonEmpty && s == "" {
+			return fmt.Errorf("%s.%s is empty", name, m.name)
+		}
+		*dst = s
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"wbagent/internal/wire"
+
 	"github.com/google/uuid"
 )
 
@@ -52,10 +54,10 @@ func TestSealBinding(t *testing.T) {
 			key = f.x25519
 		}
 		id := uuid.NewString()
-		op := []Op{OpReset, OpChange}[r.IntN(2)]
+		op := []wire.Op{wire.OpReset, wire.OpChange}[r.IntN(2)]
 		target := randomTarget(r)
 		var old = secretOf("old-pass")
-		if op == OpReset {
+		if op == wire.OpReset {
 			old = nil
 		}
 		sealed, err := Seal(key.Public(), id, op, target, secretOf(testPassword), old)
@@ -64,7 +66,7 @@ func TestSealBinding(t *testing.T) {
 		}
 		enc, _ := base64.RawURLEncoding.DecodeString(sealed.Enc)
 		s := sealedSecret{kid: sealed.KID, suite: sealed.Suite, enc: enc}
-		open := func(id string, op Op, target Target) error {
+		open := func(id string, op wire.Op, target Target) error {
 			req := &Request{ID: id, Op: op, Target: target}
 			defer req.Destroy()
 			return f.opener.openSecret(req, s)
@@ -72,9 +74,9 @@ func TestSealBinding(t *testing.T) {
 		if err := open(id, op, target); err != nil {
 			t.Fatalf("%s %s %q: own ciphertext does not open: %v", id, op, target.Key(), err)
 		}
-		otherOp := OpChange
-		if op == OpChange {
-			otherOp = OpReset
+		otherOp := wire.OpChange
+		if op == wire.OpChange {
+			otherOp = wire.OpReset
 		}
 		sameValueOtherForm := Target{UserPrincipalName: target.Key()[strings.IndexByte(target.Key(), '=')+1:]}
 		if target.UserPrincipalName != "" {
@@ -83,7 +85,7 @@ func TestSealBinding(t *testing.T) {
 		others := map[string]func() error{
 			"other id":          func() error { return open(uuid.NewString(), op, target) },
 			"other op":          func() error { return open(id, otherOp, target) },
-			"unlock op":         func() error { return open(id, OpUnlock, target) },
+			"unlock op":         func() error { return open(id, wire.OpUnlock, target) },
 			"other target":      func() error { return open(id, op, randomTarget(r)) },
 			"same value, other": func() error { return open(id, op, sameValueOtherForm) },
 		}

@@ -1,6 +1,10 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+
+	"wbagent/internal/wire"
+)
 
 // Class says how the agent must treat a rejected message (§6, §8).
 type Class int
@@ -26,13 +30,13 @@ const (
 func (c Class) String() string {
 	switch c {
 	case Malformed:
-		return "malformed"
+		return wire.ReasonMalformed
 	case Unauthenticated:
-		return "unauthenticated"
+		return wire.ReasonUnauthenticated
 	case Invalid:
-		return CodeInvalidRequest
+		return wire.CodeInvalidRequest
 	case Expired:
-		return CodeExpired
+		return wire.CodeExpired
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }
@@ -59,7 +63,7 @@ type Rejection struct {
 	SenderKID string
 	// Request holds what was parsed before the failing rule, for the result
 	// and the audit record: always ID, ReplyTo, ReplyToSessionID and
-	// SenderKID, and Op, Target, Actor and times when they were valid. It
+	// SenderKID, and wire.Op, Target, Actor and times when they were valid. It
 	// is nil for Malformed and Unauthenticated, whose contents are not
 	// trusted. It never holds a password.
 	Request *Request

@@ -9,34 +9,9 @@ import (
 	"fmt"
 	"time"
 
+	"wbagent/internal/wire"
+
 	"github.com/google/uuid"
-)
-
-// Result codes (§6).
-const (
-	CodeOK                   = "ok"
-	CodePasswordPolicy       = "password_policy"
-	CodeWrongOldPassword     = "wrong_old_password"
-	CodeAccountLocked        = "account_locked"
-	CodeAccountDisabled      = "account_disabled"
-	CodeUserNotFound         = "user_not_found"
-	CodeUserAmbiguous        = "user_ambiguous"
-	CodeProtectedAccount     = "protected_account"
-	CodeOutOfScope           = "out_of_scope"
-	CodeAccessDenied         = "access_denied"
-	CodeExpired              = "expired"
-	CodeInvalidRequest       = "invalid_request"
-	CodeDirectoryUnavailable = "directory_unavailable"
-	CodeInternalError        = "internal_error"
-)
-
-// Details of CodePasswordPolicy (§6).
-const (
-	DetailTooShort   = "too_short"
-	DetailComplexity = "complexity"
-	DetailHistory    = "history"
-	DetailTooYoung   = "too_young"
-	DetailPolicy     = "policy"
 )
 
 // Result statuses.
@@ -44,22 +19,6 @@ const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
 )
-
-// codes lists every result code of §6 with whether a user may simply try
-// again later.
-var codes = map[string]bool{
-	CodeOK: false, CodePasswordPolicy: false, CodeWrongOldPassword: false,
-	CodeAccountLocked: false, CodeAccountDisabled: false, CodeUserNotFound: false,
-	CodeUserAmbiguous: false, CodeProtectedAccount: false, CodeOutOfScope: false,
-	CodeAccessDenied: false, CodeExpired: true, CodeInvalidRequest: false,
-	CodeDirectoryUnavailable: true, CodeInternalError: true,
-}
-
-// KnownCode reports whether code is one of the result codes of §6.
-func KnownCode(code string) bool {
-	_, ok := codes[code]
-	return ok
-}
 
 // Result is the outcome the agent sends back to a request's ReplyTo (§6).
 type Result struct {
@@ -81,14 +40,14 @@ type Result struct {
 // NewResult fills a result for code: status, the end-user reason for op and
 // whether retrying may help. completedAt is kept at millisecond precision,
 // the precision of the wire format.
-func NewResult(id string, op Op, code, detail, agent string, completedAt time.Time) Result {
+func NewResult(id string, op wire.Op, code, detail, agent string, completedAt time.Time) Result {
 	status := StatusFailed
-	if code == CodeOK {
+	if code == wire.CodeOK {
 		status = StatusSucceeded
 	}
 	return Result{
 		V: 1, ID: id, Status: status, Code: code, Detail: detail,
-		Reason: ReasonFor(op, code, detail), Retryable: codes[code],
+		Reason: ReasonFor(op, code, detail), Retryable: wire.Retryable(code),
 		Agent: agent, CompletedAt: completedAt.UTC().Truncate(time.Millisecond),
 	}
 }
@@ -116,10 +75,10 @@ func (r *Result) check() error {
 		return fmt.Errorf("result version is %d, want 1", r.V)
 	case r.ID == "":
 		return errors.New("result has no request id")
-	case !KnownCode(r.Code):
+	case !wire.KnownCode(r.Code):
 		return fmt.Errorf("result code %q is not a protocol v1 code", r.Code)
-	case r.Code == CodeOK && r.Status != StatusSucceeded,
-		r.Code != CodeOK && r.Status != StatusFailed:
+	case r.Code == wire.CodeOK && r.Status != StatusSucceeded,
+		r.Code != wire.CodeOK && r.Status != StatusFailed:
 		return fmt.Errorf("result status %q does not fit code %q", r.Status, r.Code)
 	case r.Reason == "":
 		return errors.New("result has no reason")
@@ -217,29 +176,21 @@ func ParseResult(body []byte) (*Result, error) {
 		return nil, errors.New("parse result: the body is not a JSON object")
 	}
 	var r Result
+	texts := map[string]*string{"id": &r.ID, "status": &r.Status, "code": &r.Code, "detail": &r.Detail,
+		"reason": &r.Reason, "agent": &r.Agent}
 	seen := map[string]bool{}
 	for i := range v.members {
 		m := &v.members[i]
 		seen[m.name] = true
 		var err error
-		switch m.name {
-		case "v":
+		switch dst, text := texts[m.name]; {
+		case text:
+			*dst, err = m.value.text(m.name)
+		case m.name == "v":
 			r.V, err = m.value.integer("v")
-		case "id":
-			r.ID, err = m.value.text("id")
-		case "status":
-			r.Status, err = m.value.text("status")
-		case "code":
-			r.Code, err = m.value.text("code")
-		case "detail":
-			r.Detail, err = m.value.text("detail")
-		case "reason":
-			r.Reason, err = m.value.text("reason")
-		case "retryable":
+		case m.name == "retryable":
 			r.Retryable, err = m.value.boolean("retryable")
-		case "agent":
-			r.Agent, err = m.value.text("agent")
-		case "completedAt":
+		case m.name == "completedAt":
 			var s string
 			if s, err = m.value.text("completedAt"); err == nil {
 				r.CompletedAt, err = parseTime("completedAt", s)
@@ -268,46 +219,46 @@ func Reason(code, detail string) string { return ReasonFor("", code, detail) }
 
 // ReasonFor is Reason with the op known, so that a successful unlock does
 // not claim a password was changed.
-func ReasonFor(op Op, code, detail string) string {
+func ReasonFor(op wire.Op, code, detail string) string {
 	switch code {
-	case CodeOK:
-		if op == OpUnlock {
+	case wire.CodeOK:
+		if op == wire.OpUnlock {
 			return "Your account was unlocked."
 		}
 		return "Your password was changed."
-	case CodePasswordPolicy:
+	case wire.CodePasswordPolicy:
 		switch detail {
-		case DetailTooShort:
+		case wire.DetailTooShort:
 			return "The new password is too short. Choose a longer one."
-		case DetailComplexity:
+		case wire.DetailComplexity:
 			return "The new password is not complex enough. Mix upper- and lower-case letters, digits and symbols, and avoid your name."
-		case DetailHistory:
+		case wire.DetailHistory:
 			return "The new password was used recently. Choose a different one."
-		case DetailTooYoung:
+		case wire.DetailTooYoung:
 			return "The password was changed too recently to change it again. Try again later."
 		}
 		return "The new password does not meet the password policy. Choose a different one."
-	case CodeWrongOldPassword:
+	case wire.CodeWrongOldPassword:
 		return "The current password is not correct."
-	case CodeAccountLocked:
+	case wire.CodeAccountLocked:
 		return "Your account is locked. Wait for the lockout to end or ask your help desk to unlock it."
-	case CodeAccountDisabled:
+	case wire.CodeAccountDisabled:
 		return "Your account is disabled. Contact your help desk."
-	case CodeUserNotFound:
+	case wire.CodeUserNotFound:
 		return "Your account was not found in the on-premises directory. Contact your help desk."
-	case CodeUserAmbiguous:
+	case wire.CodeUserAmbiguous:
 		return "Your account could not be identified uniquely in the on-premises directory. Contact your help desk."
-	case CodeProtectedAccount:
+	case wire.CodeProtectedAccount:
 		return "The password of this account cannot be changed this way. Contact your help desk."
-	case CodeOutOfScope:
+	case wire.CodeOutOfScope:
 		return "This account is not managed by password writeback. Contact your help desk."
-	case CodeAccessDenied:
+	case wire.CodeAccessDenied:
 		return "The password service is not allowed to change this account. Contact your help desk."
-	case CodeExpired:
+	case wire.CodeExpired:
 		return "The request took too long to process. Please try again."
-	case CodeInvalidRequest:
+	case wire.CodeInvalidRequest:
 		return "The request could not be processed. Please try again or contact your help desk."
-	case CodeDirectoryUnavailable:
+	case wire.CodeDirectoryUnavailable:
 		return "The on-premises directory is not reachable right now. Please try again later."
 	}
 	return "Something went wrong while processing your request. Please try again later."

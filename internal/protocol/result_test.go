@@ -4,18 +4,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 var allCodes = []string{
-	CodeOK, CodePasswordPolicy, CodeWrongOldPassword, CodeAccountLocked, CodeAccountDisabled,
-	CodeUserNotFound, CodeUserAmbiguous, CodeProtectedAccount, CodeOutOfScope, CodeAccessDenied,
-	CodeExpired, CodeInvalidRequest, CodeDirectoryUnavailable, CodeInternalError,
+	wire.CodeOK, wire.CodePasswordPolicy, wire.CodeWrongOldPassword, wire.CodeAccountLocked, wire.CodeAccountDisabled,
+	wire.CodeUserNotFound, wire.CodeUserAmbiguous, wire.CodeProtectedAccount, wire.CodeOutOfScope, wire.CodeAccessDenied,
+	wire.CodeExpired, wire.CodeInvalidRequest, wire.CodeDirectoryUnavailable, wire.CodeInternalError,
 }
 
 func TestReasonEveryCode(t *testing.T) {
 	seen := map[string]string{}
 	for _, code := range allCodes {
-		if !KnownCode(code) {
+		if !wire.KnownCode(code) {
 			t.Errorf("%s not known", code)
 		}
 		r := Reason(code, "")
@@ -28,20 +30,20 @@ func TestReasonEveryCode(t *testing.T) {
 		seen[r] = code
 	}
 	details := map[string]bool{}
-	for _, d := range []string{DetailTooShort, DetailComplexity, DetailHistory, DetailTooYoung, DetailPolicy} {
-		r := Reason(CodePasswordPolicy, d)
+	for _, d := range []string{wire.DetailTooShort, wire.DetailComplexity, wire.DetailHistory, wire.DetailTooYoung, wire.DetailPolicy} {
+		r := Reason(wire.CodePasswordPolicy, d)
 		if details[r] {
 			t.Errorf("detail %s shares a reason", d)
 		}
 		details[r] = true
 	}
-	if Reason(CodePasswordPolicy, DetailHistory) != "The new password was used recently. Choose a different one." {
+	if Reason(wire.CodePasswordPolicy, wire.DetailHistory) != "The new password was used recently. Choose a different one." {
 		t.Error("history reason differs from the spec's example")
 	}
-	if ReasonFor(OpUnlock, CodeOK, "") == Reason(CodeOK, "") {
+	if ReasonFor(wire.OpUnlock, wire.CodeOK, "") == Reason(wire.CodeOK, "") {
 		t.Error("a successful unlock claims a password change")
 	}
-	if KnownCode("bogus") || Reason("bogus", "") != Reason(CodeInternalError, "") {
+	if wire.KnownCode("bogus") || Reason("bogus", "") != Reason(wire.CodeInternalError, "") {
 		t.Error("unknown code not treated as internal_error")
 	}
 }
@@ -50,7 +52,7 @@ func TestResultSignVerify(t *testing.T) {
 	agent, _ := GenerateSigningKey()
 	other, _ := GenerateSigningKey()
 	at := time.Date(2026, 11, 24, 18, 0, 1, 234567890, time.UTC)
-	r := NewResult("0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", OpReset, CodePasswordPolicy, DetailHistory, "dc-site-a-1", at)
+	r := NewResult("0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", wire.OpReset, wire.CodePasswordPolicy, wire.DetailHistory, "dc-site-a-1", at)
 	if r.Status != StatusFailed || r.Retryable || r.V != 1 {
 		t.Fatalf("%+v", r)
 	}
@@ -82,24 +84,24 @@ func TestResultSignVerify(t *testing.T) {
 	if _, err := VerifyResult(agent.Public(), bad); err == nil {
 		t.Error("correlation mismatch accepted")
 	}
-	ok := NewResult("id", OpReset, CodeDirectoryUnavailable, "", "a", at)
+	ok := NewResult("id", wire.OpReset, wire.CodeDirectoryUnavailable, "", "a", at)
 	if ok.Status != StatusFailed || !ok.Retryable {
 		t.Errorf("%+v", ok)
 	}
-	if s := NewResult("id", OpChange, CodeOK, "", "a", at); s.Status != StatusSucceeded {
+	if s := NewResult("id", wire.OpChange, wire.CodeOK, "", "a", at); s.Status != StatusSucceeded {
 		t.Errorf("%+v", s)
 	}
 }
 
 func TestSignResultRefuses(t *testing.T) {
 	key, _ := GenerateSigningKey()
-	base := NewResult("id", OpReset, CodeOK, "", "a", time.Now())
+	base := NewResult("id", wire.OpReset, wire.CodeOK, "", "a", time.Now())
 	for name, edit := range map[string]func(*Result){
 		"version":       func(r *Result) { r.V = 2 },
 		"no id":         func(r *Result) { r.ID = "" },
 		"unknown code":  func(r *Result) { r.Code = "nope" },
 		"status for ok": func(r *Result) { r.Status = StatusFailed },
-		"status failed": func(r *Result) { r.Code = CodeExpired },
+		"status failed": func(r *Result) { r.Code = wire.CodeExpired },
 		"no reason":     func(r *Result) { r.Reason = "" },
 		"no time":       func(r *Result) { r.CompletedAt = time.Time{} },
 	} {
@@ -141,8 +143,8 @@ func TestRejectionClasses(t *testing.T) {
 	}{
 		{Malformed, "malformed", false, true},
 		{Unauthenticated, "unauthenticated", false, true},
-		{Invalid, CodeInvalidRequest, true, true},
-		{Expired, CodeExpired, true, false},
+		{Invalid, wire.CodeInvalidRequest, true, true},
+		{Expired, wire.CodeExpired, true, false},
 	} {
 		r := &Rejection{Class: c.class, Rule: "rule", MessageID: "m"}
 		if r.Code() != c.code || c.class.SendsResult() != c.result || c.class.DeadLetters() != c.dead {

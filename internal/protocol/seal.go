@@ -11,13 +11,14 @@ import (
 	"github.com/google/uuid"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // RequestSpec describes a request for BuildRequest: the sender's view of §3.
 type RequestSpec struct {
 	// ID is the request id; empty means a new random UUID.
 	ID         string
-	Op         Op
+	Op         wire.Op
 	Target     Target
 	Unlock     bool
 	MustChange bool
@@ -45,14 +46,14 @@ type SealedSecret struct {
 
 // Seal encrypts the passwords to the agent's key, bound to one request id,
 // op and target. oldPw is nil except for change. The plaintext is wiped.
-func Seal(agent *AgentPublicKey, id string, op Op, t Target, newPw, oldPw *secret.Secret) (SealedSecret, error) {
+func Seal(agent *AgentPublicKey, id string, op wire.Op, t Target, newPw, oldPw *secret.Secret) (SealedSecret, error) {
 	if agent == nil {
 		return SealedSecret{}, errors.New("seal: no agent public key")
 	}
 	if err := CheckPassword("new", newPw.Bytes()); err != nil {
 		return SealedSecret{}, fmt.Errorf("seal: %w", err)
 	}
-	if op == OpChange {
+	if op == wire.OpChange {
 		if err := CheckPassword("old", oldPw.Bytes()); err != nil {
 			return SealedSecret{}, fmt.Errorf("seal: %w", err)
 		}
@@ -64,7 +65,7 @@ func Seal(agent *AgentPublicKey, id string, op Op, t Target, newPw, oldPw *secre
 	plain := make([]byte, 0, 6*(newPw.Len()+oldPw.Len())+32)
 	defer func() { clear(plain[:cap(plain)]) }()
 	plain = append(plain, '{')
-	if op == OpChange {
+	if op == wire.OpChange {
 		plain = append(plain, `"old":`...)
 		plain = appendJSONString(plain, oldPw.Bytes())
 		plain = append(plain, ',')
@@ -102,7 +103,7 @@ func appendJSONString(dst, s []byte) []byte {
 type requestWire struct {
 	V         int           `json:"v"`
 	ID        string        `json:"id"`
-	Op        Op            `json:"op"`
+	Op        wire.Op       `json:"op"`
 	Target    targetWire    `json:"target"`
 	Options   *optionsWire  `json:"options,omitempty"`
 	Actor     actorWire     `json:"actor"`
@@ -116,7 +117,7 @@ type targetWire Target
 // MarshalJSON writes only the members the target sets, sorted by name.
 func (t targetWire) MarshalJSON() ([]byte, error) {
 	out := []byte{'{'}
-	for i, m := range Target(t).members() {
+	for i, m := range Target(t).Members() {
 		if i > 0 {
 			out = append(out, ',')
 		}
@@ -151,12 +152,12 @@ func BuildRequest(signer *SigningKey, agent *AgentPublicKey, spec RequestSpec) (
 	switch {
 	case !isCanonicalUUID(spec.ID):
 		return Message{}, errors.New("build request: id is not a UUID in lowercase canonical form")
-	case !spec.Op.valid():
+	case !spec.Op.Valid():
 		return Message{}, fmt.Errorf("build request: op %q is not reset, change or unlock", truncate(string(spec.Op)))
 	case !spec.ExpiresAt.After(spec.IssuedAt):
 		return Message{}, errors.New("build request: expiresAt must be after issuedAt")
 	}
-	if err := spec.Target.Validate(); err != nil {
+	if err := ValidateTarget(spec.Target); err != nil {
 		return Message{}, fmt.Errorf("build request: %w", err)
 	}
 	if err := spec.Actor.validate(); err != nil {
@@ -168,10 +169,10 @@ func BuildRequest(signer *SigningKey, agent *AgentPublicKey, spec RequestSpec) (
 		IssuedAt:  spec.IssuedAt.UTC().Format(time.RFC3339Nano),
 		ExpiresAt: spec.ExpiresAt.UTC().Format(time.RFC3339Nano),
 	}
-	if spec.Op != OpUnlock && (spec.Unlock || spec.MustChange) {
+	if spec.Op != wire.OpUnlock && (spec.Unlock || spec.MustChange) {
 		w.Options = &optionsWire{Unlock: spec.Unlock, MustChange: spec.MustChange}
 	}
-	if spec.Op.hasSecret() {
+	if hasSecret(spec.Op) {
 		s, err := Seal(agent, spec.ID, spec.Op, spec.Target, spec.New, spec.Old)
 		if err != nil {
 			return Message{}, fmt.Errorf("build request: %w", err)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"wbagent/internal/wire"
 )
 
 // vectorFile is the layout of shared/testvectors/protocol-v1.json, made by an
@@ -269,7 +271,7 @@ func TestVectorResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != StatusSucceeded || r.Code != CodeOK || r.Reason != Reason(CodeOK, "") {
+	if r.Status != StatusSucceeded || r.Code != wire.CodeOK || r.Reason != Reason(wire.CodeOK, "") {
 		t.Errorf("result %+v", r)
 	}
 	// Signing the same result with the vector key reproduces the vector
@@ -315,7 +317,7 @@ func TestVectorSenderInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, err := BuildRequest(sk, pub, RequestSpec{
-			Op: OpChange, Target: Target{SAMAccountName: "alice", Domain: "CORP"},
+			Op: wire.OpChange, Target: Target{SAMAccountName: "alice", Domain: "CORP"},
 			Actor: Actor{ID: "alice@corp.example.test", Kind: ActorSelf}, Session: true,
 			IssuedAt: v.Now, ExpiresAt: v.Now.Add(5 * time.Minute),
 			New: secretOf("n\"e\\w\x01é"), Old: secretOf("old"),

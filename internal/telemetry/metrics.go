@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"wbagent/internal/wire"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -12,11 +14,20 @@ import (
 const namespace = "wbagent"
 
 // Label values are folded onto these sets; anything else counts as "other".
+// They come from the wire vocabulary, so a code it adds is a label here.
 var (
-	ops     = []string{"reset", "change", "unlock"}
-	codes   = []string{"ok", "password_policy", "wrong_old_password", "account_locked", "account_disabled", "user_not_found", "user_ambiguous", "protected_account", "out_of_scope", "access_denied", "expired", "invalid_request", "directory_unavailable", "internal_error"}
-	reasons = []string{"malformed", "unauthenticated", "invalid_request"}
+	ops     = opNames(wire.Ops)
+	codes   = wire.Codes
+	reasons = wire.DeadLetterReasons
 )
+
+func opNames(ops []wire.Op) []string {
+	s := make([]string, len(ops))
+	for i, op := range ops {
+		s[i] = string(op)
+	}
+	return s
+}
 
 const other = "other"
 

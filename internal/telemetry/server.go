@@ -30,6 +30,10 @@ type ServerOptions struct {
 	CheckTimeout time.Duration
 	// Logger receives serving errors; nil logs nothing.
 	Logger *zap.Logger
+	// OnError, when set, is told that serving stopped on an error (not on
+	// Shutdown), so the agent can stop instead of running without its
+	// health endpoints.
+	OnError func(error)
 }
 
 // Server serves /healthz, /readyz and /metrics.
@@ -167,6 +171,9 @@ func (s *Server) Start() error {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics and health server stopped", zap.Error(err))
+			if s.opts.OnError != nil {
+				s.opts.OnError(err)
+			}
 		}
 	}()
 	return nil

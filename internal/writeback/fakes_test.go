@@ -16,6 +16,7 @@ import (
 	"wbagent/internal/ledger"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // fakeClock only moves when a test or a Sleep moves it, so retry waits take
@@ -90,7 +91,7 @@ func (d *fakeDir) Apply(ctx context.Context, c Change) Applied {
 	n := len(d.calls)
 	d.calls = append(d.calls, c)
 	d.passwords = append(d.passwords, c.New.Reveal())
-	s := step{Applied: Applied{Code: protocol.CodeOK}, writes: c.Op != protocol.OpUnlock}
+	s := step{Applied: Applied{Code: wire.CodeOK}, writes: c.Op != wire.OpUnlock}
 	if len(d.script) > 0 {
 		s = d.script[min(n, len(d.script)-1)]
 	}
@@ -233,7 +234,7 @@ func newFixture(t testing.TB) *fixture {
 	if f.agentSig, err = protocol.GenerateSigningKey(); err != nil {
 		t.Fatal(err)
 	}
-	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{f.agentDec}, []ed25519.PublicKey{f.sender.Public()}, protocol.Limits{})
+	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{f.agentDec}, []ed25519.PublicKey{f.sender.Public()}, protocol.Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func (f *fixture) request(edit func(*protocol.RequestSpec)) protocol.Message {
 	f.t.Helper()
 	f.n++
 	spec := protocol.RequestSpec{
-		Op:        protocol.OpReset,
+		Op:        wire.OpReset,
 		Target:    protocol.Target{UserPrincipalName: "alice@corp.example.test"},
 		Actor:     protocol.Actor{ID: "helpdesk@contoso.example", Kind: protocol.ActorAdmin, IP: "203.0.113.7"},
 		IssuedAt:  f.clock.Now(),

@@ -12,6 +12,7 @@ import (
 
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // Options configure a Handler. Opener, Directory, Ledger, Audit and
@@ -21,7 +22,8 @@ type Options struct {
 	Agent string
 	// RetryBudget bounds how long one delivery retries transient failures
 	// (directory, ledger, session state, audit) before its message is
-	// abandoned for redelivery (requests.retryBudget). Default 45s.
+	// abandoned for redelivery (requests.retryBudget). Required: the config
+	// owns its default.
 	RetryBudget time.Duration
 	// BackoffInitial and BackoffMax shape the exponential backoff between
 	// retries; each wait is jittered to between half and all of its step.
@@ -48,7 +50,6 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultRetryBudget      = 45 * time.Second
 	DefaultBackoffInitial   = 500 * time.Millisecond
 	DefaultBackoffMax       = 8 * time.Second
 	DefaultPostWriteTimeout = 10 * time.Second
@@ -82,9 +83,9 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("writeback: no audit trail")
 	case opts.SigningKey == nil:
 		return nil, errors.New("writeback: no agent signing key (agent.signingKey)")
-	}
-	if opts.RetryBudget <= 0 {
-		opts.RetryBudget = DefaultRetryBudget
+	case opts.RetryBudget <= 0:
+		// The config owns this default; a zero here is a wiring mistake.
+		return nil, fmt.Errorf("writeback: retry budget %s: give a positive duration (requests.retryBudget)", opts.RetryBudget)
 	}
 	if opts.BackoffInitial <= 0 {
 		opts.BackoffInitial = DefaultBackoffInitial
@@ -175,7 +176,7 @@ func (h *Handler) Handle(ctx context.Context, d Delivery) Outcome {
 	case errors.As(err, &rej):
 		out = t.rejected(ctx, rej)
 	default:
-		out = t.abandon(protocol.CodeInternalError, fmt.Errorf("open request: %w", err))
+		out = t.abandon(wire.CodeInternalError, fmt.Errorf("open request: %w", err))
 	}
 	return t.finish(ctx, out)
 }

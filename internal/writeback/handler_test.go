@@ -12,25 +12,26 @@ import (
 	"wbagent/internal/ledger"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Every directory answer of §6 ends in its result and a completed message.
 func TestDirectoryCodesAreAnsweredAndCompleted(t *testing.T) {
 	cases := []struct{ code, detail string }{
-		{protocol.CodeOK, ""},
-		{protocol.CodePasswordPolicy, protocol.DetailTooShort},
-		{protocol.CodePasswordPolicy, protocol.DetailComplexity},
-		{protocol.CodePasswordPolicy, protocol.DetailHistory},
-		{protocol.CodePasswordPolicy, protocol.DetailTooYoung},
-		{protocol.CodePasswordPolicy, protocol.DetailPolicy},
-		{protocol.CodeWrongOldPassword, ""},
-		{protocol.CodeAccountLocked, ""},
-		{protocol.CodeAccountDisabled, ""},
-		{protocol.CodeUserNotFound, ""},
-		{protocol.CodeUserAmbiguous, ""},
-		{protocol.CodeProtectedAccount, ""},
-		{protocol.CodeOutOfScope, ""},
-		{protocol.CodeAccessDenied, ""},
+		{wire.CodeOK, ""},
+		{wire.CodePasswordPolicy, wire.DetailTooShort},
+		{wire.CodePasswordPolicy, wire.DetailComplexity},
+		{wire.CodePasswordPolicy, wire.DetailHistory},
+		{wire.CodePasswordPolicy, wire.DetailTooYoung},
+		{wire.CodePasswordPolicy, wire.DetailPolicy},
+		{wire.CodeWrongOldPassword, ""},
+		{wire.CodeAccountLocked, ""},
+		{wire.CodeAccountDisabled, ""},
+		{wire.CodeUserNotFound, ""},
+		{wire.CodeUserAmbiguous, ""},
+		{wire.CodeProtectedAccount, ""},
+		{wire.CodeOutOfScope, ""},
+		{wire.CodeAccessDenied, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.code+"/"+c.detail, func(t *testing.T) {
@@ -44,7 +45,7 @@ func TestDirectoryCodesAreAnsweredAndCompleted(t *testing.T) {
 			if r.Code != c.code || r.Detail != c.detail {
 				t.Fatalf("result %s/%s, want %s/%s", r.Code, r.Detail, c.code, c.detail)
 			}
-			if want := protocol.ReasonFor(protocol.OpReset, c.code, c.detail); r.Reason != want {
+			if want := protocol.ReasonFor(wire.OpReset, c.code, c.detail); r.Reason != want {
 				t.Fatalf("reason %q, want %q", r.Reason, want)
 			}
 			if r.Agent != "dc-test-1" || out.ReplyTo != "replies" || out.Reply.CorrelationID != r.ID {
@@ -90,18 +91,18 @@ func TestAuditRecordDescribesTheRequest(t *testing.T) {
 func TestChangeAndUnlockReachTheDirectory(t *testing.T) {
 	f := newFixture(t)
 	m := f.request(func(s *protocol.RequestSpec) {
-		s.Op, s.Old, s.New, s.MustChange = protocol.OpChange, secret.FromString("Old-Passw0rd!"), secret.FromString("New-Passw0rd!"), false
+		s.Op, s.Old, s.New, s.MustChange = wire.OpChange, secret.FromString("Old-Passw0rd!"), secret.FromString("New-Passw0rd!"), false
 	})
 	if out := f.handle(m, nil); out.Settle != Complete {
 		t.Fatalf("change: settle %v", out.Settle)
 	}
-	u := f.request(func(s *protocol.RequestSpec) { s.Op, s.New = protocol.OpUnlock, nil })
+	u := f.request(func(s *protocol.RequestSpec) { s.Op, s.New = wire.OpUnlock, nil })
 	out := f.handle(u, nil)
-	if r := f.result(out); r.Code != "ok" || r.Reason != protocol.ReasonFor(protocol.OpUnlock, "ok", "") {
+	if r := f.result(out); r.Code != "ok" || r.Reason != protocol.ReasonFor(wire.OpUnlock, "ok", "") {
 		t.Fatalf("unlock result %+v", r)
 	}
 	c0, c1 := f.dir.calls[0], f.dir.calls[1]
-	if c0.Op != protocol.OpChange || c1.Op != protocol.OpUnlock || !c1.Unlock || f.dir.passwords[0] != "New-Passw0rd!" {
+	if c0.Op != wire.OpChange || c1.Op != wire.OpUnlock || !c1.Unlock || f.dir.passwords[0] != "New-Passw0rd!" {
 		t.Fatalf("directory saw %+v / %+v", c0, c1)
 	}
 	// The request's passwords are wiped once handled.
@@ -145,7 +146,7 @@ func TestRejectedMessages(t *testing.T) {
 			return m
 		}, DeadLetter, "unauthenticated", "", audit.EventDeadLettered, "signature"},
 		{"sealed for another agent", func() protocol.Message {
-			spec := protocol.RequestSpec{Op: protocol.OpReset, Target: protocol.Target{UserPrincipalName: "bob@corp.example.test"},
+			spec := protocol.RequestSpec{Op: wire.OpReset, Target: protocol.Target{UserPrincipalName: "bob@corp.example.test"},
 				Actor: protocol.Actor{ID: "bob", Kind: "self"}, IssuedAt: f.clock.Now(), ExpiresAt: f.clock.Now().Add(time.Minute),
 				New: secret.FromString("Whatever-1234"), ReplyTo: "replies"}
 			m, err := protocol.BuildRequest(f.sender, otherAgent.Public(), spec)
@@ -223,7 +224,7 @@ func TestReplyGoesToReplyToSession(t *testing.T) {
 
 func TestReplayResendsTheFirstResult(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodePasswordPolicy, Detail: protocol.DetailHistory}}, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodePasswordPolicy, Detail: wire.DetailHistory}}, {Applied: Applied{Code: wire.CodeOK}, writes: true}}
 	m := f.request(nil)
 	first := f.result(f.handle(m, nil))
 	f.clock.Advance(time.Minute)
@@ -235,7 +236,7 @@ func TestReplayResendsTheFirstResult(t *testing.T) {
 	if *first != *second || out.Settle != Complete {
 		t.Fatalf("replay gave %+v, first was %+v", second, first)
 	}
-	if rec := f.aud.last(t); rec.Event != audit.EventReplayed || rec.Code != protocol.CodePasswordPolicy {
+	if rec := f.aud.last(t); rec.Event != audit.EventReplayed || rec.Code != wire.CodePasswordPolicy {
 		t.Fatalf("replay audit %+v", rec)
 	}
 	// Even once expired, a redelivery gets the first result, not `expired`.
@@ -261,10 +262,10 @@ func TestUnauditedResultIsAuditedOnRedelivery(t *testing.T) {
 	}
 	f.aud.fail = 0
 	out := f.handle(m, nil)
-	if r := f.result(out); r.Code != protocol.CodeOK || out.Settle != Complete || f.dir.applyCount() != 1 {
+	if r := f.result(out); r.Code != wire.CodeOK || out.Settle != Complete || f.dir.applyCount() != 1 {
 		t.Fatalf("redelivery: %s/%v after %d directory writes", r.Code, out.Settle, f.dir.applyCount())
 	}
-	if rec := f.aud.last(t); rec.Event != audit.EventResult || rec.Detail != AuditDetailRecovered || rec.Code != protocol.CodeOK {
+	if rec := f.aud.last(t); rec.Event != audit.EventResult || rec.Detail != AuditDetailRecovered || rec.Code != wire.CodeOK {
 		t.Fatalf("redelivery audit %+v, want the missing result line", rec)
 	}
 	if rec, _ := f.led.Get(m.MessageID); !rec.Audited {
@@ -278,8 +279,8 @@ func TestUnauditedResultIsAuditedOnRedelivery(t *testing.T) {
 
 func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 	f := newFixture(t)
-	down := step{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}
-	f.dir.script = []step{down, down, down, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	down := step{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}}
+	f.dir.script = []step{down, down, down, {Applied: Applied{Code: wire.CodeOK}, writes: true}}
 	out := f.handle(f.request(nil), nil)
 	if r := f.result(out); r.Code != "ok" {
 		t.Fatalf("result %s", r.Code)
@@ -304,7 +305,7 @@ func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 
 func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
 	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{},
-		BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
+		RetryBudget: time.Minute, BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
 	for _, j := range []float64{0, 0.999} {
 		h.o.Jitter = func() float64 { return j }
 		for n, step := range []time.Duration{1, 2, 4, 8, 8, 8} {
@@ -319,16 +320,16 @@ func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
 
 func TestRetryBudgetSpentAbandonsThenExpires(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}}}
 	m := f.request(nil)
 	out := f.handle(m, nil)
-	if out.Settle != Abandon || out.Reply != nil || out.Code != protocol.CodeDirectoryUnavailable {
+	if out.Settle != Abandon || out.Reply != nil || out.Code != wire.CodeDirectoryUnavailable {
 		t.Fatalf("outcome %+v, want abandon directory_unavailable without reply", out)
 	}
 	if s := f.clock.totalSlept(); s > 45*time.Second || s < 40*time.Second {
 		t.Fatalf("waited %v in all, want the 45s budget", s)
 	}
-	if rec := f.aud.last(t); rec.Event != audit.EventAbandoned || rec.Code != protocol.CodeDirectoryUnavailable {
+	if rec := f.aud.last(t); rec.Event != audit.EventAbandoned || rec.Code != wire.CodeDirectoryUnavailable {
 		t.Fatalf("audit %+v", rec)
 	}
 	// Every attempt failed before anything reached the DC: no applying
@@ -350,10 +351,10 @@ func TestRetryBudgetSpentAbandonsThenExpires(t *testing.T) {
 func TestExpiredAfterDirectoryStayedDown(t *testing.T) {
 	for _, sessions := range []bool{false, true} {
 		f := newFixture(t)
-		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+		f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}}}
 		f.dir.pwdErrs = 1 << 30 // the DC answers nothing at all
 		m := f.request(func(s *protocol.RequestSpec) {
-			s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+			s.Op, s.Old = wire.OpChange, secret.FromString("Old-Passw0rd!")
 		})
 		var st SessionState
 		var fs *fakeSession
@@ -371,7 +372,7 @@ func TestExpiredAfterDirectoryStayedDown(t *testing.T) {
 		}
 		f.clock.Advance(10 * time.Minute)
 		out := f.handle(m, st)
-		if r := f.result(out); r.Code != protocol.CodeExpired || out.Settle != Complete || f.dir.pwdCalls != 0 {
+		if r := f.result(out); r.Code != wire.CodeExpired || out.Settle != Complete || f.dir.pwdCalls != 0 {
 			t.Fatalf("sessions=%v: after expiry got %s/%v with %d pwdLastSet reads, want expired/complete and none", sessions, r.Code, out.Settle, f.dir.pwdCalls)
 		}
 	}
@@ -379,10 +380,10 @@ func TestExpiredAfterDirectoryStayedDown(t *testing.T) {
 
 func TestExpiredWhileRetryingIsAnsweredExpired(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}}}
 	m := f.request(func(s *protocol.RequestSpec) { s.ExpiresAt = f.clock.Now().Add(10 * time.Second) })
 	out := f.handle(m, nil)
-	if r := f.result(out); r.Code != protocol.CodeExpired || out.Settle != Complete {
+	if r := f.result(out); r.Code != wire.CodeExpired || out.Settle != Complete {
 		t.Fatalf("got %s/%v, want expired/complete", r.Code, out.Settle)
 	}
 }
@@ -392,10 +393,10 @@ func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
 		f := newFixture(t)
 		// The first attempt may or may not write, and then neither the
 		// directory nor pwdLastSet answers until the budget is spent.
-		f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: landed}}
+		f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: landed}}
 		f.dir.pwdErrs = 1 << 30
 		m := f.request(func(s *protocol.RequestSpec) {
-			s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+			s.Op, s.Old = wire.OpChange, secret.FromString("Old-Passw0rd!")
 		})
 		if out := f.handle(m, nil); out.Settle != Abandon {
 			t.Fatalf("first delivery: %v", out.Settle)
@@ -404,9 +405,9 @@ func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
 		calls := f.dir.applyCount()
 		f.clock.Advance(10 * time.Minute) // expired now
 		out := f.handle(m, nil)
-		want := protocol.CodeExpired
+		want := wire.CodeExpired
 		if landed {
-			want = protocol.CodeOK
+			want = wire.CodeOK
 		}
 		if r := f.result(out); r.Code != want {
 			t.Fatalf("landed=%v: result %s, want %s", landed, r.Code, want)
@@ -421,9 +422,9 @@ func TestExpiredRedeliveryAfterAbandon(t *testing.T) {
 // transient failure (timeout after the modify) must not be repeated.
 func TestChangeThatLandedIsNotRepeated(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: true}, {Applied: Applied{Code: protocol.CodeWrongOldPassword}}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}, writes: true}, {Applied: Applied{Code: wire.CodeWrongOldPassword}}}
 	m := f.request(func(s *protocol.RequestSpec) {
-		s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+		s.Op, s.Old = wire.OpChange, secret.FromString("Old-Passw0rd!")
 	})
 	out := f.handle(m, nil)
 	if r := f.result(out); r.Code != "ok" {
@@ -442,16 +443,16 @@ func TestChangeThatLandedIsNotRepeated(t *testing.T) {
 func TestApplyingInLedgerAfterCrash(t *testing.T) {
 	cases := []struct {
 		name       string
-		op         protocol.Op
+		op         wire.Op
 		landed     bool
 		wantWrites int
 		wantPwd    bool
 	}{
-		{"change landed", protocol.OpChange, true, 0, true},
-		{"change not landed", protocol.OpChange, false, 1, true},
-		{"reset landed", protocol.OpReset, true, 0, true},
-		{"reset not landed", protocol.OpReset, false, 1, true},
-		{"unlock", protocol.OpUnlock, false, 1, false},
+		{"change landed", wire.OpChange, true, 0, true},
+		{"change not landed", wire.OpChange, false, 1, true},
+		{"reset landed", wire.OpReset, true, 0, true},
+		{"reset not landed", wire.OpReset, false, 1, true},
+		{"unlock", wire.OpUnlock, false, 1, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -459,9 +460,9 @@ func TestApplyingInLedgerAfterCrash(t *testing.T) {
 			m := f.request(func(s *protocol.RequestSpec) {
 				s.Op = c.op
 				switch c.op {
-				case protocol.OpChange:
+				case wire.OpChange:
 					s.Old = secret.FromString("Old-Passw0rd!")
-				case protocol.OpUnlock:
+				case wire.OpUnlock:
 					s.New = nil
 				}
 			})
@@ -512,7 +513,7 @@ func TestSessionStateWrittenAroundTheWrite(t *testing.T) {
 func TestSessionStateDoneFromAnotherAgentIsReplayed(t *testing.T) {
 	f := newFixture(t)
 	m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
-	first := protocol.NewResult(m.MessageID, protocol.OpReset, protocol.CodeOK, "", "dc-other-2", t0)
+	first := protocol.NewResult(m.MessageID, wire.OpReset, wire.CodeOK, "", "dc-other-2", t0)
 	body, _ := first.MarshalJSON()
 	ss := &ledger.SessionState{}
 	ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Done, Result: body})
@@ -535,7 +536,7 @@ func TestSessionStateApplyingFromAnotherAgent(t *testing.T) {
 	for _, landed := range []bool{true, false} {
 		f := newFixture(t)
 		m := f.request(func(s *protocol.RequestSpec) {
-			s.Session, s.Op, s.Old = true, protocol.OpChange, secret.FromString("Old-Passw0rd!")
+			s.Session, s.Op, s.Old = true, wire.OpChange, secret.FromString("Old-Passw0rd!")
 		})
 		ss := &ledger.SessionState{}
 		ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Applying, At: t0.Add(-time.Minute)})
@@ -569,7 +570,7 @@ func TestSessionStateFailures(t *testing.T) {
 		f := newFixture(t)
 		m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
 		out := f.handle(m, &fakeSession{setErrs: 1 << 30})
-		if out.Settle != Abandon || out.Code != protocol.CodeInternalError || f.dir.applyCount() != 0 {
+		if out.Settle != Abandon || out.Code != wire.CodeInternalError || f.dir.applyCount() != 0 {
 			t.Fatalf("outcome %+v after %d writes; want abandon before any write", out, f.dir.applyCount())
 		}
 		// The claim was released: the next delivery proceeds.
@@ -632,9 +633,9 @@ func TestAuditTransientFailureIsRetried(t *testing.T) {
 
 func TestInternalErrorAbandons(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeInternalError}}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeInternalError}}}
 	out := f.handle(f.request(nil), nil)
-	if out.Settle != Abandon || out.Reply != nil || out.Code != protocol.CodeInternalError {
+	if out.Settle != Abandon || out.Reply != nil || out.Code != wire.CodeInternalError {
 		t.Fatalf("outcome %+v", out)
 	}
 	if f.aud.last(t).Event != audit.EventAbandoned {
@@ -659,7 +660,7 @@ func TestCancelledContextAbandonsWithoutWriting(t *testing.T) {
 func TestCancelDuringRetries(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}}}
 	f.dir.onApply = func(context.Context) { cancel() }
 	out := f.h.Handle(ctx, Delivery{Message: f.request(nil)})
 	if out.Settle != Abandon || f.dir.applyCount() != 1 {
@@ -699,13 +700,13 @@ func TestConcurrentDuplicateDeliveries(t *testing.T) {
 func TestNoPasswordInLogsOrAudit(t *testing.T) {
 	f := newFixture(t)
 	f.dir.script = []step{
-		{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true}},
-		{Applied: Applied{Code: protocol.CodePasswordPolicy, Detail: protocol.DetailComplexity}},
+		{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true}},
+		{Applied: Applied{Code: wire.CodePasswordPolicy, Detail: wire.DetailComplexity}},
 	}
 	pw := "Hunter2-Unique-Passw0rd"
 	old := "Old-Unique-Passw0rd"
 	f.handle(f.request(func(s *protocol.RequestSpec) {
-		s.Op, s.New, s.Old = protocol.OpChange, secret.FromString(pw), secret.FromString(old)
+		s.Op, s.New, s.Old = wire.OpChange, secret.FromString(pw), secret.FromString(old)
 	}), &fakeSession{})
 	var all strings.Builder
 	for _, e := range f.logs.All() {
@@ -735,9 +736,9 @@ func toString(v any) string {
 // next attempt check pwdLastSet first; one that did not land is repeated.
 func TestIndeterminateFailureChecksBeforeRepeating(t *testing.T) {
 	f := newFixture(t)
-	f.dir.script = []step{{Applied: Applied{Code: protocol.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}}, {Applied: Applied{Code: protocol.CodeOK}, writes: true}}
+	f.dir.script = []step{{Applied: Applied{Code: wire.CodeDirectoryUnavailable, Transient: true, Indeterminate: true}}, {Applied: Applied{Code: wire.CodeOK}, writes: true}}
 	out := f.handle(f.request(func(s *protocol.RequestSpec) {
-		s.Op, s.Old = protocol.OpChange, secret.FromString("Old-Passw0rd!")
+		s.Op, s.Old = wire.OpChange, secret.FromString("Old-Passw0rd!")
 	}), nil)
 	if r := f.result(out); r.Code != "ok" || f.dir.applyCount() != 2 || f.dir.pwdCalls != 1 {
 		t.Fatalf("result %s after %d writes and %d pwdLastSet reads", r.Code, f.dir.applyCount(), f.dir.pwdCalls)
@@ -752,7 +753,7 @@ func TestIndeterminateFailureChecksBeforeRepeating(t *testing.T) {
 func TestResultLineWrittenBeforeTheCrash(t *testing.T) {
 	f := newFixture(t)
 	m := f.request(nil)
-	if r := f.result(f.handle(m, nil)); r.Code != protocol.CodeOK {
+	if r := f.result(f.handle(m, nil)); r.Code != wire.CodeOK {
 		t.Fatalf("first delivery: %s", r.Code)
 	}
 	// Forget that the line is written, as a crash right after it would.
@@ -765,7 +766,7 @@ func TestResultLineWrittenBeforeTheCrash(t *testing.T) {
 	}
 	f.clock.Advance(time.Minute)
 	out := f.handle(m, nil)
-	if r := f.result(out); r.Code != protocol.CodeOK || f.dir.applyCount() != 1 {
+	if r := f.result(out); r.Code != wire.CodeOK || f.dir.applyCount() != 1 {
 		t.Fatalf("redelivery: %s after %d writes", r.Code, f.dir.applyCount())
 	}
 	results := 0
@@ -788,7 +789,7 @@ func TestDuplicateWaitsForTheResultLine(t *testing.T) {
 	if _, err := f.led.MarkApplying(m.MessageID, f.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	res := protocol.NewResult(m.MessageID, protocol.OpReset, protocol.CodeOK, "", "agent-1", f.clock.Now())
+	res := protocol.NewResult(m.MessageID, wire.OpReset, wire.CodeOK, "", "agent-1", f.clock.Now())
 	body, err := res.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
@@ -812,10 +813,19 @@ func TestDuplicateWaitsForTheResultLine(t *testing.T) {
 	}
 	f.h.endAuditing(m.MessageID)
 	out := <-done
-	if r := f.result(out); r.Code != protocol.CodeOK || out.Settle != Complete || f.dir.applyCount() != 0 {
+	if r := f.result(out); r.Code != wire.CodeOK || out.Settle != Complete || f.dir.applyCount() != 0 {
 		t.Fatalf("duplicate: %+v after %d writes", out, f.dir.applyCount())
 	}
 	if rec := f.aud.last(t); rec.Event != audit.EventReplayed {
 		t.Fatalf("audit %+v, want replayed", rec)
+	}
+}
+
+// The retry budget is the config's to default: a handler built without
+// one is a wiring mistake, refused by name.
+func TestNewRefusesAZeroRetryBudget(t *testing.T) {
+	_, err := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}})
+	if err == nil || !strings.Contains(err.Error(), "requests.retryBudget") {
+		t.Fatalf("New without a retry budget: %v", err)
 	}
 }

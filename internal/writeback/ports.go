@@ -7,6 +7,7 @@ import (
 	"wbagent/internal/ledger"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Opener authenticates, validates and opens a request message;
@@ -17,7 +18,7 @@ type Opener interface {
 
 // Change is the directory write one request asks for.
 type Change struct {
-	Op         protocol.Op
+	Op         wire.Op
 	Target     protocol.Target
 	Unlock     bool
 	MustChange bool

@@ -12,6 +12,7 @@ import (
 	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // Audit details that say more than the code about an outcome.
@@ -53,7 +54,7 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 		t.auditDetail = AuditDetailInFlight
 		return t.abandon("", err)
 	default:
-		return t.abandon(protocol.CodeInternalError, err)
+		return t.abandon(wire.CodeInternalError, err)
 	}
 	if prev.State == ledger.Done {
 		if prev.Audited {
@@ -176,7 +177,7 @@ func (t *task) failed(ctx context.Context, err error) Outcome {
 	if ctx.Err() != nil {
 		return t.interrupted(ctx, err)
 	}
-	return t.abandon(protocol.CodeInternalError, err)
+	return t.abandon(wire.CodeInternalError, err)
 }
 
 // decide finds the request's result: from pwdLastSet when an earlier write
@@ -207,7 +208,7 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 	req := t.req
 	for n := 1; ; n++ {
 		var failure error
-		if recovering && req.Op != protocol.OpUnlock {
+		if recovering && req.Op != wire.OpUnlock {
 			landed, err := t.landed(ctx, applyingAt)
 			switch {
 			case err != nil:
@@ -216,12 +217,12 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 				t.auditDetail = AuditDetailRecovered
 				t.log.Info("an earlier attempt took effect (pwdLastSet is after it began); answering ok",
 					zap.String(logging.FieldRequestID, req.ID))
-				return protocol.CodeOK, "", true, nil
+				return wire.CodeOK, "", true, nil
 			}
 		}
 		if failure == nil {
 			if !mayApply || !t.now().Before(req.ExpiresAt) {
-				return protocol.CodeExpired, "", recovering, nil
+				return wire.CodeExpired, "", recovering, nil
 			}
 			if err := ctx.Err(); err != nil {
 				out := t.interrupted(ctx, err)
@@ -232,7 +233,7 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 				if completes(a.Code) {
 					return a.Code, a.Detail, true, nil
 				}
-				out := t.abandon(protocol.CodeInternalError, fmt.Errorf("directory answered %q: %w", a.Code, errOrCode(a)))
+				out := t.abandon(wire.CodeInternalError, fmt.Errorf("directory answered %q: %w", a.Code, errOrCode(a)))
 				return "", "", recovering, &out
 			}
 			if a.Indeterminate {
@@ -246,7 +247,7 @@ func (t *task) decide(ctx context.Context, applyingAt time.Time, recovering, may
 		}
 		remaining := t.deadline.Sub(t.now())
 		if remaining <= 0 {
-			out := t.abandon(protocol.CodeDirectoryUnavailable, fmt.Errorf("retry budget of %s spent: %w", t.h.o.RetryBudget, failure))
+			out := t.abandon(wire.CodeDirectoryUnavailable, fmt.Errorf("retry budget of %s spent: %w", t.h.o.RetryBudget, failure))
 			return "", "", recovering, &out
 		}
 		wait := min(t.h.backoff(n), remaining)
@@ -301,7 +302,7 @@ func (t *task) answer(ctx context.Context, code, detail string, ss *ledger.Sessi
 	body, err := res.MarshalJSON()
 	if err != nil {
 		t.h.o.Ledger.Release(id)
-		return t.abandon(protocol.CodeInternalError, fmt.Errorf("encode result: %w", err))
+		return t.abandon(wire.CodeInternalError, fmt.Errorf("encode result: %w", err))
 	}
 	// The result is decided (and maybe written): record it even if the
 	// delivery's context has ended.
@@ -328,17 +329,17 @@ func (t *task) answer(ctx context.Context, code, detail string, ss *ledger.Sessi
 
 // isTransient reports whether a directory answer may change on retry.
 func isTransient(a Applied) bool {
-	return a.Transient || a.Code == protocol.CodeDirectoryUnavailable
+	return a.Transient || a.Code == wire.CodeDirectoryUnavailable
 }
 
 // completes reports whether code is a final answer from the directory: a
 // result of §6 after which the message is completed.
 func completes(code string) bool {
 	switch code {
-	case protocol.CodeOK, protocol.CodePasswordPolicy, protocol.CodeWrongOldPassword,
-		protocol.CodeAccountLocked, protocol.CodeAccountDisabled, protocol.CodeUserNotFound,
-		protocol.CodeUserAmbiguous, protocol.CodeProtectedAccount, protocol.CodeOutOfScope,
-		protocol.CodeAccessDenied:
+	case wire.CodeOK, wire.CodePasswordPolicy, wire.CodeWrongOldPassword,
+		wire.CodeAccountLocked, wire.CodeAccountDisabled, wire.CodeUserNotFound,
+		wire.CodeUserAmbiguous, wire.CodeProtectedAccount, wire.CodeOutOfScope,
+		wire.CodeAccessDenied:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // Auditor takes audit records; *audit.Writer is the real one. Record must
@@ -120,12 +121,12 @@ func (t *task) rejected(ctx context.Context, rej *protocol.Rejection) Outcome {
 		// run the exactly-one-effect checks, but never write.
 		return t.run(ctx, false)
 	case protocol.Invalid:
-		out := Outcome{Settle: DeadLetter, DeadLetterReason: protocol.CodeInvalidRequest,
-			DeadLetterDescription: rej.Rule, Code: protocol.CodeInvalidRequest, Event: audit.EventDeadLettered}
+		out := Outcome{Settle: DeadLetter, DeadLetterReason: wire.CodeInvalidRequest,
+			DeadLetterDescription: rej.Rule, Code: wire.CodeInvalidRequest, Event: audit.EventDeadLettered}
 		if t.id() == "" {
 			return out // no id to answer to: the sender cannot match a result
 		}
-		res := protocol.NewResult(t.id(), protocol.Op(t.op()), protocol.CodeInvalidRequest, "", t.h.o.Agent, t.now())
+		res := protocol.NewResult(t.id(), wire.Op(t.op()), wire.CodeInvalidRequest, "", t.h.o.Agent, t.now())
 		return t.withReply(out, res)
 	case protocol.Malformed, protocol.Unauthenticated:
 		// No result: an untrusted message's ReplyTo cannot be trusted (§5).
@@ -133,7 +134,7 @@ func (t *task) rejected(ctx context.Context, rej *protocol.Rejection) Outcome {
 		return Outcome{Settle: DeadLetter, DeadLetterReason: reason, DeadLetterDescription: rej.Rule,
 			Code: reason, Event: audit.EventDeadLettered}
 	}
-	return t.abandon(protocol.CodeInternalError, fmt.Errorf("unexpected rejection: %w", rej))
+	return t.abandon(wire.CodeInternalError, fmt.Errorf("unexpected rejection: %w", rej))
 }
 
 // withReply signs res into out's reply when the request named a ReplyTo.
@@ -144,7 +145,7 @@ func (t *task) withReply(out Outcome, res protocol.Result) Outcome {
 	}
 	m, err := protocol.SignResult(t.h.o.SigningKey, res, t.req.ReplyToSessionID)
 	if err != nil {
-		return t.abandon(protocol.CodeInternalError, fmt.Errorf("sign result: %w", err))
+		return t.abandon(wire.CodeInternalError, fmt.Errorf("sign result: %w", err))
 	}
 	out.Reply, out.ReplyTo = &m, t.req.ReplyTo
 	return out
@@ -228,19 +229,13 @@ func (t *task) auditRecord(out Outcome, at time.Time) audit.Record {
 
 // targetMap returns the target's members as the request gave them.
 func targetMap(tg protocol.Target) map[string]string {
-	m := map[string]string{}
-	add := func(k, v string) {
-		if v != "" {
-			m[k] = v
-		}
-	}
-	add("objectGUID", tg.ObjectGUID)
-	add("immutableId", tg.ImmutableID)
-	add("userPrincipalName", tg.UserPrincipalName)
-	add("sAMAccountName", tg.SAMAccountName)
-	add("domain", tg.Domain)
-	if len(m) == 0 {
+	members := tg.Members()
+	if len(members) == 0 {
 		return nil
+	}
+	m := make(map[string]string, len(members))
+	for _, kv := range members {
+		m[kv[0]] = kv[1]
 	}
 	return m
 }
@@ -250,10 +245,10 @@ func targetMap(tg protocol.Target) map[string]string {
 func (t *task) replay(body []byte) Outcome {
 	res, err := protocol.ParseResult(body)
 	if err != nil {
-		return t.abandon(protocol.CodeInternalError, fmt.Errorf("the recorded result of request %s cannot be read: %w", t.id(), err))
+		return t.abandon(wire.CodeInternalError, fmt.Errorf("the recorded result of request %s cannot be read: %w", t.id(), err))
 	}
 	if res.ID != t.id() {
-		return t.abandon(protocol.CodeInternalError, fmt.Errorf("the recorded result for request %s names request %s", t.id(), res.ID))
+		return t.abandon(wire.CodeInternalError, fmt.Errorf("the recorded result for request %s names request %s", t.id(), res.ID))
 	}
 	out := Outcome{Settle: Complete, Event: audit.EventReplayed}
 	return t.withReply(out, *res)

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,17 +14,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"go.uber.org/zap"
 
-	"wbagent/internal/audit"
-	"wbagent/internal/bus"
+	"wbagent/internal/agent"
 	"wbagent/internal/config"
 	"wbagent/internal/lab/testbed"
-	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
-	"wbagent/internal/telemetry"
+	"wbagent/internal/wire"
 	"wbagent/internal/writeback"
 )
 
@@ -36,23 +32,28 @@ const CapacityAgentCommand = "capacity-agent"
 // capacityReady is the line a capacity agent prints once it consumes.
 const capacityReady = "capacity agent running"
 
+// capacityComponents starts the line, printed before capacityReady, that
+// names the components the capacity agent was built from.
+const capacityComponents = "components: "
+
 // instantDirectory answers every write at once with ok, so that the
 // agent itself (keys, ledger, audit, bus) is all that is measured.
 type instantDirectory struct{}
 
 func (instantDirectory) Apply(context.Context, writeback.Change) writeback.Applied {
-	return writeback.Applied{Code: protocol.CodeOK, DN: "CN=bench,OU=Staff,DC=bench,DC=test", DC: "instant"}
+	return writeback.Applied{Code: wire.CodeOK, DN: "CN=bench,OU=Staff,DC=bench,DC=test", DC: "instant"}
 }
 
 func (instantDirectory) PwdLastSet(context.Context, protocol.Target) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// RunCapacityAgent is the capacity agent's main: the agent's pipeline as
-// `wbagent run` builds it from the same config file (keys, ledger, audit
-// trail, writeback handler, Service Bus consumer, metrics, JSON logs to
-// stderr and the log file), with the directory replaced by one that
-// answers at once. It runs as its own process so that its CPU time and
+// RunCapacityAgent is the capacity agent's main: the agent `wbagent run`
+// builds, by the same constructor (internal/agent.New) from the same
+// config file (keys, ledger, audit trail and its sinks, writeback handler,
+// Service Bus consumer and credential, metrics, HTTP, JSON logs to stderr
+// and the log file), with the directory replaced by one that answers at
+// once. It runs as its own process so that its CPU time and
 // peak RSS can be read from /proc. It stops on SIGTERM or SIGINT.
 //
 // Arguments: --config PATH, and --cpuprofile PATH to write a CPU profile.
@@ -92,19 +93,26 @@ func RunCapacityAgent(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *memProfile != "" {
 		defer writeHeapProfile(*memProfile, log.Logger)
 	}
-	c, closeAll, err := capacityPipeline(cfg, log.Logger)
-	defer closeAll()
+	a, err := agent.New(ctx, cfg, agent.Deps{Logger: log.Logger, Getenv: os.Getenv, Clock: writeback.SystemClock{},
+		Directory: instantDirectory{}})
 	if err != nil {
 		return err
 	}
-	if err := c.Start(); err != nil {
-		return err
+	stop := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Agent.GracePeriod.D())
+		defer cancel()
+		return a.Stop(sctx)
 	}
+	if err := a.Start(ctx); err != nil {
+		return errors.Join(err, stop())
+	}
+	fmt.Fprintln(stdout, capacityComponents+strings.Join(a.Components(), " "))
 	fmt.Fprintln(stdout, capacityReady)
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Agent.GracePeriod.D())
-	defer cancel()
-	return c.Stop(sctx)
+	select {
+	case <-ctx.Done():
+	case err = <-a.Fatal():
+	}
+	return errors.Join(err, stop())
 }
 
 func writeHeapProfile(path string, log *zap.Logger) {
@@ -119,91 +127,15 @@ func writeHeapProfile(path string, log *zap.Logger) {
 	}
 }
 
-// capacityPipeline wires the pipeline as agent/pipeline.go does, with the
-// instant directory. closeAll releases what was opened, also on error.
-func capacityPipeline(cfg *config.Config, log *zap.Logger) (_ *bus.Consumer, closeAll func(), err error) {
-	var closers []func() error
-	closeAll = func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i]()
-		}
-	}
-	var keys []*protocol.DecryptionKey
-	for _, p := range cfg.Agent.DecryptionKeys {
-		k, err := protocol.LoadDecryptionKey(p)
-		if err != nil {
-			return nil, closeAll, err
-		}
-		keys = append(keys, k)
-	}
-	var senders []ed25519.PublicKey
-	for _, s := range cfg.Agent.TrustedSenders {
-		pub, err := protocol.LoadPublicKey(s.PublicKey)
-		if err != nil {
-			return nil, closeAll, err
-		}
-		senders = append(senders, pub)
-	}
-	opener, err := protocol.NewOpener(keys, senders, protocol.Limits{
-		MaxClockSkew: cfg.Requests.MaxClockSkew.D(), MaxLifetime: cfg.Requests.MaxLifetime.D()})
-	if err != nil {
-		return nil, closeAll, err
-	}
-	signer, err := protocol.LoadSigningKey(cfg.Agent.SigningKey)
-	if err != nil {
-		return nil, closeAll, err
-	}
-	closers = append(closers, func() error { signer.Destroy(); return nil })
-	led, err := ledger.Open(cfg.Agent.StateDir, ledger.Options{
-		Retention: cfg.Requests.MaxLifetime.D() + cfg.Requests.MaxClockSkew.D(), Logger: log})
-	if err != nil {
-		return nil, closeAll, err
-	}
-	closers = append(closers, led.Close)
-	aud, err := audit.Open(cfg.Audit.File, audit.Options{Logger: log})
-	if err != nil {
-		return nil, closeAll, err
-	}
-	closers = append(closers, aud.Close)
-	h, err := writeback.New(writeback.Options{Agent: cfg.Agent.Name, RetryBudget: cfg.Requests.RetryBudget.D(),
-		Opener: opener, Directory: instantDirectory{}, Ledger: led, Audit: aud, SigningKey: signer, Logger: log})
-	if err != nil {
-		return nil, closeAll, err
-	}
-	sb := cfg.ServiceBus
-	if sb.ConnectionString == nil {
-		return nil, closeAll, errors.New("capacity agent: servicebus.connectionString is required")
-	}
-	cs, err := sb.ConnectionString.Resolve(os.Getenv)
-	if err != nil {
-		return nil, closeAll, err
-	}
-	closers = append(closers, func() error { cs.Destroy(); return nil })
-	client, err := bus.NewClient(bus.Connection{ConnectionString: cs, ApplicationID: "wbbench/" + cfg.Agent.Name,
-		Retry: retryOptions(sb.Retry)})
-	if err != nil {
-		return nil, closeAll, err
-	}
-	closers = append(closers, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return client.Close(ctx)
-	})
-	metrics, err := telemetry.NewMetrics(telemetry.NewRegistry())
-	if err != nil {
-		return nil, closeAll, err
-	}
-	c, err := bus.New(client, h, bus.Options{Queue: sb.Queue, Sessions: sb.Sessions, MaxConcurrent: sb.MaxConcurrent,
-		SettleTimeout: sb.SettleTimeout.D(), SessionIdleTimeout: sb.SessionIdleTimeout.D(), Metrics: metrics, Logger: log})
-	return c, closeAll, err
-}
-
 // Process is an agent process being measured: a `wbagent run` or a
 // capacity agent.
 type Process struct {
-	Pid    int
-	cmd    *exec.Cmd
-	exited chan struct{}
+	Pid int
+	// Components names what the capacity agent was built from (empty for
+	// a `wbagent run`).
+	Components string
+	cmd        *exec.Cmd
+	exited     chan struct{}
 }
 
 // StartCapacityAgent runs this executable as a capacity agent for the
@@ -242,6 +174,9 @@ func StartCapacityAgent(ctx context.Context, f *testbed.AgentFiles, env []string
 		sc := bufio.NewScanner(out)
 		ok := false
 		for sc.Scan() {
+			if c, found := strings.CutPrefix(sc.Text(), capacityComponents); found && !ok {
+				p.Components = c
+			}
 			if !ok && strings.TrimSpace(sc.Text()) == capacityReady {
 				ok = true
 				ready <- true
@@ -273,9 +208,4 @@ func (p *Process) Stop(timeout time.Duration) {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-}
-
-// retryOptions maps the config's retry section as the agent does.
-func retryOptions(r config.Retry) azservicebus.RetryOptions {
-	return azservicebus.RetryOptions{MaxRetries: int32(r.MaxRetries), RetryDelay: r.RetryDelay.D(), MaxRetryDelay: r.MaxRetryDelay.D()}
 }

@@ -10,8 +10,8 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
-	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Account is a directory user the load works on, with the password it has
@@ -43,7 +43,7 @@ type Figures struct {
 // account, setting passwords with a bare go-ldap modify — the fewest round
 // trips a writeback can cost. op is reset (replace unicodePwd) or change
 // (delete the old, add the new, in one modify).
-func CeilingRun(ctx context.Context, dom *testbed.Domain, op protocol.Op, accounts []*Account, l Load) (Sample, error) {
+func CeilingRun(ctx context.Context, dom *testbed.Domain, op wire.Op, accounts []*Account, l Load) (Sample, error) {
 	if len(accounts) < l.Concurrency {
 		return Sample{}, fmt.Errorf("directory ceiling: %d accounts for concurrency %d", len(accounts), l.Concurrency)
 	}
@@ -121,11 +121,11 @@ func runWorkers(ctx context.Context, l Load, one func(w int) (time.Duration, err
 
 // setPassword writes pw to a's account, as an administrator (reset) or as
 // the user would (change, from a.Password).
-func setPassword(c *ldap.Conn, op protocol.Op, a *Account, pw *secret.Secret) error {
+func setPassword(c *ldap.Conn, op wire.Op, a *Account, pw *secret.Secret) error {
 	m := ldap.NewModifyRequest(a.User.DN, nil)
 	newVal := sambadc.EncodePassword(pw)
 	defer clear(newVal)
-	if op == protocol.OpChange {
+	if op == wire.OpChange {
 		oldVal := sambadc.EncodePassword(a.Password)
 		defer clear(oldVal)
 		m.Delete("unicodePwd", []string{string(oldVal)})

@@ -11,6 +11,7 @@ import (
 
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // Client is the sender side of the benchmark: it puts signed requests on
@@ -249,7 +250,7 @@ func (c *Client) once(ctx context.Context, w int, job Job) (time.Duration, error
 		return 0, err
 	}
 	code = res.Code
-	if res.Code != protocol.CodeOK {
+	if res.Code != wire.CodeOK {
 		return 0, fmt.Errorf("request %s: %s %s", m.MessageID, res.Code, res.Detail)
 	}
 	return d, nil

@@ -8,6 +8,7 @@ import (
 
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // e2eAgent is one `wbagent run` process with its client.
@@ -20,7 +21,7 @@ type e2eAgent struct {
 
 // job makes requests on the real accounts: worker w always uses account
 // w, and a change moves that account's password on when it succeeds.
-func (b *bench) job(op protocol.Op) Job {
+func (b *bench) job(op wire.Op) Job {
 	return func(w int) (protocol.RequestSpec, func(string), error) {
 		a := b.accounts[w]
 		pw := b.dom.Secrets.New()
@@ -28,11 +29,11 @@ func (b *bench) job(op protocol.Op) Job {
 		spec := protocol.RequestSpec{Op: op, Target: protocol.Target{UserPrincipalName: a.User.UPN}, New: pw,
 			Actor:    protocol.Actor{ID: "bench@wbagent.test", Kind: protocol.ActorAdmin},
 			IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute)}
-		if op == protocol.OpChange {
+		if op == wire.OpChange {
 			spec.Old, spec.Actor.Kind = a.Password, protocol.ActorSelf
 		}
 		return spec, func(code string) {
-			if code == protocol.CodeOK {
+			if code == wire.CodeOK {
 				a.Password = pw
 			}
 		}, nil
@@ -67,7 +68,7 @@ func (b *bench) startE2E(ctx context.Context, sessions bool) (*e2eAgent, error) 
 		e.stop()
 		return nil, err
 	}
-	if _, err := e.client.ClosedLoop(ctx, Load{Concurrency: workers, Count: 2 * workers, Duration: time.Minute}, b.job(protocol.OpReset)); err != nil {
+	if _, err := e.client.ClosedLoop(ctx, Load{Concurrency: workers, Count: 2 * workers, Duration: time.Minute}, b.job(wire.OpReset)); err != nil {
 		e.stop()
 		return nil, fmt.Errorf("warm-up on %s: %w", queue, err)
 	}
@@ -100,7 +101,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		}
 		agents = append(agents, e)
 	}
-	for _, op := range []protocol.Op{protocol.OpReset, protocol.OpChange} {
+	for _, op := range []wire.Op{wire.OpReset, wire.OpChange} {
 		for _, c := range []int{1, workers} {
 			l := Load{Concurrency: c, Duration: b.s.e2e, Count: 10000}
 			var raw Sample

@@ -46,6 +46,9 @@ type Row struct {
 	BrokerCPUPerRequestUs float64 `json:"brokerCpuPerRequestUs,omitempty"`
 	// Settings are the agent settings of the run.
 	Settings string `json:"settings,omitempty"`
+	// Components names what the measured capacity agent was built from,
+	// by the service's own constructor.
+	Components string `json:"components,omitempty"`
 }
 
 // AgentCost is what the agent process spent during a run.

@@ -15,6 +15,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Options configure Run.
@@ -220,7 +221,7 @@ func synthetic(c *Client, run string, n int) ([]protocol.Message, error) {
 	pw := testbed.NewPassword()
 	now := time.Now()
 	for i := range msgs {
-		spec := protocol.RequestSpec{Op: protocol.OpReset,
+		spec := protocol.RequestSpec{Op: wire.OpReset,
 			Target:   protocol.Target{UserPrincipalName: fmt.Sprintf("%s-%d@bench.test", run, i)},
 			Actor:    protocol.Actor{ID: "bench@wbagent.test", Kind: protocol.ActorAdmin},
 			IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
@@ -280,7 +281,7 @@ func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, s
 	if err != nil {
 		return Row{}, err
 	}
-	if codes[protocol.CodeOK] != n {
+	if codes[wire.CodeOK] != n {
 		return Row{}, fmt.Errorf("backlog on %s: result codes %v, want %d ok", queue, codes, n)
 	}
 	span := last.Sub(first[0].At)
@@ -289,7 +290,8 @@ func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, s
 		settings += fmt.Sprintf(", sessionIdleTimeout %s", idle)
 	}
 	return Row{Figures: Figures{Requests: n, Seconds: round(span.Seconds(), 2), PerSecond: perSecond(n-1, span)},
-		Agent: cost(s0, s1, n-1), BrokerCPUPerRequestUs: cost(bus0, bus1, n-1).CPUPerRequestUs, DrainSeconds: round(last.Sub(start).Seconds(), 2), Settings: settings}, nil
+		Agent: cost(s0, s1, n-1), BrokerCPUPerRequestUs: cost(bus0, bus1, n-1).CPUPerRequestUs, DrainSeconds: round(last.Sub(start).Seconds(), 2), Settings: settings,
+		Components: p.Components}, nil
 }
 
 // readAgentAndBus samples the agent process and the broker process.
@@ -331,6 +333,9 @@ func (b *bench) capacity(ctx context.Context) error {
 			row.Name = fmt.Sprintf("%s %s", suite, mode)
 			b.logf("%s (%s): %.0f/s, %.0f µs CPU/req, peak RSS %.1f MiB", row.Name, row.Settings, row.PerSecond, row.Agent.CPUPerRequestUs, row.Agent.PeakRSSMB)
 			b.rep.Capacity = append(b.rep.Capacity, row)
+			if len(b.rep.Capacity) == 1 {
+				b.rep.Notes = append(b.rep.Notes, "Agent capacity runs the pipeline `wbagent run` runs, built by the same constructor (internal/agent.New), with an instant directory: "+row.Components+".")
+			}
 		}
 	}
 	return nil
@@ -359,7 +364,7 @@ func (b *bench) growth(ctx context.Context) error {
 			pw := testbed.NewPassword()
 			smp, err := c.ClosedLoop(ctx, Load{Concurrency: n, Duration: b.s.growth, Count: 100000}, func(w int) (protocol.RequestSpec, func(string), error) {
 				now := time.Now()
-				return protocol.RequestSpec{Op: protocol.OpReset,
+				return protocol.RequestSpec{Op: wire.OpReset,
 					Target:   protocol.Target{UserPrincipalName: fmt.Sprintf("%s-%d@bench.test", queue, w)},
 					Actor:    protocol.Actor{ID: "bench@wbagent.test", Kind: protocol.ActorAdmin},
 					IssuedAt: now, ExpiresAt: now.Add(5 * time.Minute), New: secretFrom(pw)}, nil, nil

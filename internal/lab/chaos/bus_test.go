@@ -10,7 +10,7 @@ import (
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/bench"
-	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // repeat runs f at once and then every period in the background until the returned stop
@@ -130,7 +130,7 @@ func TestCBSRefusedOnce(t *testing.T) {
 	}
 	a := w.startAgent("agent-1")
 	accts := w.accounts(pick(3, 6))
-	warm := w.send(accts[0], protocol.OpReset, nil)
+	warm := w.send(accts[0], wire.OpReset, nil)
 	w.waitAnswered([]*request{warm}, time.Minute)
 	w.srv.FailCBS(1, 401)
 	dropped := 0

@@ -9,6 +9,7 @@ import (
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // sequences sends per requests for each account, alternating reset and
@@ -17,9 +18,9 @@ import (
 func (w *world) sequences(accts []*account, per int) []*request {
 	var rs []*request
 	for i := range per {
-		op := protocol.OpReset
+		op := wire.OpReset
 		if i%2 == 1 {
-			op = protocol.OpChange
+			op = wire.OpChange
 		}
 		for _, a := range accts {
 			rs = append(rs, w.send(a, op, nil))
@@ -48,7 +49,7 @@ func (w *world) dcProxy() dcProxy {
 // allOK fails the test unless every request was answered ok.
 func allOK(t *testing.T, s summary) {
 	t.Helper()
-	if s.codes[protocol.CodeOK] != s.requests {
+	if s.codes[wire.CodeOK] != s.requests {
 		t.Errorf("want every request answered ok, got %v of %d", s.codes, s.requests)
 	}
 }
@@ -83,12 +84,12 @@ func TestDCSlowerThanLockDuration(t *testing.T) {
 	a := w.startAgent("agent-1", p.serves, func(c *testbed.AgentConfig) { c.DirectoryTimeout = 20 * time.Second })
 	accts := w.accounts(pick(3, 8))
 	// One request first, at full speed, so the agent's connections exist.
-	warm := w.send(accts[0], protocol.OpReset, nil)
+	warm := w.send(accts[0], wire.OpReset, nil)
 	w.waitAnswered([]*request{warm}, time.Minute)
 	p.SetDelay(lock / 2)
 	var rs []*request
 	for _, acct := range accts {
-		rs = append(rs, w.send(acct, protocol.OpReset, nil))
+		rs = append(rs, w.send(acct, wire.OpReset, nil))
 	}
 	w.waitAnswered(rs, 2*time.Minute)
 	p.SetDelay(0)
@@ -136,7 +137,7 @@ func TestDCUnreachablePastRetryBudget(t *testing.T) {
 		c.DirectoryTimeout = 2 * time.Second
 	})
 	accts := w.accounts(pick(4, 10))
-	warm := w.send(accts[0], protocol.OpReset, nil)
+	warm := w.send(accts[0], wire.OpReset, nil)
 	w.waitAnswered([]*request{warm}, time.Minute)
 	p.Refuse()
 	p.Cut()
@@ -144,11 +145,11 @@ func TestDCUnreachablePastRetryBudget(t *testing.T) {
 	var live, dying []*request
 	for i, acct := range accts[1:] {
 		if i%2 == 0 {
-			live = append(live, w.send(acct, protocol.OpReset, nil))
+			live = append(live, w.send(acct, wire.OpReset, nil))
 			continue
 		}
 		// Expires while the DC is away.
-		r := w.send(acct, protocol.OpReset, func(s *protocol.RequestSpec) { s.ExpiresAt = s.IssuedAt.Add(outage / 2) })
+		r := w.send(acct, wire.OpReset, func(s *protocol.RequestSpec) { s.ExpiresAt = s.IssuedAt.Add(outage / 2) })
 		r.mayGoUnanswered = true
 		dying = append(dying, r)
 	}
@@ -169,12 +170,12 @@ func TestDCUnreachablePastRetryBudget(t *testing.T) {
 	// time to live; never applied (checked with the rest).
 	time.Sleep(2 * time.Second)
 	s := w.checkInvariants()
-	if s.codes[protocol.CodeOK] != len(live)+1 {
+	if s.codes[wire.CodeOK] != len(live)+1 {
 		t.Errorf("want the %d live requests and the warm-up ok, got %v", len(live), s.codes)
 	}
 	for _, r := range dying {
 		for _, rep := range w.sender.Replies(r.id) {
-			if rep.Result.Code != protocol.CodeExpired {
+			if rep.Result.Code != wire.CodeExpired {
 				t.Errorf("request %s expired during the outage but was answered %s", r.id, rep.Result.Code)
 			}
 		}
@@ -199,20 +200,20 @@ func TestClockSkew(t *testing.T) {
 			s.IssuedAt, s.ExpiresAt = now.Add(issued), now.Add(issued+life)
 		}
 	}
-	atSkew := w.send(accts[0], protocol.OpReset, at(skew, 5*time.Minute))
-	beyond := w.send(accts[1], protocol.OpReset, at(skew+5*time.Second, 5*time.Minute))
-	behindAlive := w.send(accts[2], protocol.OpReset, at(-4*time.Minute, 5*time.Minute))
-	behindExpired := w.send(accts[3], protocol.OpReset, at(-10*time.Minute, 9*time.Minute))
+	atSkew := w.send(accts[0], wire.OpReset, at(skew, 5*time.Minute))
+	beyond := w.send(accts[1], wire.OpReset, at(skew+5*time.Second, 5*time.Minute))
+	behindAlive := w.send(accts[2], wire.OpReset, at(-4*time.Minute, 5*time.Minute))
+	behindExpired := w.send(accts[3], wire.OpReset, at(-10*time.Minute, 9*time.Minute))
 	w.waitAnswered([]*request{atSkew, beyond, behindAlive, behindExpired}, time.Minute)
-	s := w.checkInvariants(protocol.CodeInvalidRequest)
-	want := map[*request]string{atSkew: protocol.CodeOK, beyond: protocol.CodeInvalidRequest,
-		behindAlive: protocol.CodeOK, behindExpired: protocol.CodeExpired}
+	s := w.checkInvariants(wire.CodeInvalidRequest)
+	want := map[*request]string{atSkew: wire.CodeOK, beyond: wire.CodeInvalidRequest,
+		behindAlive: wire.CodeOK, behindExpired: wire.CodeExpired}
 	for r, code := range want {
 		if got := w.sender.Replies(r.id)[0].Result.Code; got != code {
 			t.Errorf("request %s: answered %s, want %s", r.id, got, code)
 		}
 	}
-	if len(s.deadLettered) != 1 || s.deadLettered[0].MessageID != beyond.id || s.deadLettered[0].DeadLetterReason != protocol.CodeInvalidRequest {
+	if len(s.deadLettered) != 1 || s.deadLettered[0].MessageID != beyond.id || s.deadLettered[0].DeadLetterReason != wire.CodeInvalidRequest {
 		t.Errorf("dead letters %+v: want only %s, invalid_request", s.deadLettered, beyond.id)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/testbed"
-	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // tinyDisk mounts a tmpfs of size bytes at a new folder and unmounts it
@@ -79,7 +79,7 @@ func TestAuditOnFullDisk(t *testing.T) {
 	filler := fill(t, disk)
 	var rs []*request
 	for _, acct := range accts {
-		rs = append(rs, w.send(acct, protocol.OpReset, nil))
+		rs = append(rs, w.send(acct, wire.OpReset, nil))
 	}
 	time.Sleep(pick(3*time.Second, 10*time.Second))
 	if code := ready(w.ctx, a); code == 200 {

@@ -21,6 +21,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 var fullFlag = flag.Bool("full", false, "run the full chaos suite (make chaos); without it the short form runs")
@@ -249,7 +250,7 @@ func (w *world) runAgent(files *testbed.AgentFiles) *testbed.Agent {
 type request struct {
 	id   string
 	acct *account
-	op   protocol.Op
+	op   wire.Op
 	// pw is the new password it sets.
 	pw *secret.Secret
 	// mayGoUnanswered marks a request allowed to end without a result:
@@ -260,11 +261,11 @@ type request struct {
 // send builds a request for a and sends it, retrying the send while the
 // bus is disrupted (the queue's duplicate detection, when on, drops a
 // retry of a send that did arrive; the agent's ledger answers it anyway).
-func (w *world) send(a *account, op protocol.Op, edit func(*protocol.RequestSpec)) *request {
+func (w *world) send(a *account, op wire.Op, edit func(*protocol.RequestSpec)) *request {
 	w.t.Helper()
 	spec := w.sender.Spec(op, protocol.Target{UserPrincipalName: a.user.UPN})
 	spec.New = w.sh.dom.Secrets.New()
-	if op == protocol.OpChange {
+	if op == wire.OpChange {
 		spec.Old = a.expect
 	}
 	if edit != nil {
@@ -431,7 +432,7 @@ func (w *world) checkInvariants(allowDead ...string) summary {
 		}
 		code := reps[0].Result.Code
 		s.codes[code]++
-		if code == protocol.CodeOK {
+		if code == wire.CodeOK {
 			okBy[r.acct] = append(okBy[r.acct], r)
 		}
 	}

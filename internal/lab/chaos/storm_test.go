@@ -12,6 +12,7 @@ import (
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/bench"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // stormReplies receives the results of the bad messages that earn one
@@ -33,8 +34,8 @@ var badKinds = []badKind{
 	{"bad signature", []string{"unauthenticated"}},
 	{"untrusted signer", []string{"unauthenticated"}},
 	{"no signature", []string{"unauthenticated"}},
-	{"invalid JSON, signed", []string{protocol.CodeInvalidRequest}},
-	{"fuzzed field, signed", []string{protocol.CodeInvalidRequest}},
+	{"invalid JSON, signed", []string{wire.CodeInvalidRequest}},
+	{"fuzzed field, signed", []string{wire.CodeInvalidRequest}},
 }
 
 // fieldMutations break one rule of protocol v1 §3–§4 each, in a body
@@ -78,7 +79,7 @@ func storm(t *testing.T, w *world, decoy *account, n int, rng *rand.Rand) ([]pro
 		t.Fatal(err)
 	}
 	valid := func() (protocol.Message, map[string]any) {
-		spec := w.sender.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: decoy.user.UPN})
+		spec := w.sender.Spec(wire.OpReset, protocol.Target{UserPrincipalName: decoy.user.UPN})
 		spec.New = w.sh.dom.Secrets.New()
 		spec.ReplyTo = stormReplies
 		m, err := protocol.BuildRequest(keys.Signer, keys.Agent, spec)
@@ -189,7 +190,7 @@ func TestBadMessageStorm(t *testing.T) {
 		if err := c.SendAll(w.ctx, bad[i*chunk:(i+1)*chunk]); err != nil {
 			t.Fatal(err)
 		}
-		rs = append(rs, w.send(acct, protocol.OpReset, nil))
+		rs = append(rs, w.send(acct, wire.OpReset, nil))
 	}
 	if err := c.SendAll(w.ctx, bad[nValid*chunk:]); err != nil {
 		t.Fatal(err)
@@ -249,7 +250,7 @@ func TestBadMessageStorm(t *testing.T) {
 		t.Error(err)
 	}
 	for code := range codes {
-		if code != protocol.CodeInvalidRequest {
+		if code != wire.CodeInvalidRequest {
 			t.Errorf("a bad message was answered %s", code)
 		}
 	}
@@ -260,5 +261,5 @@ func TestBadMessageStorm(t *testing.T) {
 		t.Errorf("decoy: %v", err)
 	}
 	t.Logf("%d bad messages dead-lettered %v, %d answered invalid_request; agent peak RSS %d MiB, CPU %s",
-		nBad, byReason, codes[protocol.CodeInvalidRequest], proc.PeakRSS>>20, proc.CPU)
+		nBad, byReason, codes[wire.CodeInvalidRequest], proc.PeakRSS>>20, proc.CPU)
 }

@@ -30,6 +30,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Options configure a demo run.
@@ -177,22 +178,22 @@ func (d *demo) requests(ctx context.Context) error {
 	d.dom.Secrets.TrackString(short.Reveal())
 	danaPw, nobodyPw := d.dom.Secrets.New(), d.dom.Secrets.New()
 	reqs := []request{
-		{title: "Help desk resets the password of " + s.InScope.UPN, user: s.InScope, code: protocol.CodeOK,
-			spec:  d.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.InScope.UPN}, annPw, nil),
+		{title: "Help desk resets the password of " + s.InScope.UPN, user: s.InScope, code: wire.CodeOK,
+			spec:  d.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.InScope.UPN}, annPw, nil),
 			check: d.signsIn(s.InScope, annPw, "")},
-		{title: "Help desk resets and unlocks " + s.Locked.UPN + " (locked out)", user: s.Locked, code: protocol.CodeOK,
-			spec:   d.unlock(d.spec(protocol.OpReset, protocol.Target{ObjectGUID: s.Locked.ObjectGUID}, louPw, nil)),
+		{title: "Help desk resets and unlocks " + s.Locked.UPN + " (locked out)", user: s.Locked, code: wire.CodeOK,
+			spec:   d.unlock(d.spec(wire.OpReset, protocol.Target{ObjectGUID: s.Locked.ObjectGUID}, louPw, nil)),
 			before: d.lockedOut(s.Locked),
 			check:  d.signsIn(s.Locked, louPw, "")},
 		{title: s.DistinctUPN.UPN + " changes their own password to a 4-character one", user: s.DistinctUPN,
-			code: protocol.CodePasswordPolicy, detail: protocol.DetailTooShort,
-			spec:  d.self(d.spec(protocol.OpChange, protocol.Target{SAMAccountName: s.DistinctUPN.SAMAccountName, Domain: d.dom.DC.NetBIOS()}, short, s.DistinctUPN.Password)),
+			code: wire.CodePasswordPolicy, detail: wire.DetailTooShort,
+			spec:  d.self(d.spec(wire.OpChange, protocol.Target{SAMAccountName: s.DistinctUPN.SAMAccountName, Domain: d.dom.DC.NetBIOS()}, short, s.DistinctUPN.Password)),
 			check: d.signsIn(s.DistinctUPN, s.DistinctUPN.Password, "still signs in with the old password")},
-		{title: "Someone asks to reset the Domain Admin " + s.DomainAdmin.UPN, user: s.DomainAdmin, code: protocol.CodeProtectedAccount,
-			spec:  d.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.DomainAdmin.UPN}, danaPw, nil),
+		{title: "Someone asks to reset the Domain Admin " + s.DomainAdmin.UPN, user: s.DomainAdmin, code: wire.CodeProtectedAccount,
+			spec:  d.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.DomainAdmin.UPN}, danaPw, nil),
 			check: d.signsIn(s.DomainAdmin, s.DomainAdmin.Password, "still signs in with the old password")},
-		{title: "Help desk resets nobody@" + realm + ", who does not exist", code: protocol.CodeUserNotFound,
-			spec:  d.spec(protocol.OpReset, protocol.Target{UserPrincipalName: "nobody@" + realm}, nobodyPw, nil),
+		{title: "Help desk resets nobody@" + realm + ", who does not exist", code: wire.CodeUserNotFound,
+			spec:  d.spec(wire.OpReset, protocol.Target{UserPrincipalName: "nobody@" + realm}, nobodyPw, nil),
 			check: d.unchanged()},
 	}
 	for i, r := range reqs {
@@ -203,7 +204,7 @@ func (d *demo) requests(ctx context.Context) error {
 	return nil
 }
 
-func (d *demo) spec(op protocol.Op, t protocol.Target, newPw, oldPw *secret.Secret) protocol.RequestSpec {
+func (d *demo) spec(op wire.Op, t protocol.Target, newPw, oldPw *secret.Secret) protocol.RequestSpec {
 	s := d.send.Spec(op, t)
 	s.New, s.Old = newPw, oldPw
 	return s
@@ -309,7 +310,7 @@ func (d *demo) run(ctx context.Context, n, total int, r request) error {
 
 func describeOptions(s protocol.RequestSpec) string {
 	var o []string
-	if s.Op == protocol.OpReset || s.Op == protocol.OpChange {
+	if s.Op == wire.OpReset || s.Op == wire.OpChange {
 		o = append(o, "password")
 	}
 	if s.Unlock {

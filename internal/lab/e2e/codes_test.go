@@ -11,6 +11,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 func queueKind(sessions bool) string {
@@ -56,11 +57,11 @@ func resultCodes(t *testing.T, sessions bool) {
 	}
 
 	upnPw, guidPw, anchorPw, chgPw := pw(), pw(), pw(), pw()
-	mustChange := r.spec(protocol.OpReset, protocol.Target{ObjectGUID: byGUID.ObjectGUID}, guidPw, nil)
+	mustChange := r.spec(wire.OpReset, protocol.Target{ObjectGUID: byGUID.ObjectGUID}, guidPw, nil)
 	mustChange.MustChange = true
-	resetUnlock := r.spec(protocol.OpReset, protocol.Target{ImmutableID: anchor}, anchorPw, nil)
+	resetUnlock := r.spec(wire.OpReset, protocol.Target{ImmutableID: anchor}, anchorPw, nil)
 	resetUnlock.Unlock = true
-	expired := r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: byUPN.UPN}, pw(), nil)
+	expired := r.spec(wire.OpReset, protocol.Target{UserPrincipalName: byUPN.UPN}, pw(), nil)
 	expired.IssuedAt, expired.ExpiresAt = time.Now().Add(-10*time.Minute), time.Now().Add(-5*time.Minute)
 	short, lower := secret.FromString("Ab1-x"), secret.FromString("alllowercaseletters")
 	dom.Secrets.Track(short)
@@ -71,7 +72,7 @@ func resultCodes(t *testing.T, sessions bool) {
 		spec protocol.RequestSpec
 	}
 	ok := func(what string, spec protocol.RequestSpec, u *testbed.User) tc {
-		return tc{outcome{what: what, op: string(spec.Op), code: protocol.CodeOK, result: true, settle: "complete", event: "result", dn: u.DN}, spec}
+		return tc{outcome{what: what, op: string(spec.Op), code: wire.CodeOK, result: true, settle: "complete", event: "result", dn: u.DN}, spec}
 	}
 	refused := func(what string, spec protocol.RequestSpec, code, detail string, u *testbed.User) tc {
 		dn := ""
@@ -81,24 +82,24 @@ func resultCodes(t *testing.T, sessions bool) {
 		return tc{outcome{what: what, op: string(spec.Op), code: code, detail: detail, result: true, settle: "complete", event: "result", dn: dn}, spec}
 	}
 	cases := []tc{
-		ok("reset by userPrincipalName", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: byUPN.UPN}, upnPw, nil), byUPN),
+		ok("reset by userPrincipalName", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: byUPN.UPN}, upnPw, nil), byUPN),
 		ok("reset with mustChange by objectGUID", mustChange, byGUID),
 		ok("reset+unlock of a locked account by immutableId (mS-DS-ConsistencyGuid)", resetUnlock, byAnchor),
-		ok("unlock by sAMAccountName and NetBIOS domain", r.spec(protocol.OpUnlock, protocol.Target{SAMAccountName: unlockMe.SAMAccountName, Domain: dom.DC.NetBIOS()}, nil, nil), unlockMe),
-		ok("change by sAMAccountName", r.spec(protocol.OpChange, protocol.Target{SAMAccountName: changer.SAMAccountName}, chgPw, changer.Password), changer),
-		refused("reset too short", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: policy.UPN}, short, nil), protocol.CodePasswordPolicy, protocol.DetailTooShort, policy),
-		refused("reset not complex", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: policy.UPN}, lower, nil), protocol.CodePasswordPolicy, protocol.DetailComplexity, policy),
-		refused("change too young (fine-grained policy, minimum age 1 day)", r.spec(protocol.OpChange, protocol.Target{UserPrincipalName: young.UPN}, pw(), young.Password), protocol.CodePasswordPolicy, protocol.DetailTooYoung, young),
-		refused("change with a wrong old password", r.spec(protocol.OpChange, protocol.Target{UserPrincipalName: wrongOld.UPN}, pw(), pw()), protocol.CodeWrongOldPassword, "", wrongOld),
-		refused("change of a locked account", r.spec(protocol.OpChange, protocol.Target{UserPrincipalName: lockedChange.UPN}, pw(), lockedChange.Password), protocol.CodeAccountLocked, "", lockedChange),
-		refused("reset of a disabled account", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.Disabled.UPN}, pw(), nil), protocol.CodeAccountDisabled, "", s.Disabled),
-		refused("reset of an unknown account", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: dom.UniqueName("nobody") + "@" + dom.DC.Realm()}, pw(), nil), protocol.CodeUserNotFound, "", nil),
-		refused("reset of an immutableId two accounts carry", r.spec(protocol.OpReset, protocol.Target{ImmutableID: shared}, pw(), nil), protocol.CodeUserAmbiguous, "", nil),
-		refused("reset of a Domain Admin (adminCount=1)", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.DomainAdmin.UPN}, pw(), nil), protocol.CodeProtectedAccount, "", s.DomainAdmin),
-		refused("reset of a nested member of Domain Admins", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.Nested.UPN}, pw(), nil), protocol.CodeProtectedAccount, "", s.Nested),
-		refused("reset outside the scope", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.OutOfScope.UPN}, pw(), nil), protocol.CodeOutOfScope, "", s.OutOfScope),
-		refused("reset in scope but not delegated", r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: s.NotDelegated.UPN}, pw(), nil), protocol.CodeAccessDenied, "", s.NotDelegated),
-		refused("request past its expiresAt", expired, protocol.CodeExpired, "", nil),
+		ok("unlock by sAMAccountName and NetBIOS domain", r.spec(wire.OpUnlock, protocol.Target{SAMAccountName: unlockMe.SAMAccountName, Domain: dom.DC.NetBIOS()}, nil, nil), unlockMe),
+		ok("change by sAMAccountName", r.spec(wire.OpChange, protocol.Target{SAMAccountName: changer.SAMAccountName}, chgPw, changer.Password), changer),
+		refused("reset too short", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: policy.UPN}, short, nil), wire.CodePasswordPolicy, wire.DetailTooShort, policy),
+		refused("reset not complex", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: policy.UPN}, lower, nil), wire.CodePasswordPolicy, wire.DetailComplexity, policy),
+		refused("change too young (fine-grained policy, minimum age 1 day)", r.spec(wire.OpChange, protocol.Target{UserPrincipalName: young.UPN}, pw(), young.Password), wire.CodePasswordPolicy, wire.DetailTooYoung, young),
+		refused("change with a wrong old password", r.spec(wire.OpChange, protocol.Target{UserPrincipalName: wrongOld.UPN}, pw(), pw()), wire.CodeWrongOldPassword, "", wrongOld),
+		refused("change of a locked account", r.spec(wire.OpChange, protocol.Target{UserPrincipalName: lockedChange.UPN}, pw(), lockedChange.Password), wire.CodeAccountLocked, "", lockedChange),
+		refused("reset of a disabled account", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.Disabled.UPN}, pw(), nil), wire.CodeAccountDisabled, "", s.Disabled),
+		refused("reset of an unknown account", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: dom.UniqueName("nobody") + "@" + dom.DC.Realm()}, pw(), nil), wire.CodeUserNotFound, "", nil),
+		refused("reset of an immutableId two accounts carry", r.spec(wire.OpReset, protocol.Target{ImmutableID: shared}, pw(), nil), wire.CodeUserAmbiguous, "", nil),
+		refused("reset of a Domain Admin (adminCount=1)", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.DomainAdmin.UPN}, pw(), nil), wire.CodeProtectedAccount, "", s.DomainAdmin),
+		refused("reset of a nested member of Domain Admins", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.Nested.UPN}, pw(), nil), wire.CodeProtectedAccount, "", s.Nested),
+		refused("reset outside the scope", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.OutOfScope.UPN}, pw(), nil), wire.CodeOutOfScope, "", s.OutOfScope),
+		refused("reset in scope but not delegated", r.spec(wire.OpReset, protocol.Target{UserPrincipalName: s.NotDelegated.UPN}, pw(), nil), wire.CodeAccessDenied, "", s.NotDelegated),
+		refused("request past its expiresAt", expired, wire.CodeExpired, "", nil),
 	}
 	var outs []outcome
 	for _, c := range cases {
@@ -134,9 +135,9 @@ func resultCodes(t *testing.T, sessions bool) {
 	wantBind(lockedChange, lockedChange.Password, "775")
 
 	// Password history: changing back to the previous password.
-	m := r.sendAll(r.spec(protocol.OpChange, protocol.Target{UserPrincipalName: changer.UPN}, changer.Password, chgPw))[0]
-	r.verify([]outcome{{what: "change back to a password in the history", msg: m, op: "change", code: protocol.CodePasswordPolicy,
-		detail: protocol.DetailHistory, result: true, settle: "complete", event: "result", dn: changer.DN}}, agent)
+	m := r.sendAll(r.spec(wire.OpChange, protocol.Target{UserPrincipalName: changer.UPN}, changer.Password, chgPw))[0]
+	r.verify([]outcome{{what: "change back to a password in the history", msg: m, op: "change", code: wire.CodePasswordPolicy,
+		detail: wire.DetailHistory, result: true, settle: "complete", event: "result", dn: changer.DN}}, agent)
 	wantBind(changer, chgPw, "")
 
 	// The same through the CLI, as an admin would try it.
@@ -183,7 +184,7 @@ func (r *run) rejectedMessages() []outcome {
 	}
 	target := protocol.Target{UserPrincipalName: dom.Sample.InScope.UPN}
 	build := func(signer *protocol.SigningKey, agent *protocol.AgentPublicKey) protocol.Message {
-		spec := r.spec(protocol.OpReset, target, dom.Secrets.New(), nil)
+		spec := r.spec(wire.OpReset, target, dom.Secrets.New(), nil)
 		m, err := protocol.BuildRequest(signer, agent, spec)
 		if err != nil {
 			r.t.Fatal(err)
@@ -195,7 +196,7 @@ func (r *run) rejectedMessages() []outcome {
 	}
 	unknownKey := build(r.keys.Signer, other.Agent)
 	untrusted := build(other.Signer, r.keys.Agent)
-	wrongType := r.spec(protocol.OpUnlock, target, nil, nil)
+	wrongType := r.spec(wire.OpUnlock, target, nil, nil)
 	wt, err := protocol.BuildRequest(r.keys.Signer, r.keys.Agent, wrongType)
 	if err != nil {
 		r.t.Fatal(err)
@@ -205,7 +206,7 @@ func (r *run) rejectedMessages() []outcome {
 		r.t.Fatal(err)
 	}
 	return []outcome{
-		{what: "secret sealed to a key the agent does not hold", msg: unknownKey, op: "reset", code: protocol.CodeInvalidRequest,
+		{what: "secret sealed to a key the agent does not hold", msg: unknownKey, op: "reset", code: wire.CodeInvalidRequest,
 			result: true, settle: "deadletter", event: "dead_lettered", rule: "names no decryption key"},
 		{what: "signed by an untrusted sender", msg: untrusted, code: "unauthenticated", settle: "deadletter",
 			event: "dead_lettered", rule: "is not trusted"},
@@ -227,7 +228,7 @@ func (r *run) viaCLI(agent *testbed.Agent, ok, protected *testbed.User) {
 		u    *testbed.User
 		code string
 		exit int
-	}{{ok, protocol.CodeOK, 0}, {protected, protocol.CodeProtectedAccount, 3}} {
+	}{{ok, wire.CodeOK, 0}, {protected, wire.CodeProtectedAccount, 3}} {
 		pw := dom.Secrets.New()
 		res, err := testbed.SendCLI(r.ctx, bin, r.bus, r.keys, pw.Reveal()+"\n", append(args, "--target", "userPrincipalName="+c.u.UPN)...)
 		if err != nil || res.Result == nil || res.ExitCode != c.exit || res.Result.Code != c.code {
@@ -236,7 +237,7 @@ func (r *run) viaCLI(agent *testbed.Agent, ok, protected *testbed.User) {
 		if strings.Contains(res.Stdout+res.Stderr, pw.Reveal()) {
 			r.t.Fatal("wbagent send printed the password")
 		}
-		if c.code == protocol.CodeOK {
+		if c.code == wire.CodeOK {
 			if err := dom.CheckPassword(r.ctx, c.u, pw); err != nil {
 				r.t.Fatalf("after wbagent send: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // kill -9 of the agent in the middle of a batch, then a restart with the
@@ -46,9 +47,9 @@ func killMidBatch(t *testing.T, sessions bool) {
 	for k := 0; k < chain; k++ {
 		for i, u := range accounts {
 			next := dom.Secrets.New()
-			op, old := protocol.OpReset, (*secret.Secret)(nil)
+			op, old := wire.OpReset, (*secret.Secret)(nil)
 			if sessions {
-				op, old = protocol.OpChange, current[i]
+				op, old = wire.OpChange, current[i]
 			}
 			m := r.sendAll(r.spec(op, protocol.Target{UserPrincipalName: u.UPN}, next, old))[0]
 			current[i] = next
@@ -82,7 +83,7 @@ func killMidBatch(t *testing.T, sessions bool) {
 	for _, id := range all {
 		replies := r.send.Replies(id)
 		for _, rep := range replies {
-			if rep.Result.Code != protocol.CodeOK {
+			if rep.Result.Code != wire.CodeOK {
 				t.Errorf("request %s: %s: a request was lost, reordered or applied twice", id, rep.Result.Code)
 			}
 			if !bytes.Equal(rep.Message.Body, replies[0].Message.Body) {

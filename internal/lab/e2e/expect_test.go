@@ -9,6 +9,7 @@ import (
 	"wbagent/internal/audit"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // outcome is what a test expects for one request message: the result (or
@@ -156,7 +157,7 @@ func (o outcome) check(replies []testbed.Reply, handled []testbed.Handled, dead 
 		fail("%d results, want exactly 1", len(replies))
 	case o.result:
 		res := replies[0].Result
-		want := protocol.NewResult(id, protocol.Op(o.op), o.code, o.detail, res.Agent, res.CompletedAt)
+		want := protocol.NewResult(id, wire.Op(o.op), o.code, o.detail, res.Agent, res.CompletedAt)
 		if res.Code != o.code || res.Detail != o.detail {
 			fail("result %s/%s, want %s/%s", res.Code, res.Detail, o.code, o.detail)
 		}

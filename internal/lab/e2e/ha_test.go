@@ -10,6 +10,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // Two agents compete for one session queue: 200 resets over 50 users, four
@@ -31,7 +32,7 @@ func TestTwoAgentsOneSessionQueue(t *testing.T) {
 	for k := 0; k < perUser; k++ {
 		for i, u := range accounts {
 			pw := dom.Secrets.New()
-			m := r.sendAll(r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.UPN}, pw, nil))[0]
+			m := r.sendAll(r.spec(wire.OpReset, protocol.Target{UserPrincipalName: u.UPN}, pw, nil))[0]
 			pws[i] = append(pws[i], pw)
 			ids[i] = append(ids[i], m.MessageID)
 			all = append(all, m.MessageID)
@@ -48,7 +49,7 @@ func TestTwoAgentsOneSessionQueue(t *testing.T) {
 		if n := len(r.send.Replies(id)); n != 1 {
 			t.Errorf("request %s: %d results, want exactly 1", id, n)
 		}
-		if res := r.send.Replies(id)[0].Result; res.Code != protocol.CodeOK {
+		if res := r.send.Replies(id)[0].Result; res.Code != wire.CodeOK {
 			t.Errorf("request %s: %s", id, res.Code)
 		}
 		if len(handled[id]) != 1 || len(recs[id]) != 1 || recs[id][0].Event != audit.EventResult {

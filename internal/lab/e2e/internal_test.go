@@ -8,6 +8,7 @@ import (
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // internal_error, "anything else" of protocol v1 §6, abandoned for
@@ -42,7 +43,7 @@ func TestInternalErrorIsAbandoned(t *testing.T) {
 	if err := sr.Close(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	spec := send.Spec(protocol.OpReset, target)
+	spec := send.Spec(wire.OpReset, target)
 	spec.New = dom.Secrets.New()
 	m, err := send.Send(r.ctx, spec)
 	if err != nil {
@@ -59,8 +60,8 @@ func TestInternalErrorIsAbandoned(t *testing.T) {
 		t.Fatalf("handled %d times, %d audit lines; want 2 deliveries (the queue's maximum), each audited", len(handled), len(recs))
 	}
 	for i := range handled {
-		if h, rec := handled[i], recs[i]; h.Settle != "abandon" || h.Code != protocol.CodeInternalError ||
-			rec.Event != audit.EventAbandoned || rec.Code != protocol.CodeInternalError {
+		if h, rec := handled[i], recs[i]; h.Settle != "abandon" || h.Code != wire.CodeInternalError ||
+			rec.Event != audit.EventAbandoned || rec.Code != wire.CodeInternalError {
 			t.Errorf("delivery %d: settled %s/%s, audited %s/%s; want abandon, internal_error", i+1, h.Settle, h.Code, rec.Event, rec.Code)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // The DC and the wbagent binary every test shares.
@@ -197,7 +198,7 @@ func (r *run) user(prefix string, ou ...string) *testbed.User {
 }
 
 // spec starts a request for op on target, with newPw and oldPw.
-func (r *run) spec(op protocol.Op, target protocol.Target, newPw, oldPw *secret.Secret) protocol.RequestSpec {
+func (r *run) spec(op wire.Op, target protocol.Target, newPw, oldPw *secret.Secret) protocol.RequestSpec {
 	s := r.send.Spec(op, target)
 	s.New, s.Old = newPw, oldPw
 	return s

@@ -8,6 +8,7 @@ import (
 
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // The shortest config an admin writes (one domain, includeOUs, nothing
@@ -65,21 +66,21 @@ func TestMinimalConfigRefusesPrivilegedAccounts(t *testing.T) {
 	var specs []protocol.RequestSpec
 	var what []string
 	for _, c := range refused {
-		s := r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: c.u.UPN}, dom.Secrets.New(), nil)
+		s := r.spec(wire.OpReset, protocol.Target{UserPrincipalName: c.u.UPN}, dom.Secrets.New(), nil)
 		specs, what = append(specs, s), append(what, c.what)
 	}
-	specs = append(specs, r.spec(protocol.OpReset, protocol.Target{SAMAccountName: computer.SAMAccountName}, dom.Secrets.New(), nil))
+	specs = append(specs, r.spec(wire.OpReset, protocol.Target{SAMAccountName: computer.SAMAccountName}, dom.Secrets.New(), nil))
 	what = append(what, "computer account")
-	specs = append(specs, r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: printer.UPN}, dom.Secrets.New(), nil))
+	specs = append(specs, r.spec(wire.OpReset, protocol.Target{UserPrincipalName: printer.UPN}, dom.Secrets.New(), nil))
 	what = append(what, "Print Operator (not allowed)")
 	plainPw := dom.Secrets.New()
-	specs = append(specs, r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: plain.UPN}, plainPw, nil))
+	specs = append(specs, r.spec(wire.OpReset, protocol.Target{UserPrincipalName: plain.UPN}, plainPw, nil))
 	what = append(what, "ordinary user")
 	msgs := r.sendAll(specs...)
 	for i, m := range msgs {
-		want[m.MessageID] = protocol.CodeProtectedAccount
+		want[m.MessageID] = wire.CodeProtectedAccount
 		if what[i] == "ordinary user" {
-			want[m.MessageID] = protocol.CodeOK
+			want[m.MessageID] = wire.CodeOK
 		}
 	}
 	for i, m := range msgs {
@@ -121,9 +122,9 @@ func TestMinimalConfigRefusesPrivilegedAccounts(t *testing.T) {
 	})
 	printerPw := dom.Secrets.New()
 	msgs = r.sendAll(
-		r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: printer.UPN}, printerPw, nil),
-		r.spec(protocol.OpReset, protocol.Target{UserPrincipalName: refused[4].u.UPN}, dom.Secrets.New(), nil))
-	for i, code := range []string{protocol.CodeOK, protocol.CodeProtectedAccount} {
+		r.spec(wire.OpReset, protocol.Target{UserPrincipalName: printer.UPN}, printerPw, nil),
+		r.spec(wire.OpReset, protocol.Target{UserPrincipalName: refused[4].u.UPN}, dom.Secrets.New(), nil))
+	for i, code := range []string{wire.CodeOK, wire.CodeProtectedAccount} {
 		res, err := r.send.Wait(ctx, msgs[i].MessageID)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"wbagent/internal/audit"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // waitReplies waits until request id has at least n results.
@@ -62,8 +63,8 @@ func TestReplay(t *testing.T) {
 			u := r.user("replay")
 			newPw := dom.Secrets.New()
 			target := protocol.Target{UserPrincipalName: u.UPN}
-			m := r.sendAll(r.spec(protocol.OpChange, target, newPw, u.Password))[0]
-			r.verify([]outcome{{what: "first delivery", msg: m, op: "change", code: protocol.CodeOK, result: true,
+			m := r.sendAll(r.spec(wire.OpChange, target, newPw, u.Password))[0]
+			r.verify([]outcome{{what: "first delivery", msg: m, op: "change", code: wire.CodeOK, result: true,
 				settle: "complete", event: "result", dn: u.DN}}, first)
 			set, err := dom.DC.Entry(r.ctx, u.DN, "pwdLastSet")
 			if err != nil {
@@ -93,7 +94,7 @@ func TestReplay(t *testing.T) {
 				t.Fatalf("handled %d times with %d audit lines, want 2 and 2", len(handled), len(recs))
 			}
 			for i, want := range []string{audit.EventResult, audit.EventReplayed} {
-				if recs[i].Event != want || recs[i].Code != protocol.CodeOK || handled[i].Settle != "complete" {
+				if recs[i].Event != want || recs[i].Code != wire.CodeOK || handled[i].Settle != "complete" {
 					t.Errorf("delivery %d: audit %s/%s settled %s, want %s/ok complete", i+1, recs[i].Event, recs[i].Code, handled[i].Settle, want)
 				}
 			}

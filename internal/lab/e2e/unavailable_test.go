@@ -11,6 +11,7 @@ import (
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // unavailable is a run whose agent reaches the DC through a proxy that
@@ -42,7 +43,7 @@ func newUnavailable(t *testing.T, sessions bool) *unavailable {
 // keeps the message longer, so the agent is the one to decide it expired.
 func (u *unavailable) sendShortLived(lifetime time.Duration) protocol.Message {
 	u.t.Helper()
-	spec := u.spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, dom.Secrets.New(), nil)
+	spec := u.spec(wire.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, dom.Secrets.New(), nil)
 	spec.ExpiresAt = spec.IssuedAt.Add(lifetime)
 	m, err := protocol.BuildRequest(u.keys.Signer, u.keys.Agent, spec)
 	if err != nil {
@@ -94,10 +95,10 @@ func (u *unavailable) checkDeliveries(id string) {
 	for i, h := range handled {
 		rec := recs[i]
 		switch {
-		case i < last && (h.Settle != "abandon" || h.Code != protocol.CodeDirectoryUnavailable ||
-			rec.Event != audit.EventAbandoned || rec.Code != protocol.CodeDirectoryUnavailable):
+		case i < last && (h.Settle != "abandon" || h.Code != wire.CodeDirectoryUnavailable ||
+			rec.Event != audit.EventAbandoned || rec.Code != wire.CodeDirectoryUnavailable):
 			u.t.Errorf("delivery %d: settled %s/%s, audited %s/%s; want abandon, directory_unavailable", i+1, h.Settle, h.Code, rec.Event, rec.Code)
-		case i == last && (h.Settle != "complete" || h.Code != protocol.CodeExpired || rec.Event != audit.EventResult || rec.Code != protocol.CodeExpired):
+		case i == last && (h.Settle != "complete" || h.Code != wire.CodeExpired || rec.Event != audit.EventResult || rec.Code != wire.CodeExpired):
 			u.t.Errorf("last delivery: settled %s/%s, audited %s/%s; want complete, expired", h.Settle, h.Code, rec.Event, rec.Code)
 		}
 	}
@@ -133,13 +134,13 @@ func TestDirectoryUnavailable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Code != protocol.CodeExpired || !res.Retryable {
+			if res.Code != wire.CodeExpired || !res.Retryable {
 				t.Fatalf("result %+v, want expired (retryable)", res)
 			}
 			u.checkDeliveries(m.MessageID)
 			pw := dom.Secrets.New()
-			ok := u.sendAll(u.spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, pw, nil))[0]
-			if res, err := u.send.Wait(ctx, ok.MessageID); err != nil || res.Code != protocol.CodeOK {
+			ok := u.sendAll(u.spec(wire.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, pw, nil))[0]
+			if res, err := u.send.Wait(ctx, ok.MessageID); err != nil || res.Code != wire.CodeOK {
 				t.Fatalf("after the DC came back: %+v %v", res, err)
 			}
 			if err := dom.CheckPassword(u.ctx, u.user, pw); err != nil {

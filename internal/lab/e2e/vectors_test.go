@@ -14,6 +14,7 @@ import (
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // vectors is the part of shared/testvectors/protocol-v1.json this test
@@ -288,10 +289,10 @@ func acceptedVectors(t *testing.T, r *run, v *vectors, agent *testbed.Agent, bui
 		return m
 	}
 	ok := func(name, op string, u *testbed.User) outcome {
-		return outcome{what: "vector " + name, msg: send(name), op: op, code: protocol.CodeOK, result: true, settle: "complete", event: "result", dn: u.DN}
+		return outcome{what: "vector " + name, msg: send(name), op: op, code: wire.CodeOK, result: true, settle: "complete", event: "result", dn: u.DN}
 	}
 	outs := []outcome{
-		{what: "vector reset-objectGUID-x-wing", msg: send("reset-objectGUID-x-wing"), op: "reset", code: protocol.CodeUserNotFound,
+		{what: "vector reset-objectGUID-x-wing", msg: send("reset-objectGUID-x-wing"), op: "reset", code: wire.CodeUserNotFound,
 			result: true, settle: "complete", event: "result"},
 		ok("change-upn-x25519", "change", alice),
 		ok("reset-immutableId-unicode-password", "reset", anchored),

@@ -16,6 +16,7 @@ import (
 
 	"wbagent/internal/bus"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 // SenderOptions configure a Sender.
@@ -146,7 +147,7 @@ func (s *Sender) AcceptResultKey(pub ed25519.PublicKey) {
 // Spec returns a request for op on target with this sender's defaults:
 // reply queue, session id, actor and times; the caller adds passwords and
 // options.
-func (s *Sender) Spec(op protocol.Op, target protocol.Target) protocol.RequestSpec {
+func (s *Sender) Spec(op wire.Op, target protocol.Target) protocol.RequestSpec {
 	now := time.Now()
 	return protocol.RequestSpec{
 		Op: op, Target: target, ReplyTo: s.o.ReplyQueue, Session: s.o.Sessions,

@@ -10,6 +10,7 @@ import (
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/protocol"
+	"wbagent/internal/wire"
 )
 
 func TestScanFindsEveryEncoding(t *testing.T) {
@@ -110,14 +111,14 @@ func TestBed(t *testing.T) {
 	defer s.Close()
 	u := dom.Sample.InScope
 	pw := dom.Secrets.New()
-	spec := s.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.UPN})
+	spec := s.Spec(wire.OpReset, protocol.Target{UserPrincipalName: u.UPN})
 	spec.New = pw
 	m, err := s.Send(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.Wait(ctx, m.MessageID)
-	if err != nil || res.Code != protocol.CodeOK {
+	if err != nil || res.Code != wire.CodeOK {
 		t.Fatalf("result %+v, %v", res, err)
 	}
 	if err := dom.CheckPassword(ctx, u, pw); err != nil {
@@ -126,7 +127,7 @@ func TestBed(t *testing.T) {
 	pw2 := dom.Secrets.New()
 	out, err := SendCLI(ctx, bin, bus, keys, pw2.Reveal()+"\n", "--queue", "requests", "--reply-queue", "replies-s", "--session",
 		"--op", "reset", "--target", "sAMAccountName="+dom.Sample.NoUPN.SAMAccountName, "--password-stdin")
-	if err != nil || out.ExitCode != 0 || out.Result == nil || out.Result.Code != protocol.CodeOK {
+	if err != nil || out.ExitCode != 0 || out.Result == nil || out.Result.Code != wire.CodeOK {
 		t.Fatalf("wbagent send: %+v %v", out, err)
 	}
 	if err := dom.CheckPassword(ctx, dom.Sample.NoUPN, pw2); err != nil {

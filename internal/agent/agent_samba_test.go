@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"bytes"
@@ -17,8 +17,10 @@ import (
 	"wbagent/internal/audit"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/sambadc"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
+	"wbagent/internal/wire"
 )
 
 // The whole pipeline against a real Samba AD DC and devbus, with requests
@@ -63,23 +65,32 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	cfg := writePipelineConfig(t, pipelineConfig{
-		dir: dir, queue: "requests", sessions: true,
-		ldapsURL: dc.LDAPSURL(), caFile: dc.CACertPath(), serverName: dc.ServerName(),
-		bindUser: "svc-wb@" + dc.Realm(), bindPass: svcPw, baseDN: dc.BaseDN(), realm: dc.Realm(), netbios: dc.NetBIOS(),
-		includeOU: staff,
+	cfg := testbed.WritePipelineConfig(t, testbed.PipelineConfig{
+		Dir: dir, Queue: "requests", Sessions: true,
+		LDAPSURL: dc.LDAPSURL(), CAFile: dc.CACertPath(), ServerName: dc.ServerName(),
+		BindUser: "svc-wb@" + dc.Realm(), BindPass: svcPw, BaseDN: dc.BaseDN(), Realm: dc.Realm(), NetBIOS: dc.NetBIOS(),
+		IncludeOU: staff,
 	})
-	var logBuf syncBuffer
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logBuf), zap.DebugLevel))
-	env := testEnv(map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()})
-	p, err := startPipeline(ctx, cfg, log, env)
+	logFile, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
-		t.Fatalf("start pipeline: %v", err)
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logFile, zap.DebugLevel))
+	deps := testEnv(map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()})
+	deps.Logger = log
+	p, err := New(ctx, cfg, deps)
+	if err != nil {
+		t.Fatalf("build the agent: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		_ = p.Stop(ctx)
+		t.Fatalf("start the agent: %v", err)
 	}
 	stopped := false
 	defer func() {
 		if !stopped {
-			_ = p.stop(context.Background())
+			_ = p.Stop(context.Background())
 		}
 	}()
 
@@ -138,7 +149,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		}
 		return r
 	}
-	request := func(op protocol.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
+	request := func(op wire.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
 		t.Helper()
 		spec := protocol.RequestSpec{Op: op, Target: target, Session: true, ReplyTo: "replies",
 			Actor:    protocol.Actor{ID: "alice@" + dc.Realm(), Kind: protocol.ActorSelf},
@@ -161,9 +172,9 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	// A reset by objectGUID.
 	resetPw := "Reset-Passw0rd-2"
 	passwords = append(passwords, resetPw)
-	reset := request(protocol.OpReset, byGUID, resetPw, "")
+	reset := request(wire.OpReset, byGUID, resetPw, "")
 	send(reset)
-	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+	if r := result(reset.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("reset: %+v", r)
 	}
 	if err := dc.Bind(ctx, alice.DN, secret.FromString(resetPw)); err != nil {
@@ -171,39 +182,39 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	}
 	// The same request again: the first result, no second write.
 	send(reset)
-	if r := result(reset.MessageID); r.Code != protocol.CodeOK {
+	if r := result(reset.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("replayed reset: %+v", r)
 	}
 	// A change with a wrong old password, then with the right one, by UPN.
 	byUPN := protocol.Target{UserPrincipalName: alice.UPN}
 	changePw := "Changed-Passw0rd-3"
 	passwords = append(passwords, changePw, "Not-The-Passw0rd")
-	wrong := request(protocol.OpChange, byUPN, changePw, "Not-The-Passw0rd")
+	wrong := request(wire.OpChange, byUPN, changePw, "Not-The-Passw0rd")
 	send(wrong)
-	if r := result(wrong.MessageID); r.Code != protocol.CodeWrongOldPassword {
+	if r := result(wrong.MessageID); r.Code != wire.CodeWrongOldPassword {
 		t.Fatalf("change with a wrong old password: %+v", r)
 	}
-	change := request(protocol.OpChange, byUPN, changePw, resetPw)
+	change := request(wire.OpChange, byUPN, changePw, resetPw)
 	send(change)
-	if r := result(change.MessageID); r.Code != protocol.CodeOK {
+	if r := result(change.MessageID); r.Code != wire.CodeOK {
 		t.Fatalf("change: %+v", r)
 	}
 	if err := dc.Bind(ctx, alice.DN, secret.FromString(changePw)); err != nil {
 		t.Fatalf("bind with the changed password: %v", err)
 	}
 	// Nobody by that name; an account outside the scope.
-	nobody := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
+	nobody := request(wire.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
 	send(nobody)
-	if r := result(nobody.MessageID); r.Code != protocol.CodeUserNotFound {
+	if r := result(nobody.MessageID); r.Code != wire.CodeUserNotFound {
 		t.Fatalf("unknown user: %+v", r)
 	}
-	admin := request(protocol.OpUnlock, protocol.Target{SAMAccountName: "Administrator"}, "", "")
+	admin := request(wire.OpUnlock, protocol.Target{SAMAccountName: "Administrator"}, "", "")
 	send(admin)
-	if r := result(admin.MessageID); r.Code != protocol.CodeOutOfScope && r.Code != protocol.CodeProtectedAccount {
+	if r := result(admin.MessageID); r.Code != wire.CodeOutOfScope && r.Code != wire.CodeProtectedAccount {
 		t.Fatalf("administrator: %+v", r)
 	}
 	// A forged request is dead-lettered without a result.
-	forged := request(protocol.OpReset, byGUID, "Forged-Passw0rd-9", "")
+	forged := request(wire.OpReset, byGUID, "Forged-Passw0rd-9", "")
 	passwords = append(passwords, "Forged-Passw0rd-9")
 	forged.ApplicationProperties[protocol.PropSignature] = senderKey.Sign([]byte("something else"))
 	send(forged)
@@ -221,7 +232,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	checks := p.readyChecks()
+	checks := p.ReadyChecks()
 	for name, check := range checks {
 		if err := check(ctx); err != nil {
 			t.Errorf("%s not ready: %v", name, err)
@@ -229,7 +240,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
-	if err := p.stop(sctx); err != nil {
+	if err := p.Stop(sctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	stopped = true
@@ -259,8 +270,12 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		t.Fatalf("audit events %v", events)
 	}
 	// No password reached the log or the audit trail.
+	logged, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, pw := range passwords {
-		if bytes.Contains(raw, []byte(pw)) || strings.Contains(logBuf.String(), pw) {
+		if bytes.Contains(raw, []byte(pw)) || bytes.Contains(logged, []byte(pw)) {
 			t.Errorf("password %d appears in the audit trail or the log", len(pw))
 		}
 	}

@@ -1,8 +1,7 @@
-package main
+package agent
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,96 +11,20 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/config"
-	"wbagent/internal/protocol"
+	"wbagent/internal/lab/testbed"
+	"wbagent/internal/writeback"
 )
 
-// pipelineConfig is what a test pipeline's config needs to know.
-type pipelineConfig struct {
-	dir        string // keys, state, audit and the config live here
-	queue      string
-	sessions   bool
-	ldapsURL   string
-	caFile     string
-	serverName string
-	bindUser   string
-	bindPass   string
-	baseDN     string
-	realm      string
-	netbios    string
-	includeOU  string
-}
-
-// writePipelineConfig creates agent and sender keys in c.dir and a config
-// file using them, and returns the loaded config.
-func writePipelineConfig(t *testing.T, c pipelineConfig) *config.Config {
-	t.Helper()
-	keys := filepath.Join(c.dir, "keys")
-	if _, err := protocol.WriteAgentKeys(keys, protocol.SuiteX25519); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := protocol.WriteSenderKeys(filepath.Join(c.dir, "sender")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.dir, "bind.secret"), []byte(c.bindPass+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	scope := ""
-	if c.includeOU != "" {
-		scope = fmt.Sprintf("  scope: {includeOUs: [%q]}\n", c.includeOU)
-	}
-	yml := fmt.Sprintf(`version: 1
-agent:
-  name: test-agent
-  stateDir: state
-  decryptionKeys: [keys/%s]
-  signingKey: keys/%s
-  trustedSenders: [{name: portal, publicKey: sender/%s}]
-servicebus:
-  connectionString: {env: TEST_SB_CONNECTION}
-  queue: %s
-  sessions: %v
-  maxConcurrent: 4
-  settleTimeout: 5s
-  sessionIdleTimeout: 1s
-  retry: {maxRetries: 3, retryDelay: 100ms, maxRetryDelay: 1s}
-directory:
-  domains:
-    - name: %s
-      netbios: %s
-      baseDN: %q
-      servers: [%s]
-      tls: {caFile: %q, serverName: %q}
-      bind: {method: simple, user: %s, password: {file: bind.secret}}
-%s  timeout: 5s
-requests:
-  retryBudget: 3s
-audit:
-  file: audit/audit.jsonl
-http:
-  listen: ""
-`, protocol.AgentHPKEKeyFile, protocol.AgentSignKeyFile, protocol.SenderPubFile, c.queue, c.sessions,
-		c.realm, c.netbios, c.baseDN, c.ldapsURL, c.caFile, c.serverName, c.bindUser, scope)
-	path := filepath.Join(c.dir, "wbagent.yaml")
-	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("load test config: %v\n%s", err, yml)
-	}
-	return cfg
-}
-
 func offlineConfig(t *testing.T) *config.Config {
-	return writePipelineConfig(t, pipelineConfig{
-		dir: t.TempDir(), queue: "password-writeback", sessions: true,
-		ldapsURL: "ldaps://127.0.0.1:1", caFile: "/nonexistent-ca.pem", bindUser: "svc@corp.example.test", bindPass: "bind-Passw0rd",
-		baseDN: "DC=corp,DC=example,DC=test", realm: "corp.example.test", netbios: "CORP", includeOU: "OU=Staff,DC=corp,DC=example,DC=test",
+	return testbed.WritePipelineConfig(t, testbed.PipelineConfig{
+		Dir: t.TempDir(), Queue: "password-writeback", Sessions: true,
+		LDAPSURL: "ldaps://127.0.0.1:1", CAFile: "/nonexistent-ca.pem", BindUser: "svc@corp.example.test", BindPass: "bind-Passw0rd",
+		BaseDN: "DC=corp,DC=example,DC=test", Realm: "corp.example.test", NetBIOS: "CORP", IncludeOU: "OU=Staff,DC=corp,DC=example,DC=test",
 	})
 }
 
-func testEnv(vars map[string]string) pipelineEnv {
-	return pipelineEnv{getenv: func(k string) string { return vars[k] }}
+func testEnv(vars map[string]string) Deps {
+	return Deps{Logger: zap.NewNop(), Getenv: func(k string) string { return vars[k] }, Clock: writeback.SystemClock{}}
 }
 
 // Building the pipeline touches files only: no server is needed, and a
@@ -109,11 +32,11 @@ func testEnv(vars map[string]string) pipelineEnv {
 func TestPipelineBuildsWithoutServers(t *testing.T) {
 	cfg := offlineConfig(t)
 	env := testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"})
-	p, err := newPipeline(context.Background(), cfg, zap.NewNop(), env)
+	p, err := New(context.Background(), cfg, env)
 	if err != nil {
-		t.Fatalf("newPipeline: %v", err)
+		t.Fatalf("New: %v", err)
 	}
-	checks := p.readyChecks()
+	checks := p.ReadyChecks()
 	for _, name := range []string{"directory", "servicebus", "audit"} {
 		if checks[name] == nil {
 			t.Fatalf("no %s readiness check", name)
@@ -128,7 +51,7 @@ func TestPipelineBuildsWithoutServers(t *testing.T) {
 	if err := checks["audit"](ctx); err != nil {
 		t.Fatalf("audit not ready: %v", err)
 	}
-	if err := p.stop(ctx); err != nil {
+	if err := p.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Agent.StateDir, "ledger.db")); err != nil {
@@ -157,7 +80,7 @@ func TestPipelineConfigErrorsNameTheKey(t *testing.T) {
 			if vars == nil {
 				vars = map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}
 			}
-			_, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(vars))
+			_, err := New(context.Background(), cfg, testEnv(vars))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one naming %q", err, c.want)
 			}
@@ -172,21 +95,21 @@ func TestPipelineConfigErrorsNameTheKey(t *testing.T) {
 // and the audit file's locks.
 func TestFailedPipelineBuildReleasesFiles(t *testing.T) {
 	cfg := offlineConfig(t)
-	if _, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(map[string]string{})); err == nil {
+	if _, err := New(context.Background(), cfg, testEnv(map[string]string{})); err == nil {
 		t.Fatal("built without a connection string")
 	}
-	p, err := newPipeline(context.Background(), cfg, zap.NewNop(), testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
+	p, err := New(context.Background(), cfg, testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
 	if err != nil {
 		t.Fatalf("second build: %v", err)
 	}
-	if err := p.stop(context.Background()); err != nil {
+	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestDirectoryOptionsMapping(t *testing.T) {
 	cfg := offlineConfig(t)
-	o, err := directoryOptions(cfg, os.Getenv)
+	o, err := DirectoryOptions(cfg, os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +122,35 @@ func TestDirectoryOptionsMapping(t *testing.T) {
 		o.Timeout != 5*time.Second || o.HistoryOnReset != "auto" {
 		t.Fatalf("options %+v", o)
 	}
-	for _, s := range bindPasswords(o) {
+	for _, s := range BindPasswords(o) {
 		s.Destroy()
 	}
-	conn, err := busConnection(cfg, func(string) string { return "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey=x" })
+	conn, err := BusConnection(cfg, func(string) string { return "Endpoint=sb://h;SharedAccessKeyName=k;SharedAccessKey=x" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if conn.Retry.MaxRetries != 3 || conn.Retry.RetryDelay != 100*time.Millisecond || conn.Retry.MaxRetryDelay != time.Second || conn.ConnectionString.IsEmpty() {
 		t.Fatalf("bus connection %+v", conn)
+	}
+}
+
+// The components name what was built, so a benchmark report can show it
+// measured the service's pipeline; secrets never appear.
+func TestComponentsNameWhatWasBuilt(t *testing.T) {
+	cfg := offlineConfig(t)
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	p, err := New(context.Background(), cfg, testEnv(map[string]string{"TEST_SB_CONNECTION": "Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	got := strings.Join(p.Components(), " ")
+	for _, want := range []string{"http=127.0.0.1:0", "directory=ldap", "handler=writeback.Handler", "bus=password-writeback(sessions=true,auth=connectionString)", "audit="} {
+		if !strings.Contains(got, want) {
+			t.Errorf("components %q lack %q", got, want)
+		}
+	}
+	if strings.Contains(got, "dGVzdA==") {
+		t.Fatal("the components show the connection string's key")
 	}
 }
