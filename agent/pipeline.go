@@ -86,9 +86,13 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 			p.close()
 		}
 	}()
-	opener, err := loadOpener(cfg)
+	opener, decKeys, err := loadOpener(cfg)
 	if err != nil {
 		return nil, err
+	}
+	seal, err := writeback.NewSessionSeal(decKeys)
+	if err != nil {
+		return nil, fmt.Errorf("agent.decryptionKeys: %w", err)
 	}
 	if p.signer, err = protocol.LoadSigningKey(cfg.Agent.SigningKey); err != nil {
 		return nil, fmt.Errorf("agent.signingKey: %w", err)
@@ -131,8 +135,12 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		Ledger:      p.led,
 		Audit:       p.aud,
 		SigningKey:  p.signer,
+		Seal:        seal,
+		Queue:       cfg.ServiceBus.Queue,
 		Clock:       env.clock,
 		Logger:      log,
+
+		OnStateRefused: env.metrics.SessionStateRefused,
 	})
 	if err != nil {
 		return nil, err
@@ -216,13 +224,14 @@ func (p *pipeline) readyChecks() map[string]func(context.Context) error {
 	}
 }
 
-// loadOpener loads the decryption keys and trusted sender keys.
-func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
+// loadOpener loads the decryption keys and trusted sender keys; it returns
+// the decryption keys too, from which the session-state seal is derived.
+func loadOpener(cfg *config.Config) (*protocol.Opener, []*protocol.DecryptionKey, error) {
 	var keys []*protocol.DecryptionKey
 	for i, path := range cfg.Agent.DecryptionKeys {
 		k, err := protocol.LoadDecryptionKey(path)
 		if err != nil {
-			return nil, fmt.Errorf("agent.decryptionKeys[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("agent.decryptionKeys[%d]: %w", i, err)
 		}
 		keys = append(keys, k)
 	}
@@ -230,7 +239,7 @@ func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
 	for i, s := range cfg.Agent.TrustedSenders {
 		pub, err := protocol.LoadPublicKey(s.PublicKey)
 		if err != nil {
-			return nil, fmt.Errorf("agent.trustedSenders[%d] (%s): %w", i, s.Name, err)
+			return nil, nil, fmt.Errorf("agent.trustedSenders[%d] (%s): %w", i, s.Name, err)
 		}
 		senders = append(senders, pub)
 	}
@@ -239,9 +248,9 @@ func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
 		MaxLifetime:  cfg.Requests.MaxLifetime.D(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("agent keys: %w", err)
+		return nil, nil, fmt.Errorf("agent keys: %w", err)
 	}
-	return o, nil
+	return o, keys, nil
 }
 
 // directoryOptions maps the directory section onto directory.Options,

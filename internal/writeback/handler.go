@@ -10,11 +10,12 @@ import (
 
 	"go.uber.org/zap"
 
+	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
 )
 
-// Options configure a Handler. Opener, Directory, Ledger, Audit and
+// Options configure a Handler. Opener, Directory, Ledger, Audit, Seal and
 // SigningKey are required.
 type Options struct {
 	// Agent is the agent's name, put in results and audit records.
@@ -34,6 +35,17 @@ type Options struct {
 	Ledger     Ledger
 	Audit      Auditor
 	SigningKey *protocol.SigningKey
+
+	// Seal authenticates the session state (protocol v1 §7 as sealed by
+	// wbagent): records it cannot verify are treated as absent. Make it
+	// with NewSessionSeal from the decryption keys.
+	Seal *ledger.SessionSeal
+	// Queue is the request queue's name, bound into every session-state
+	// MAC so that a record does not verify on another queue.
+	Queue string
+	// OnStateRefused, when set, is told how many session-state records
+	// were refused (for the metrics).
+	OnStateRefused func(n int)
 
 	// Clock defaults to SystemClock; Jitter returns a number in [0, 1) and
 	// defaults to math/rand/v2.
@@ -82,6 +94,8 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("writeback: no audit trail")
 	case opts.SigningKey == nil:
 		return nil, errors.New("writeback: no agent signing key (agent.signingKey)")
+	case opts.Seal == nil:
+		return nil, errors.New("writeback: no session state seal (derive it from agent.decryptionKeys with NewSessionSeal)")
 	}
 	if opts.RetryBudget <= 0 {
 		opts.RetryBudget = DefaultRetryBudget

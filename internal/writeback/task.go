@@ -259,9 +259,8 @@ func (t *task) replay(body []byte) Outcome {
 	return t.withReply(out, *res)
 }
 
-// loadSession reads the session state. Unreadable state (not ours, or
-// damaged) is logged and treated as empty; a newer agent's state is an
-// error, since overwriting it would lose that agent's records.
+// loadSession reads the session state and keeps the records that
+// authenticate (see openSession); the rest are treated as absent.
 func (t *task) loadSession(ctx context.Context) (*ledger.SessionState, error) {
 	var raw []byte
 	err := t.retry(ctx, "reading the session state", func() error {
@@ -272,20 +271,12 @@ func (t *task) loadSession(ctx context.Context) (*ledger.SessionState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read session state: %w", err)
 	}
-	ss, err := ledger.DecodeSessionState(raw)
-	switch {
-	case errors.Is(err, ledger.ErrSessionStateVersion):
-		return nil, err
-	case err != nil:
-		t.log.Warn("session state unreadable; treating it as empty", zap.Error(err))
-		return &ledger.SessionState{}, nil
-	}
-	return ss, nil
+	return t.openSession(ctx, raw)
 }
 
-// saveSession writes the session state.
+// saveSession writes the session state, sealed.
 func (t *task) saveSession(ctx context.Context, ss *ledger.SessionState) error {
-	b, err := ss.Encode()
+	b, err := t.h.o.Seal.Encode(ss, t.binding())
 	if err != nil {
 		return err
 	}

@@ -165,8 +165,13 @@ func capacityPipeline(cfg *config.Config, log *zap.Logger) (_ *bus.Consumer, clo
 		return nil, closeAll, err
 	}
 	closers = append(closers, aud.Close)
+	seal, err := writeback.NewSessionSeal(keys)
+	if err != nil {
+		return nil, closeAll, err
+	}
 	h, err := writeback.New(writeback.Options{Agent: cfg.Agent.Name, RetryBudget: cfg.Requests.RetryBudget.D(),
-		Opener: opener, Directory: instantDirectory{}, Ledger: led, Audit: aud, SigningKey: signer, Logger: log})
+		Opener: opener, Directory: instantDirectory{}, Ledger: led, Audit: aud, SigningKey: signer, Logger: log,
+		Seal: seal, Queue: cfg.ServiceBus.Queue})
 	if err != nil {
 		return nil, closeAll, err
 	}
