@@ -110,7 +110,8 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 	if err != nil {
 		return nil, err
 	}
-	p.aud, err = audit.Open(cfg.Audit.File, audit.Options{Now: env.clock.Now, Logger: log, Sinks: sinks})
+	p.aud, err = audit.Open(cfg.Audit.File, audit.Options{Now: env.clock.Now, Logger: log, Sinks: sinks,
+		MaxSize: int64(cfg.Audit.Rotate.MaxSizeMB) << 20, MaxAge: cfg.Audit.Rotate.MaxAge.D()})
 	if err != nil {
 		for _, s := range sinks {
 			s.Close()
@@ -118,6 +119,12 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		return nil, fmt.Errorf("audit.file: %w", err)
 	}
 	p.closers = append(p.closers, p.aud.Close)
+	var rejections audit.Recorder
+	if d := cfg.Audit.AggregateRejections.D(); d > 0 {
+		agg := audit.NewAggregator(p.aud, audit.AggregateOptions{Interval: d, Now: env.clock.Now, Logger: log})
+		p.closers = append(p.closers, agg.Close) // closed first: its summaries go to the file
+		rejections = agg
+	}
 	dopts, err := directoryOptions(cfg, env.getenv)
 	p.secrets = append(p.secrets, bindPasswords(dopts)...)
 	if err != nil {
@@ -141,6 +148,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		Logger:      log,
 
 		OnStateRefused: env.metrics.SessionStateRefused,
+		Rejections:     rejections,
 	})
 	if err != nil {
 		return nil, err

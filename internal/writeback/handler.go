@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"wbagent/internal/audit"
 	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
@@ -46,6 +47,10 @@ type Options struct {
 	// OnStateRefused, when set, is told how many session-state records
 	// were refused (for the metrics).
 	OnStateRefused func(n int)
+	// Rejections, when set, takes the audit records of messages nobody
+	// trusted (dead-lettered malformed or unauthenticated) instead of
+	// Audit, so that a flood of them is aggregated (*audit.Aggregator).
+	Rejections audit.Recorder
 
 	// Clock defaults to SystemClock; Jitter returns a number in [0, 1) and
 	// defaults to math/rand/v2.

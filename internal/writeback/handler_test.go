@@ -938,3 +938,32 @@ func TestDuplicateWaitsForTheResultLine(t *testing.T) {
 		t.Fatalf("audit %+v, want replayed", rec)
 	}
 }
+
+// Dead-letters of messages nobody trusted go to Rejections (the
+// aggregator); a trusted sender's invalid request keeps its own line.
+func TestUntrustedRejectionsGoToRejections(t *testing.T) {
+	f := newFixture(t)
+	rej := &fakeAudit{}
+	f.h.o.Rejections = rej
+	other, _ := protocol.GenerateSigningKey()
+	m := f.request(nil)
+	m.ApplicationProperties[protocol.PropSender] = other.KID()
+	m.ApplicationProperties[protocol.PropSignature] = other.Sign(m.Body)
+	if out := f.handle(m, nil); out.Settle != DeadLetter {
+		t.Fatalf("unauthenticated: %v", out.Settle)
+	}
+	m = f.request(nil)
+	m.ContentType = "text/plain"
+	if out := f.handle(m, nil); out.Settle != DeadLetter {
+		t.Fatalf("malformed: %v", out.Settle)
+	}
+	if len(rej.records) != 2 || len(f.aud.records) != 0 || rej.records[0].SenderKID != other.KID() {
+		t.Fatalf("rejections %+v, audit %+v; want both untrusted messages in rejections", rej.records, f.aud.records)
+	}
+	m = f.request(func(s *protocol.RequestSpec) {
+		s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(10*time.Minute), f.clock.Now().Add(12*time.Minute)
+	})
+	if out := f.handle(m, nil); out.Settle != DeadLetter || len(f.aud.records) != 1 || len(rej.records) != 2 {
+		t.Fatalf("invalid_request: %v, audit %d, rejections %d; want it in the audit", out.Settle, len(f.aud.records), len(rej.records))
+	}
+}

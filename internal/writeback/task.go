@@ -166,7 +166,11 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 	rec := t.auditRecord(out, end)
 	actx, cancel := t.postWriteContext(ctx)
 	defer cancel()
-	err := t.retry(actx, "writing the audit record", func() error { return t.h.o.Audit.Record(actx, rec) })
+	sink := audit.Recorder(t.h.o.Audit)
+	if t.h.o.Rejections != nil && untrusted(out) {
+		sink = t.h.o.Rejections
+	}
+	err := t.retry(actx, "writing the audit record", func() error { return sink.Record(actx, rec) })
 	if err != nil {
 		t.h.setAuditErr(err)
 		t.log.Error("audit record not written; leaving the message for redelivery", zap.Error(err))
@@ -183,6 +187,15 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 		}
 	}
 	return out
+}
+
+// untrusted reports whether out dead-letters a message nobody trusted:
+// malformed, or not signed by a trusted sender. Anyone who can send to the
+// queue can make those, as many as they like, so their audit lines are
+// aggregated; a trusted sender's messages keep a line each.
+func untrusted(out Outcome) bool {
+	return out.Event == audit.EventDeadLettered &&
+		(out.Code == protocol.Malformed.String() || out.Code == protocol.Unauthenticated.String())
 }
 
 // postWriteContext is ctx, or, once ctx has ended, a fresh context bounded
