@@ -51,6 +51,7 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	for _, w := range cfg.Warnings() {
 		rows = append(rows, checkRow{Name: "config warning", OK: true, Detail: w})
 	}
+	rows = append(rows, auditSafetyRows(cfg)...)
 	if !*offline {
 		rows = append(rows, localChecks(cfg, env)...)
 		rows = append(rows, keyChecks(cfg)...)

@@ -29,7 +29,8 @@ func buildComponents(ctx context.Context, p *program) ([]component, error) {
 	if p.cfg.HTTP.Listen != "" {
 		srv := telemetry.NewServer(telemetry.ServerOptions{
 			Addr: p.cfg.HTTP.Listen, Gatherer: reg, CheckTimeout: 5 * time.Second,
-			Logger: p.log.With(zap.String(logging.FieldComponent, "http")),
+			Logger:       p.log.With(zap.String(logging.FieldComponent, "http")),
+			ReadyDetails: p.cfg.HTTP.ReadyDetails,
 		})
 		for name, check := range pl.readyChecks() {
 			srv.AddCheck(name, check)

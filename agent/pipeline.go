@@ -169,6 +169,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
 		SettleTimeout:      cfg.ServiceBus.SettleTimeout.D(),
 		SessionIdleTimeout: cfg.ServiceBus.SessionIdleTimeout.D(),
+		Intake:             p.handler.Intake,
 		Metrics:            env.metrics,
 		Logger:             log,
 	})
@@ -221,7 +222,7 @@ func (p *pipeline) close() error {
 
 // readyChecks are the pipeline's readiness checks for /readyz: the agent
 // is not ready while no DC answers, the bus does not answer, or the audit
-// trail cannot be written.
+// trail or the ledger cannot be written.
 func (p *pipeline) readyChecks() map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"directory":  p.dir.Ready,
@@ -229,6 +230,7 @@ func (p *pipeline) readyChecks() map[string]func(context.Context) error {
 		"audit": func(ctx context.Context) error {
 			return errors.Join(p.handler.Ready(), p.aud.Ready(ctx))
 		},
+		"state": p.handler.StateReady,
 	}
 }
 

@@ -47,6 +47,10 @@ type Options struct {
 	// ErrorBackoff is the first pause after a failed receive; it doubles up
 	// to 30s while failures continue. Default 1s.
 	ErrorBackoff time.Duration
+	// Intake, when set, is asked before each receive whether the agent may
+	// take a message (*writeback.Handler.Intake); while it returns an
+	// error the consumer receives nothing and asks again every second.
+	Intake func(ctx context.Context) error
 	// Metrics records outcomes, in-flight work, lock renewals and
 	// reconnects; nil records nothing.
 	Metrics *telemetry.Metrics
@@ -101,6 +105,7 @@ type Consumer struct {
 	m       *telemetry.Metrics
 	replies *replySenders
 	health  health
+	gate    intakeGate
 
 	// recvCtx ends when Stop begins: no new message or session is taken.
 	recvCtx  context.Context

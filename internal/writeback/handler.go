@@ -80,6 +80,8 @@ type Handler struct {
 
 	mu       sync.Mutex
 	auditErr error
+	// stateErr is the last ledger write's failure; nil after a success.
+	stateErr error
 	// auditing holds the ids whose result this agent is recording and
 	// auditing right now: a duplicate delivery that finds such a result
 	// not yet audited waits for that line instead of writing its own.
