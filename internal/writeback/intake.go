@@ -90,12 +90,26 @@ func (h *Handler) clearStateErr(err error) {
 }
 
 // setStateErr records the outcome of a ledger write. ErrInFlight is not a
-// write failure, and ErrClosed only means the agent is stopping.
+// write failure, and ErrClosed only means the agent is stopping. A success
+// clears a failure only for a ledger without a probe: with one, only a
+// probe does (Intake), so that a nearly full disk, on which one small
+// write fits and the next does not, does not switch intake on and off.
 func (h *Handler) setStateErr(err error) {
 	if errors.Is(err, ledger.ErrInFlight) || errors.Is(err, ledger.ErrClosed) {
+		return
+	}
+	if _, probed := h.o.Ledger.(stateProber); probed && err == nil {
 		return
 	}
 	h.mu.Lock()
 	h.stateErr = err
 	h.mu.Unlock()
+}
+
+// auditWritten records the outcome of an audit write, like setStateErr.
+func (h *Handler) auditWritten(err error) {
+	if _, probed := h.o.Audit.(readyProber); probed && err == nil {
+		return
+	}
+	h.setAuditErr(err)
 }

@@ -172,13 +172,13 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 	}
 	err := t.retry(actx, "writing the audit record", func() error { return sink.Record(actx, rec) })
 	if err != nil {
-		t.h.setAuditErr(err)
+		t.h.auditWritten(err)
 		t.log.Error("audit record not written; leaving the message for redelivery", zap.Error(err))
 		out.Settle, out.Reply, out.ReplyTo, out.AuditFailed = Abandon, nil, "", true
 		out.Err = errors.Join(out.Err, fmt.Errorf("write audit record: %w", err))
 		return out
 	}
-	t.h.setAuditErr(nil)
+	t.h.auditWritten(nil)
 	if t.req != nil && (out.Event == audit.EventResult || out.Event == audit.EventReplayed) {
 		// The result's line is in the trail: a redelivery only replays it.
 		if err := t.h.o.Ledger.MarkAudited(out.RequestID); err != nil {
