@@ -128,8 +128,9 @@ func New(opts Options) (*Handler, error) {
 	return &Handler{o: opts, auditing: map[string]chan struct{}{}, log: opts.Logger.With(zap.String(logging.FieldComponent, "writeback"))}, nil
 }
 
-// Ready reports whether the audit trail takes records: nil unless the last
-// audit write failed. While it fails no message is completed.
+// Ready reports whether the audit trail takes records: nil unless an
+// audit write failed and no probe write (Intake) has succeeded since.
+// While it fails no message is completed.
 func (h *Handler) Ready() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
