@@ -20,7 +20,7 @@ type AggregateOptions struct {
 	// (audit.aggregateRejections). Zero or less means DefaultAggregateInterval.
 	Interval time.Duration
 	// MaxKeys bounds the windows open at once; rejections of further sender
-	// kids share one window per reason. Default 64.
+	// kids share one window per reason. Default 16.
 	MaxKeys int
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -71,7 +71,7 @@ func NewAggregator(rec Recorder, o AggregateOptions) *Aggregator {
 		o.Interval = DefaultAggregateInterval
 	}
 	if o.MaxKeys <= 0 {
-		o.MaxKeys = 64
+		o.MaxKeys = 16
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -94,6 +94,9 @@ func (a *Aggregator) Record(ctx context.Context, r Record) error {
 	}
 	a.mu.Lock()
 	k := aggKey{r.Event, r.Code, r.SenderKID}
+	if k.kid != "" && !looksLikeKID(k.kid) {
+		k.kid = OtherSenders // no sender has such a kid: it is made up
+	}
 	w, open := a.wins[k]
 	if !open && len(a.wins) >= a.o.MaxKeys {
 		k.kid = OtherSenders
@@ -118,7 +121,7 @@ func (a *Aggregator) Record(ctx context.Context, r Record) error {
 		}
 	}
 	if k.kid == OtherSenders {
-		r.Detail = fmt.Sprintf("sender kid %q (one of many: rejections of further kids are counted together) %s", clampString(r.SenderKID), r.Detail)
+		r.Detail = fmt.Sprintf("sender kid %q (made up, or one kid too many: such rejections are counted together) %s", clampString(r.SenderKID), r.Detail)
 	}
 	if err := a.rec.Record(ctx, r); err != nil {
 		return err
@@ -131,6 +134,20 @@ func (a *Aggregator) Record(ctx context.Context, r Record) error {
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// looksLikeKID reports whether s has the form of a key id: 16 lowercase
+// hex digits.
+func looksLikeKID(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // keep puts back a window whose summary could not be written, merging it

@@ -132,3 +132,21 @@ func TestAggregatorFailures(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A kid that is not 16 hex digits is made up: all such rejections share
+// one window, however many different ones a flood claims.
+func TestAggregatorMadeUpKidsShareAWindow(t *testing.T) {
+	m := &memRecorder{}
+	a := NewAggregator(m, AggregateOptions{Interval: time.Hour})
+	ctx := context.Background()
+	for i := range 100 {
+		if err := a.Record(ctx, rejection(i, fmt.Sprintf("not-a-kid-%d", i), "unauthenticated")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	recs := m.all()
+	if len(recs) != 2 || recs[1].Count != 99 || recs[1].SenderKID != OtherSenders {
+		t.Fatalf("records %+v; want a first line and a summary of 99 under %q", recs, OtherSenders)
+	}
+}
