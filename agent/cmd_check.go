@@ -53,6 +53,7 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 		rows = append(rows, checkRow{Name: "config warning", OK: true, Detail: w})
 	}
 	rows = append(rows, scopeRows(cfg)...)
+	rows = append(rows, auditSafetyRows(cfg)...)
 	if !*offline {
 		rows = append(rows, localChecks(cfg, env)...)
 		rows = append(rows, keyChecks(cfg)...)

@@ -63,6 +63,9 @@ type Agent struct {
 	port     writeback.Directory
 	led      *ledger.Store
 	aud      *audit.Writer
+	// agg aggregates rejections of untrusted messages before they reach
+	// aud; nil when audit.aggregateRejections is off.
+	agg      *audit.Aggregator
 	handler  *writeback.Handler
 	client   *azservicebus.Client
 	consumer *bus.Consumer
@@ -108,9 +111,13 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 	if a.metrics, err = telemetry.NewMetrics(a.registry); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	opener, err := loadOpener(cfg)
+	opener, decKeys, err := loadOpener(cfg)
 	if err != nil {
 		return nil, err
+	}
+	seal, err := writeback.NewSessionSeal(decKeys)
+	if err != nil {
+		return nil, fmt.Errorf("agent.decryptionKeys: %w", err)
 	}
 	if a.signer, err = protocol.LoadSigningKey(cfg.Agent.SigningKey); err != nil {
 		return nil, fmt.Errorf("agent.signingKey: %w", err)
@@ -128,12 +135,18 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		return nil, err
 	}
 	a.sinks = len(sinks)
-	a.aud, err = audit.Open(cfg.Audit.File, audit.Options{Now: deps.Clock.Now, Logger: log, Sinks: sinks})
+	a.aud, err = audit.Open(cfg.Audit.File, audit.Options{Now: deps.Clock.Now, Logger: log, Sinks: sinks,
+		MaxSize: int64(cfg.Audit.Rotate.MaxSizeMB) << 20, MaxAge: cfg.Audit.Rotate.MaxAge.D()})
 	if err != nil {
 		for _, s := range sinks {
 			s.Close()
 		}
 		return nil, fmt.Errorf("audit.file: %w", err)
+	}
+	var rejections audit.Recorder
+	if d := cfg.Audit.AggregateRejections.D(); d > 0 {
+		a.agg = audit.NewAggregator(a.aud, audit.AggregateOptions{Interval: d, Now: deps.Clock.Now, Logger: log})
+		rejections = a.agg
 	}
 	a.port = deps.Directory
 	if a.port == nil {
@@ -157,8 +170,13 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		Ledger:      a.led,
 		Audit:       a.aud,
 		SigningKey:  a.signer,
+		Seal:        seal,
+		Queue:       cfg.ServiceBus.Queue,
 		Clock:       deps.Clock,
 		Logger:      log,
+
+		OnStateRefused: a.metrics.SessionStateRefused,
+		Rejections:     rejections,
 	})
 	if err != nil {
 		return nil, err
@@ -181,6 +199,7 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		SessionIdleTimeout: cfg.ServiceBus.SessionIdleTimeout.D(),
 		AcceptTimeout:      config.BusAcceptTimeout,
 		ErrorBackoff:       config.BusErrorBackoff,
+		Intake:             a.handler.Intake,
 		Metrics:            a.metrics,
 		Logger:             log,
 	})
@@ -190,8 +209,9 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 	if cfg.HTTP.Listen != "" {
 		a.http = telemetry.NewServer(telemetry.ServerOptions{
 			Addr: cfg.HTTP.Listen, Gatherer: a.registry, CheckTimeout: 5 * time.Second,
-			Logger:  log.With(zap.String(logging.FieldComponent, "http")),
-			OnError: func(err error) { a.fail(fmt.Errorf("http: %w", err)) },
+			Logger:       log.With(zap.String(logging.FieldComponent, "http")),
+			OnError:      func(err error) { a.fail(fmt.Errorf("http: %w", err)) },
+			ReadyDetails: cfg.HTTP.ReadyDetails,
 		})
 		for name, check := range a.ReadyChecks() {
 			a.http.AddCheck(name, check)
@@ -319,6 +339,10 @@ func (a *Agent) Stop(ctx context.Context) error {
 // then the ledger, the directory and the bus, and destroys the secrets.
 func (a *Agent) close() error {
 	var errs []error
+	if a.agg != nil {
+		// First: its pending summaries go to the audit file.
+		errs = append(errs, a.agg.Close())
+	}
 	if a.aud != nil {
 		errs = append(errs, a.aud.Close())
 	}
@@ -347,7 +371,7 @@ func (a *Agent) close() error {
 
 // ReadyChecks are the agent's readiness checks for /readyz: the agent is
 // not ready while no DC answers, the bus does not answer, or the audit
-// trail cannot be written.
+// trail or the ledger cannot be written.
 func (a *Agent) ReadyChecks() map[string]func(context.Context) error {
 	dirReady := func(context.Context) error { return nil }
 	if a.dir != nil {
@@ -359,16 +383,18 @@ func (a *Agent) ReadyChecks() map[string]func(context.Context) error {
 		"audit": func(ctx context.Context) error {
 			return errors.Join(a.handler.Ready(), a.aud.Ready(ctx))
 		},
+		"state": a.handler.StateReady,
 	}
 }
 
-// loadOpener loads the decryption keys and trusted sender keys.
-func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
+// loadOpener loads the decryption keys and trusted sender keys; it returns
+// the decryption keys too, from which the session-state seal is derived.
+func loadOpener(cfg *config.Config) (*protocol.Opener, []*protocol.DecryptionKey, error) {
 	var keys []*protocol.DecryptionKey
 	for i, path := range cfg.Agent.DecryptionKeys {
 		k, err := protocol.LoadDecryptionKey(path)
 		if err != nil {
-			return nil, fmt.Errorf("agent.decryptionKeys[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("agent.decryptionKeys[%d]: %w", i, err)
 		}
 		keys = append(keys, k)
 	}
@@ -376,7 +402,7 @@ func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
 	for i, s := range cfg.Agent.TrustedSenders {
 		pub, err := protocol.LoadPublicKey(s.PublicKey)
 		if err != nil {
-			return nil, fmt.Errorf("agent.trustedSenders[%d] (%s): %w", i, s.Name, err)
+			return nil, nil, fmt.Errorf("agent.trustedSenders[%d] (%s): %w", i, s.Name, err)
 		}
 		senders = append(senders, pub)
 	}
@@ -385,9 +411,9 @@ func loadOpener(cfg *config.Config) (*protocol.Opener, error) {
 		MaxLifetime:  cfg.Requests.MaxLifetime.D(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("agent keys: %w", err)
+		return nil, nil, fmt.Errorf("agent keys: %w", err)
 	}
-	return o, nil
+	return o, keys, nil
 }
 
 // DirectoryOptions maps the directory section onto directory.Options,

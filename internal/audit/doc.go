@@ -7,7 +7,7 @@
 //
 // Each line is a JSON object with the members time, event, requestId, op,
 // target (as the request gave it), dn, objectGUID, actor, senderKid, code,
-// detail, dc, attempts, durationMs, agent, prev and hash, in that order
+// detail, count, dc, attempts, durationMs, agent, prev and hash, in that order
 // (empty optional members left out). The chain:
 //
 //   - body = the line's JSON without its hash member, i.e. the line with
@@ -30,8 +30,24 @@
 // On start, Open continues the chain from the file's last line; a torn last
 // line left by a crash is moved to FILE.torn (it was never acknowledged, so
 // its message was not completed and will be audited when redelivered).
-// Rotation is not supported: one file grows until an administrator moves it
-// (with the agent stopped); the new file starts a new chain from Genesis.
+//
+// # Rotation
+//
+// With Options.MaxSize or MaxAge the writer closes the file before a write
+// that would pass the size (or once its first line is older than the age),
+// renames it FILE.<UTC time stamp> and goes on in a new FILE. The chain does
+// not restart: the new file's first prev is the old file's last hash, so
+// VerifySet (and `wbagent audit verify FILE`, which finds the rotated files
+// with RotatedFiles) checks the set as one chain, and a rotated file that
+// is removed, reordered or changed breaks it. Rotated files are kept;
+// archive them as policy says, and keep the last hash of what was archived
+// away (VerifySet's start).
+//
+// # Floods
+//
+// An Aggregator in front of the writer takes the rejections of messages
+// nobody trusted: one line per event, code and sender kid per window, then
+// a line with the Count of the rest, so a flood costs a few lines a minute.
 //
 // # API
 //
@@ -39,6 +55,7 @@
 //	err = w.Record(ctx, audit.Record{Event: audit.EventResult, RequestID: id, Op: "reset", Code: "ok", ...})
 //	err = w.Ready(ctx) // for /readyz
 //	rep, err := audit.Verify(file) // rep.OK(), rep.Lines, rep.Broken, rep.Reason
+//	reps, err := audit.VerifySet(append(rotated, path), audit.Genesis)
 //
 // On Windows, OpenEventLog returns a Sink that writes every record to the
 // Event Log under source EventSource, with the stable ids of EventID; other

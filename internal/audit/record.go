@@ -44,6 +44,9 @@ type Record struct {
 	// Code is the protocol result code, or the dead-letter reason.
 	Code   string `json:"code"`
 	Detail string `json:"detail,omitempty"`
+	// Count, on an aggregated line (see Aggregator), is how many messages
+	// the line stands for; absent on a line for one message.
+	Count int `json:"count,omitempty"`
 	// DC is the domain controller that took the write.
 	DC         string `json:"dc,omitempty"`
 	Attempts   int    `json:"attempts"`

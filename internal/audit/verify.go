@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // Report is what Verify found.
@@ -28,9 +29,14 @@ func (r Report) OK() bool { return r.Broken == 0 }
 // content, and its prev is the hash of the line before (Genesis for the
 // first). It stops at the first broken line. The error is only for a reader
 // that fails; a broken chain is a Report, not an error.
-func Verify(r io.Reader) (Report, error) {
+func Verify(r io.Reader) (Report, error) { return VerifyFrom(r, Genesis) }
+
+// VerifyFrom is Verify for a file whose chain continues from start: the
+// hash of the last line of the file before it (a rotated file), Genesis
+// for the first file.
+func VerifyFrom(r io.Reader, start string) (Report, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	rep := Report{Last: Genesis}
+	rep := Report{Last: start}
 	for n := 1; ; n++ {
 		line, err := readLine(br)
 		if errors.Is(err, io.EOF) && len(line) == 0 {
@@ -51,8 +57,11 @@ func Verify(r io.Reader) (Report, error) {
 			return rep.broken(n, err.Error()), nil
 		}
 		if prev != rep.Last {
+			if n == 1 && start == Genesis {
+				return rep.broken(n, "the first line does not start the chain (its prev is not the genesis value): lines were removed from the start of the file, or it continues a rotated file that was not checked with it"), nil
+			}
 			if n == 1 {
-				return rep.broken(n, "the first line does not start the chain (its prev is not the genesis value): lines were removed from the start of the file"), nil
+				return rep.broken(n, fmt.Sprintf("the first line's prev %.12s… is not the hash %.12s… of the previous file's last line: lines or a file were removed, or the files are out of order", prev, start)), nil
 			}
 			return rep.broken(n, fmt.Sprintf("the line's prev %.12s… is not the hash %.12s… of line %d: lines were removed, inserted or reordered", prev, rep.Last, n-1)), nil
 		}
@@ -86,4 +95,38 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			return line, err
 		}
 	}
+}
+
+// FileReport is what VerifySet found in one file of a set.
+type FileReport struct {
+	Path string
+	Report
+}
+
+// VerifySet checks files as one chain, in the order given: the first
+// starts from start (Genesis, unless earlier files were archived away) and
+// each later one continues from the last hash of the one before, as the
+// writer's rotation leaves them. It stops at the first broken file; the
+// reports cover the files read so far. The error is only for a file that
+// cannot be read.
+func VerifySet(paths []string, start string) ([]FileReport, error) {
+	var out []FileReport
+	last := start
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return out, err
+		}
+		rep, err := VerifyFrom(f, last)
+		f.Close()
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, FileReport{Path: p, Report: rep})
+		if !rep.OK() {
+			return out, nil
+		}
+		last = rep.Last
+	}
+	return out, nil
 }

@@ -33,6 +33,12 @@ type Options struct {
 	Logger *zap.Logger
 	// Sinks receive every record after its line is durable.
 	Sinks []Sink
+	// MaxSize rotates the file before a write would take it past this many
+	// bytes (audit.rotate.maxSizeMB); zero never rotates by size.
+	MaxSize int64
+	// MaxAge rotates the file once its first line is this old
+	// (audit.rotate.maxAge); zero never rotates by age.
+	MaxAge time.Duration
 	// open opens and locks a file for writing; tests inject a failing layer.
 	open func(path string) (file, error)
 }
@@ -60,6 +66,9 @@ type Writer struct {
 	size  int64  // length of the whole, durable lines: where the next line goes
 	prev  string // hash of the last durable line
 	dirty bool   // the file may hold bytes past size (a failed write)
+	// first is the time of the file's first line (zero while it has
+	// none), for rotation by age.
+	first time.Time
 
 	mu      sync.Mutex
 	lastErr error // the last write's failure; nil after a success
@@ -235,11 +244,15 @@ func (w *Writer) commit(batch []*op) {
 		taken = append(taken, o)
 	}
 	if len(taken) > 0 {
+		w.rotateIfDue(int64(len(buf)))
 		err := w.append(buf)
 		w.setErr(err)
 		if err != nil {
 			err = fmt.Errorf("write audit line to %s: %w; nothing was recorded and the chain is intact (free space or fix the disk; the next write retries)", w.path, err)
 		} else {
+			if w.size == 0 {
+				w.first = taken[0].rec.Time
+			}
 			w.size += int64(len(buf))
 			w.prev = prev
 		}
@@ -377,6 +390,7 @@ func (w *Writer) recoverTail() error {
 			return fmt.Errorf("its last line does not verify (%v); run `wbagent audit verify %s`, keep the file as evidence, move it aside and start again", err, w.path)
 		}
 		w.prev = hash
+		w.first = firstLineTime(w.f)
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// ErrorBackoff is the first pause after a failed receive; it doubles up
 	// to 30s while failures continue (config.BusErrorBackoff).
 	ErrorBackoff time.Duration
+	// Intake, when set, is asked before each receive whether the agent may
+	// take a message (*writeback.Handler.Intake); while it returns an
+	// error the consumer receives nothing and asks again every second.
+	Intake func(ctx context.Context) error
 	// Metrics records outcomes, in-flight work, lock renewals and
 	// reconnects; nil records nothing.
 	Metrics *telemetry.Metrics
@@ -93,6 +97,7 @@ type Consumer struct {
 	m       *telemetry.Metrics
 	replies *replySenders
 	health  health
+	gate    intakeGate
 
 	// recvCtx ends when Stop begins: no new message or session is taken.
 	recvCtx  context.Context

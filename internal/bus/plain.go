@@ -35,6 +35,9 @@ func (c *Consumer) runPlain() {
 	link := c.link
 	c.probe(link)
 	for {
+		if !c.waitIntake() {
+			return
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-c.recvCtx.Done():

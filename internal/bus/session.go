@@ -20,6 +20,9 @@ func (c *Consumer) runSessions() {
 	defer c.wg.Done()
 	backoff := c.o.ErrorBackoff
 	for c.recvCtx.Err() == nil {
+		if !c.waitIntake() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.AcceptTimeout)
 		sr, err := c.client.AcceptNextSessionForQueue(ctx, c.o.Queue, nil)
 		cancel()
@@ -100,6 +103,9 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 	}()
 	state := &sessionState{sr: sr, bounded: c.bounded}
 	for c.recvCtx.Err() == nil && sessCtx.Err() == nil {
+		if c.paused() {
+			break // release the session: its messages wait on the queue
+		}
 		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.SessionIdleTimeout)
 		msgs, err := sr.ReceiveMessages(ctx, 1, nil)
 		cancel()

@@ -75,6 +75,7 @@ func (c *Config) complete() []Problem {
 	c.completeServiceBus(k)
 	c.completeDirectory(k)
 	c.completeRest(k)
+	c.completeAuditSafety(k)
 	return k.probs
 }
 

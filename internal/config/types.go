@@ -155,6 +155,17 @@ type Requests struct {
 type Audit struct {
 	File     string `yaml:"file"`
 	EventLog bool   `yaml:"eventLog"`
+	// Rotate starts a new file by size or age; the hash chain continues.
+	Rotate AuditRotate `yaml:"rotate"`
+	// AggregateRejections is the window in which the rejections of messages
+	// nobody trusted get one line per sender kid and reason, plus a count.
+	AggregateRejections Duration `yaml:"aggregateRejections"`
+}
+
+// AuditRotate is when the audit file is rotated.
+type AuditRotate struct {
+	MaxSizeMB int      `yaml:"maxSizeMB"`
+	MaxAge    Duration `yaml:"maxAge"`
 }
 
 // Log configures the operational log.
@@ -175,6 +186,9 @@ type LogFile struct {
 // HTTP is the health and metrics listener.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// ReadyDetails shows why each readiness check fails to every /readyz
+	// caller, not only loopback ones.
+	ReadyDetails bool `yaml:"readyDetails"`
 }
 
 // Duration is a time.Duration written as Go duration text ("45s", "2m").

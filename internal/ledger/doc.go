@@ -16,6 +16,12 @@
 //     session is one target and its requests run in order, so the state holds
 //     only the last few request ids; it is bounded in records and bytes
 //     (Service Bus limits the state's size) and drops the oldest first.
+//     Anyone holding Listen rights on the queue can write session state, so
+//     the agent reads and writes it only through a SessionSeal: every record
+//     carries an HMAC-SHA-256, under a key derived from the decryption keys
+//     the deployment's agents share, over the queue, the session id, the
+//     request id and the record. A record that does not verify is treated
+//     as absent.
 //
 // The API, in the order the pipeline uses it:
 //
@@ -28,8 +34,9 @@
 //	... directory write ...
 //	err = st.MarkDone(id, resultJSON, now) // or st.Release(id) to leave it for redelivery
 //
-//	ss, err := ledger.DecodeSessionState(state) // garbage is an error, never a panic
+//	seal, err := ledger.NewSessionSeal(keys) // keys: HKDF of the decryption keys
+//	ss, refused := seal.Decode(state, ledger.SessionBinding{Queue: q, SessionID: sid}) // audit refused
 //	rec, ok := ss.Find(id)
 //	ss.Put(ledger.Record{ID: id, State: ledger.Applying, At: now})
-//	state, err = ss.Encode()
+//	state, err = seal.Encode(ss, ledger.SessionBinding{Queue: q, SessionID: sid})
 package ledger

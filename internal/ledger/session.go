@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// SessionStateHeader opens every encoded session state. The number is the
-// encoding's version: an agent refuses a version it does not know instead of
-// misreading a newer agent's state.
+// SessionStateHeader opens a session state in the version-1 encoding, which
+// carries no MAC. Agents write and trust only the sealed version 2
+// (SessionSeal); Encode and DecodeSessionState remain the codec of the
+// record lines, and of version 1 for reading what older agents wrote.
 const SessionStateHeader = "wbagent-session-state 1"
 
 // Bounds of an encoded session state. Service Bus caps session state at the
@@ -107,12 +108,12 @@ func (s *SessionState) Encode() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// DecodeSessionState parses an encoded state. Empty input is an empty state
-// (a session nobody wrote yet). Input without the header is read as bare
-// records, one per line, as protocol v1 §7 writes them, so a sender-side
-// tool or an older writer that stores a single record interoperates. Any
-// malformed input is an error, never a panic; a record repeated later in the
-// input replaces the earlier one.
+// DecodeSessionState parses a version-1 state. Empty input is an empty
+// state (a session nobody wrote yet). Input without the header is read as
+// bare records, one per line, as protocol v1 §7 writes them. Nothing here is
+// authenticated: the agent reads state only through SessionSeal.Decode,
+// which treats this form as absent. Any malformed input is an error, never
+// a panic; a record repeated later in the input replaces the earlier one.
 func DecodeSessionState(b []byte) (*SessionState, error) {
 	s := &SessionState{}
 	if len(bytes.TrimSpace(b)) == 0 {

@@ -57,6 +57,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	inFlight map[string]struct{}
+	probeMu  sync.Mutex // one Probe at a time: they share a file
 
 	ops       chan *writeOp
 	stop      chan struct{}

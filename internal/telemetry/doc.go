@@ -1,6 +1,7 @@
 // Package telemetry holds the agent's Prometheus metrics and the small HTTP
 // server behind http.listen: /healthz (the process is up), /readyz (every
-// registered check passes, within a timeout) and /metrics.
+// registered check passes, within a timeout; why one fails is shown to
+// loopback callers only, unless ServerOptions.ReadyDetails) and /metrics.
 //
 // The metrics live on their own registry (NewRegistry: Go and process
 // collectors, nothing global), and every label value is folded onto a fixed
@@ -17,6 +18,8 @@
 //	wbagent_directory_failovers_total            switches to another DC
 //	wbagent_bus_reconnects_total                 Service Bus connections re-established
 //	wbagent_audit_write_failures_total           audit lines that could not be written
+//	wbagent_session_state_refused_total          session-state records whose MAC did not verify
+//	wbagent_intake_paused                        1 while no message is taken (audit or state disk failing)
 //
 // The API:
 //

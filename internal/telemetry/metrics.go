@@ -66,6 +66,8 @@ type Metrics struct {
 	failovers     prometheus.Counter
 	reconnects    prometheus.Counter
 	auditFailures prometheus.Counter
+	stateRefused  prometheus.Counter
+	intakePaused  prometheus.Gauge
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -123,7 +125,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Audit lines that could not be written (their messages were not completed).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queueWait, m.directoryTime, m.retries, m.deadLetters, m.inFlight, m.lockRenewals, m.failovers, m.reconnects, m.auditFailures} {
+	m.stateRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "session_state_refused_total",
+		Help: "Session-state records that did not authenticate and were ignored (forged, altered, or written without a MAC).",
+	})
+	m.intakePaused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "intake_paused",
+		Help: "1 while the agent takes no message because its audit or state disk cannot be written.",
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queueWait, m.directoryTime, m.retries, m.deadLetters, m.inFlight, m.lockRenewals, m.failovers, m.reconnects, m.auditFailures, m.stateRefused, m.intakePaused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w (are the metrics created twice on one registry?)", err)
 		}
@@ -226,5 +236,24 @@ func (m *Metrics) BusReconnect() {
 func (m *Metrics) AuditWriteFailure() {
 	if m != nil {
 		m.auditFailures.Inc()
+	}
+}
+
+// SessionStateRefused counts n session-state records that did not
+// authenticate.
+func (m *Metrics) SessionStateRefused(n int) {
+	if m != nil {
+		m.stateRefused.Add(float64(n))
+	}
+}
+
+// IntakePaused sets whether intake is paused for a full disk.
+func (m *Metrics) IntakePaused(paused bool) {
+	if m != nil {
+		v := 0.0
+		if paused {
+			v = 1
+		}
+		m.intakePaused.Set(v)
 	}
 }

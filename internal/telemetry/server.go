@@ -28,6 +28,11 @@ type ServerOptions struct {
 	Gatherer prometheus.Gatherer
 	// CheckTimeout bounds each readiness check (default 5 seconds).
 	CheckTimeout time.Duration
+	// ReadyDetails (http.readyDetails) shows every /readyz caller why each
+	// check fails. Without it only loopback callers see that; others get
+	// the status alone, since failure texts name servers, paths and
+	// accounts an outsider has no business learning.
+	ReadyDetails bool
 	// Logger receives serving errors; nil logs nothing.
 	Logger *zap.Logger
 	// OnError, when set, is told that serving stopped on an error (not on
@@ -94,8 +99,9 @@ func (s *Server) Handler() http.Handler {
 // ReadyReport is the outcome of the readiness checks, and /readyz's JSON body.
 type ReadyReport struct {
 	Status string `json:"status"` // "ready" or "not ready"
-	// Checks maps every check to "ok" or why it failed.
-	Checks map[string]string `json:"checks"`
+	// Checks maps every check to "ok" or why it failed; left out for a
+	// caller that may see the status only.
+	Checks map[string]string `json:"checks,omitempty"`
 	// Failing lists the failing checks' names, sorted.
 	Failing []string `json:"failing,omitempty"`
 }
@@ -103,12 +109,28 @@ type ReadyReport struct {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	rep := s.Ready(r.Context())
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	if len(rep.Failing) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	if !s.opts.ReadyDetails && !fromLoopback(r) {
+		rep = ReadyReport{Status: rep.Status}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(rep)
+}
+
+// fromLoopback reports whether the request came from this host's loopback
+// interface. A reverse proxy on the same host makes every caller look
+// local: put http.listen behind one only if its callers may see details.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Ready runs every check at once, each within CheckTimeout, and reports

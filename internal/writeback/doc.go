@@ -16,9 +16,12 @@
 //  2. Claim in the local ledger (§7). A recorded result is sent again
 //     (replayed) with no second write. Another delivery of the same id in
 //     flight here leaves this one for redelivery.
-//  3. On session queues, the session state: a result another agent
-//     recorded is replayed; otherwise `applying <id> at <time>` is written
-//     before the directory write.
+//  3. On session queues, the session state, read and written through
+//     Options.Seal: only records whose MAC verifies count (anyone with
+//     Listen rights can write the state); the rest are audited as
+//     EventStateRefused and ignored. A result another agent recorded is
+//     replayed; otherwise `applying <id> at <time>` is written before the
+//     directory write.
 //  4. The directory write, with transient failures retried with exponential
 //     backoff and jitter inside the retry budget. When an earlier attempt
 //     (a crash, a timeout) may have written, pwdLastSet decides whether it
@@ -30,7 +33,11 @@
 //  6. The audit record of every outcome, dead-letters and unauthenticated
 //     attempts included, written (fsynced) before the outcome is returned.
 //     If it cannot be written the outcome becomes Abandon with no reply,
-//     and Ready reports the failure.
+//     and Ready reports the failure. Dead-letters of messages nobody
+//     trusted go to Options.Rejections (an aggregator) when it is set.
+//
+// While the audit trail or the ledger fails, Intake says so, and the
+// transport takes no message until a probe write on that disk succeeds.
 //
 // Directory answers other than the codes of §6 (internal_error) and
 // failures of the agent's own machinery (ledger, session state) abandon the
@@ -39,8 +46,11 @@
 //
 // API:
 //
+//	seal, err := writeback.NewSessionSeal(decryptionKeys)
 //	h, err := writeback.New(writeback.Options{Agent: name, Opener: o, Directory: d,
-//		Ledger: store, Audit: w, SigningKey: k, RetryBudget: 45 * time.Second, Logger: log})
+//		Ledger: store, Audit: w, SigningKey: k, Seal: seal, Queue: queue,
+//		RetryBudget: 45 * time.Second, Logger: log})
 //	out := h.Handle(ctx, writeback.Delivery{Message: m, DeliveryCount: n, Session: st})
 //	err = h.Ready()
+//	err = h.Intake(ctx) // nil: the transport may take a message
 package writeback

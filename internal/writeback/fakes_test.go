@@ -192,15 +192,30 @@ func (s *fakeSession) Set(_ context.Context, b []byte) error {
 	return nil
 }
 
-func (s *fakeSession) decoded(t *testing.T) *ledger.SessionState {
+// testQueue is the queue name the fixture's handler binds session state to.
+const testQueue = "wbagent-requests"
+
+// decoded returns the state the handler wrote for m's session; every
+// record must authenticate.
+func (s *fakeSession) decoded(t *testing.T, seal *ledger.SessionSeal, m protocol.Message) *ledger.SessionState {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ss, err := ledger.DecodeSessionState(s.state)
-	if err != nil {
-		t.Fatalf("decode session state: %v", err)
+	ss, refused := seal.Decode(s.state, ledger.SessionBinding{Queue: testQueue, SessionID: m.SessionID})
+	if len(refused) != 0 {
+		t.Fatalf("the handler's own session state does not authenticate: %v", refused)
 	}
 	return ss
+}
+
+// sealed encodes ss as the fixture's agents would for m's session.
+func (f *fixture) sealed(ss *ledger.SessionState, m protocol.Message) []byte {
+	f.t.Helper()
+	b, err := f.seal.Encode(ss, ledger.SessionBinding{Queue: testQueue, SessionID: m.SessionID})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
 }
 
 // fixture is a handler wired to fakes, a real ledger and real protocol keys.
@@ -215,6 +230,7 @@ type fixture struct {
 	sender   *protocol.SigningKey
 	agentDec *protocol.DecryptionKey
 	agentSig *protocol.SigningKey
+	seal     *ledger.SessionSeal
 	n        int
 }
 
@@ -243,11 +259,14 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.led.Close() })
+	if f.seal, err = NewSessionSeal([]*protocol.DecryptionKey{f.agentDec}); err != nil {
+		t.Fatal(err)
+	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	f.logs = logs
 	f.h, err = New(Options{
 		Agent: "dc-test-1", Opener: opener, Directory: f.dir, Ledger: f.led, Audit: f.aud,
-		SigningKey: f.agentSig, Clock: f.clock, Jitter: func() float64 { return 0.5 },
+		SigningKey: f.agentSig, Seal: f.seal, Queue: testQueue, Clock: f.clock, Jitter: func() float64 { return 0.5 },
 		RetryBudget: 45 * time.Second, Logger: zap.New(core),
 	})
 	if err != nil {

@@ -10,12 +10,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"wbagent/internal/audit"
+	"wbagent/internal/ledger"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
 	"wbagent/internal/wire"
 )
 
-// Options configure a Handler. Opener, Directory, Ledger, Audit and
+// Options configure a Handler. Opener, Directory, Ledger, Audit, Seal and
 // SigningKey are required.
 type Options struct {
 	// Agent is the agent's name, put in results and audit records.
@@ -36,6 +38,21 @@ type Options struct {
 	Ledger     Ledger
 	Audit      Auditor
 	SigningKey *protocol.SigningKey
+
+	// Seal authenticates the session state (protocol v1 §7 as sealed by
+	// wbagent): records it cannot verify are treated as absent. Make it
+	// with NewSessionSeal from the decryption keys.
+	Seal *ledger.SessionSeal
+	// Queue is the request queue's name, bound into every session-state
+	// MAC so that a record does not verify on another queue.
+	Queue string
+	// OnStateRefused, when set, is told how many session-state records
+	// were refused (for the metrics).
+	OnStateRefused func(n int)
+	// Rejections, when set, takes the audit records of messages nobody
+	// trusted (dead-lettered malformed or unauthenticated) instead of
+	// Audit, so that a flood of them is aggregated (*audit.Aggregator).
+	Rejections audit.Recorder
 
 	// Clock defaults to SystemClock; Jitter returns a number in [0, 1) and
 	// defaults to math/rand/v2.
@@ -64,6 +81,8 @@ type Handler struct {
 
 	mu       sync.Mutex
 	auditErr error
+	// stateErr is the last ledger write's failure; nil after a success.
+	stateErr error
 	// auditing holds the ids whose result this agent is recording and
 	// auditing right now: a duplicate delivery that finds such a result
 	// not yet audited waits for that line instead of writing its own.
@@ -86,6 +105,8 @@ func New(opts Options) (*Handler, error) {
 	case opts.RetryBudget <= 0:
 		// The config owns this default; a zero here is a wiring mistake.
 		return nil, fmt.Errorf("writeback: retry budget %s: give a positive duration (requests.retryBudget)", opts.RetryBudget)
+	case opts.Seal == nil:
+		return nil, errors.New("writeback: no session state seal (derive it from agent.decryptionKeys with NewSessionSeal)")
 	}
 	if opts.BackoffInitial <= 0 {
 		opts.BackoffInitial = DefaultBackoffInitial
@@ -108,8 +129,9 @@ func New(opts Options) (*Handler, error) {
 	return &Handler{o: opts, auditing: map[string]chan struct{}{}, log: opts.Logger.With(zap.String(logging.FieldComponent, "writeback"))}, nil
 }
 
-// Ready reports whether the audit trail takes records: nil unless the last
-// audit write failed. While it fails no message is completed.
+// Ready reports whether the audit trail takes records: nil unless an
+// audit write failed and no probe write (Intake) has succeeded since.
+// While it fails no message is completed.
 func (h *Handler) Ready() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -304,7 +304,7 @@ func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 }
 
 func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
-	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{},
+	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}, Seal: &ledger.SessionSeal{},
 		RetryBudget: time.Minute, BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
 	for _, j := range []float64{0, 0.999} {
 		h.o.Jitter = func() float64 { return j }
@@ -366,7 +366,7 @@ func TestExpiredAfterDirectoryStayedDown(t *testing.T) {
 			t.Fatalf("sessions=%v: first delivery: %v", sessions, out.Settle)
 		}
 		if fs != nil {
-			if ss := fs.decoded(t); len(ss.Records) != 0 {
+			if ss := fs.decoded(t, f.seal, m); len(ss.Records) != 0 {
 				t.Fatalf("sessions=%v: session state keeps %+v after attempts that wrote nothing", sessions, ss.Records)
 			}
 		}
@@ -492,14 +492,14 @@ func TestSessionStateWrittenAroundTheWrite(t *testing.T) {
 	sess := &fakeSession{}
 	m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
 	f.dir.onApply = func(context.Context) {
-		ss := sess.decoded(t)
+		ss := sess.decoded(t, f.seal, m)
 		if rec, ok := ss.Find(m.MessageID); !ok || rec.State != ledger.Applying || !rec.At.Equal(t0) {
 			t.Errorf("at the directory write the session state holds %+v, want applying at %v", rec, t0)
 		}
 	}
 	out := f.handle(m, sess)
 	r := f.result(out)
-	rec, ok := sess.decoded(t).Find(m.MessageID)
+	rec, ok := sess.decoded(t, f.seal, m).Find(m.MessageID)
 	if !ok || rec.State != ledger.Done {
 		t.Fatalf("session state after the write: %+v", rec)
 	}
@@ -517,8 +517,7 @@ func TestSessionStateDoneFromAnotherAgentIsReplayed(t *testing.T) {
 	body, _ := first.MarshalJSON()
 	ss := &ledger.SessionState{}
 	ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Done, Result: body})
-	state, _ := ss.Encode()
-	sess := &fakeSession{state: state}
+	sess := &fakeSession{state: f.sealed(ss, m)}
 	out := f.handle(m, sess)
 	if r := f.result(out); *r != first {
 		t.Fatalf("replayed %+v, want %+v", r, first)
@@ -540,7 +539,7 @@ func TestSessionStateApplyingFromAnotherAgent(t *testing.T) {
 		})
 		ss := &ledger.SessionState{}
 		ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Applying, At: t0.Add(-time.Minute)})
-		state, _ := ss.Encode()
+		state := f.sealed(ss, m)
 		if landed {
 			f.dir.pwdLastSet = t0.Add(-30 * time.Second)
 		}
@@ -578,21 +577,141 @@ func TestSessionStateFailures(t *testing.T) {
 			t.Fatalf("redelivery: %v %v", out.Settle, out.Err)
 		}
 	})
-	t.Run("newer agent's state", func(t *testing.T) {
+	t.Run("unknown version is treated as absent", func(t *testing.T) {
 		f := newFixture(t)
-		out := f.handle(f.request(func(s *protocol.RequestSpec) { s.Session = true }), &fakeSession{state: []byte("wbagent-session-state 2\n")})
-		if out.Settle != Abandon || f.dir.applyCount() != 0 {
-			t.Fatalf("outcome %+v", out)
+		m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+		sess := &fakeSession{state: []byte("wbagent-session-state 9\nwhatever\n")}
+		if out := f.handle(m, sess); out.Settle != Complete || f.dir.applyCount() != 1 {
+			t.Fatalf("outcome %+v after %d writes", out, f.dir.applyCount())
 		}
+		sess.decoded(t, f.seal, m)
 	})
 	t.Run("garbage state is overwritten", func(t *testing.T) {
 		f := newFixture(t)
+		m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
 		sess := &fakeSession{state: []byte("\x00garbage")}
-		if out := f.handle(f.request(func(s *protocol.RequestSpec) { s.Session = true }), sess); out.Settle != Complete {
+		if out := f.handle(m, sess); out.Settle != Complete {
 			t.Fatalf("settle %v", out.Settle)
 		}
-		sess.decoded(t)
+		sess.decoded(t, f.seal, m)
 	})
+}
+
+// Session state that anyone holding Listen rights could have written — no
+// MAC (an older agent's form), a MAC under another key, a record sealed
+// for another session — is ignored: the request is applied once and
+// answered with the directory's own result, and the audit trail shows the
+// refused record before the result.
+func TestForgedSessionStateIsIgnored(t *testing.T) {
+	other, err := protocol.GenerateDecryptionKey(protocol.SuiteX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSeal, err := NewSessionSeal([]*protocol.DecryptionKey{other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedDone := func(m protocol.Message) ledger.Record {
+		res := protocol.NewResult(m.MessageID, wire.OpReset, wire.CodeUserNotFound, "", "attacker", t0)
+		body, _ := res.MarshalJSON()
+		return ledger.Record{ID: m.MessageID, State: ledger.Done, Result: body}
+	}
+	forgedApplying := func(m protocol.Message) ledger.Record {
+		return ledger.Record{ID: m.MessageID, State: ledger.Applying, At: t0.Add(-time.Hour)}
+	}
+	forms := map[string]func(f *fixture, m protocol.Message, r ledger.Record) []byte{
+		"version 1, no MAC": func(_ *fixture, _ protocol.Message, r ledger.Record) []byte {
+			ss := &ledger.SessionState{}
+			ss.Put(r)
+			b, _ := ss.Encode()
+			return b
+		},
+		"bare record": func(_ *fixture, _ protocol.Message, r ledger.Record) []byte {
+			return []byte(r.String() + "\n")
+		},
+		"MAC under another key": func(_ *fixture, m protocol.Message, r ledger.Record) []byte {
+			ss := &ledger.SessionState{}
+			ss.Put(r)
+			b, _ := otherSeal.Encode(ss, ledger.SessionBinding{Queue: testQueue, SessionID: m.SessionID})
+			return b
+		},
+		"sealed for another session": func(f *fixture, _ protocol.Message, r ledger.Record) []byte {
+			ss := &ledger.SessionState{}
+			ss.Put(r)
+			b, _ := f.seal.Encode(ss, ledger.SessionBinding{Queue: testQueue, SessionID: "someone-else"})
+			return b
+		},
+		"sealed for another queue": func(f *fixture, m protocol.Message, r ledger.Record) []byte {
+			ss := &ledger.SessionState{}
+			ss.Put(r)
+			b, _ := f.seal.Encode(ss, ledger.SessionBinding{Queue: "other-queue", SessionID: m.SessionID})
+			return b
+		},
+		"MAC of another record": func(f *fixture, m protocol.Message, r ledger.Record) []byte {
+			// A genuine line for an applying record, its text swapped.
+			ss := &ledger.SessionState{}
+			ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Applying, At: t0.Add(-time.Minute)})
+			b := string(f.sealed(ss, m))
+			i := strings.Index(b, " applying ")
+			return []byte(b[:i+1] + r.String() + "\n")
+		},
+	}
+	for name, form := range forms {
+		for kind, rec := range map[string]func(protocol.Message) ledger.Record{"done": forgedDone, "applying": forgedApplying} {
+			t.Run(name+"/"+kind, func(t *testing.T) {
+				f := newFixture(t)
+				// pwdLastSet after the forged applying time: trusting it
+				// would answer "recovered" without writing.
+				f.dir.pwdLastSet = t0.Add(-time.Minute)
+				m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+				sess := &fakeSession{state: form(f, m, rec(m))}
+				out := f.handle(m, sess)
+				if r := f.result(out); r.Code != wire.CodeOK || r.Agent != "dc-test-1" || out.Settle != Complete {
+					t.Fatalf("answered %+v (%v); want this agent's ok", r, out.Settle)
+				}
+				if n := f.dir.applyCount(); n != 1 {
+					t.Fatalf("%d directory writes, want 1", n)
+				}
+				f.aud.mu.Lock()
+				recs := append([]audit.Record(nil), f.aud.records...)
+				f.aud.mu.Unlock()
+				if len(recs) != 2 || recs[0].Event != EventStateRefused || recs[0].Code != CodeStateUnauthenticated ||
+					!strings.Contains(recs[0].Detail, m.MessageID) || recs[1].Event != audit.EventResult || recs[1].Detail != "" {
+					t.Fatalf("audit records %+v; want the refused state, then the result", recs)
+				}
+				if got, ok := sess.decoded(t, f.seal, m).Find(m.MessageID); !ok || got.State != ledger.Done {
+					t.Fatalf("session state after: %+v", got)
+				}
+			})
+		}
+	}
+}
+
+// A record sealed by an agent that holds the new and the old decryption
+// key verifies at an agent that holds only the old one (key rotation).
+func TestSessionStateAcrossKeyRotation(t *testing.T) {
+	f := newFixture(t)
+	newer, err := protocol.GenerateDecryptionKey(protocol.SuiteX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := NewSessionSeal([]*protocol.DecryptionKey{newer, f.agentDec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.request(func(s *protocol.RequestSpec) { s.Session = true })
+	first := protocol.NewResult(m.MessageID, wire.OpReset, wire.CodeOK, "", "dc-other-2", t0)
+	body, _ := first.MarshalJSON()
+	ss := &ledger.SessionState{}
+	ss.Put(ledger.Record{ID: m.MessageID, State: ledger.Done, Result: body})
+	state, err := both.Encode(ss, ledger.SessionBinding{Queue: testQueue, SessionID: m.SessionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := f.handle(m, &fakeSession{state: state})
+	if r := f.result(out); *r != first || f.dir.applyCount() != 0 {
+		t.Fatalf("replayed %+v after %d writes, want %+v and none", r, f.dir.applyCount(), first)
+	}
 }
 
 func TestAuditFailureWithholdsTheSettlement(t *testing.T) {
@@ -827,5 +946,34 @@ func TestNewRefusesAZeroRetryBudget(t *testing.T) {
 	_, err := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}})
 	if err == nil || !strings.Contains(err.Error(), "requests.retryBudget") {
 		t.Fatalf("New without a retry budget: %v", err)
+	}
+}
+
+// Dead-letters of messages nobody trusted go to Rejections (the
+// aggregator); a trusted sender's invalid request keeps its own line.
+func TestUntrustedRejectionsGoToRejections(t *testing.T) {
+	f := newFixture(t)
+	rej := &fakeAudit{}
+	f.h.o.Rejections = rej
+	other, _ := protocol.GenerateSigningKey()
+	m := f.request(nil)
+	m.ApplicationProperties[protocol.PropSender] = other.KID()
+	m.ApplicationProperties[protocol.PropSignature] = other.Sign(m.Body)
+	if out := f.handle(m, nil); out.Settle != DeadLetter {
+		t.Fatalf("unauthenticated: %v", out.Settle)
+	}
+	m = f.request(nil)
+	m.ContentType = "text/plain"
+	if out := f.handle(m, nil); out.Settle != DeadLetter {
+		t.Fatalf("malformed: %v", out.Settle)
+	}
+	if len(rej.records) != 2 || len(f.aud.records) != 0 || rej.records[0].SenderKID != other.KID() {
+		t.Fatalf("rejections %+v, audit %+v; want both untrusted messages in rejections", rej.records, f.aud.records)
+	}
+	m = f.request(func(s *protocol.RequestSpec) {
+		s.IssuedAt, s.ExpiresAt = f.clock.Now().Add(10*time.Minute), f.clock.Now().Add(12*time.Minute)
+	})
+	if out := f.handle(m, nil); out.Settle != DeadLetter || len(f.aud.records) != 1 || len(rej.records) != 2 {
+		t.Fatalf("invalid_request: %v, audit %d, rejections %d; want it in the audit", out.Settle, len(f.aud.records), len(rej.records))
 	}
 }

@@ -42,6 +42,9 @@ func (t *task) run(ctx context.Context, mayApply bool) Outcome {
 		var err error
 		claimedAt = t.now()
 		prev, err = l.MarkApplying(id, claimedAt)
+		if err != nil || prev.State != ledger.Done { // a done record is only read
+			t.h.setStateErr(err)
+		}
 		return err
 	})
 	switch {
@@ -311,7 +314,11 @@ func (t *task) answer(ctx context.Context, code, detail string, ss *ledger.Sessi
 	// Until its audit line is written, a duplicate delivery that finds
 	// this result must not write the line itself.
 	_, t.auditing = t.h.beginAuditing(id)
-	err = t.retry(pctx, "recording the result in the ledger", func() error { return t.h.o.Ledger.MarkDone(id, body, t.now()) })
+	err = t.retry(pctx, "recording the result in the ledger", func() error {
+		err := t.h.o.Ledger.MarkDone(id, body, t.now())
+		t.h.setStateErr(err)
+		return err
+	})
 	if err != nil {
 		t.h.o.Ledger.Release(id)
 		t.log.Error("recording the result in the ledger failed; a redelivery to this agent will decide again",

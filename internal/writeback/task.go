@@ -167,15 +167,19 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 	rec := t.auditRecord(out, end)
 	actx, cancel := t.postWriteContext(ctx)
 	defer cancel()
-	err := t.retry(actx, "writing the audit record", func() error { return t.h.o.Audit.Record(actx, rec) })
+	sink := audit.Recorder(t.h.o.Audit)
+	if t.h.o.Rejections != nil && untrusted(out) {
+		sink = t.h.o.Rejections
+	}
+	err := t.retry(actx, "writing the audit record", func() error { return sink.Record(actx, rec) })
 	if err != nil {
-		t.h.setAuditErr(err)
+		t.h.auditWritten(err)
 		t.log.Error("audit record not written; leaving the message for redelivery", zap.Error(err))
 		out.Settle, out.Reply, out.ReplyTo, out.AuditFailed = Abandon, nil, "", true
 		out.Err = errors.Join(out.Err, fmt.Errorf("write audit record: %w", err))
 		return out
 	}
-	t.h.setAuditErr(nil)
+	t.h.auditWritten(nil)
 	if t.req != nil && (out.Event == audit.EventResult || out.Event == audit.EventReplayed) {
 		// The result's line is in the trail: a redelivery only replays it.
 		if err := t.h.o.Ledger.MarkAudited(out.RequestID); err != nil {
@@ -184,6 +188,15 @@ func (t *task) finish(ctx context.Context, out Outcome) Outcome {
 		}
 	}
 	return out
+}
+
+// untrusted reports whether out dead-letters a message nobody trusted:
+// malformed, or not signed by a trusted sender. Anyone who can send to the
+// queue can make those, as many as they like, so their audit lines are
+// aggregated; a trusted sender's messages keep a line each.
+func untrusted(out Outcome) bool {
+	return out.Event == audit.EventDeadLettered &&
+		(out.Code == protocol.Malformed.String() || out.Code == protocol.Unauthenticated.String())
 }
 
 // postWriteContext is ctx, or, once ctx has ended, a fresh context bounded
@@ -254,9 +267,8 @@ func (t *task) replay(body []byte) Outcome {
 	return t.withReply(out, *res)
 }
 
-// loadSession reads the session state. Unreadable state (not ours, or
-// damaged) is logged and treated as empty; a newer agent's state is an
-// error, since overwriting it would lose that agent's records.
+// loadSession reads the session state and keeps the records that
+// authenticate (see openSession); the rest are treated as absent.
 func (t *task) loadSession(ctx context.Context) (*ledger.SessionState, error) {
 	var raw []byte
 	err := t.retry(ctx, "reading the session state", func() error {
@@ -267,20 +279,12 @@ func (t *task) loadSession(ctx context.Context) (*ledger.SessionState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read session state: %w", err)
 	}
-	ss, err := ledger.DecodeSessionState(raw)
-	switch {
-	case errors.Is(err, ledger.ErrSessionStateVersion):
-		return nil, err
-	case err != nil:
-		t.log.Warn("session state unreadable; treating it as empty", zap.Error(err))
-		return &ledger.SessionState{}, nil
-	}
-	return ss, nil
+	return t.openSession(ctx, raw)
 }
 
-// saveSession writes the session state.
+// saveSession writes the session state, sealed.
 func (t *task) saveSession(ctx context.Context, ss *ledger.SessionState) error {
-	b, err := ss.Encode()
+	b, err := t.h.o.Seal.Encode(ss, t.binding())
 	if err != nil {
 		return err
 	}

@@ -468,17 +468,21 @@ func (w *world) checkAudit(replies map[string][]testbed.Reply) {
 	t := w.t
 	byID := map[string][]audit.Record{}
 	for _, a := range w.agents {
-		f, err := os.Open(a.Files.Audit)
-		if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(a.Files.Audit); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		rotated, err := audit.RotatedFiles(a.Files.Audit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := audit.Verify(f)
-		f.Close()
-		if err != nil || !rep.OK() {
-			t.Errorf("audit chain of %s: %+v %v", a.Files.Name, rep, err)
+		reps, err := audit.VerifySet(append(rotated, a.Files.Audit), audit.Genesis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rep := range reps {
+			if !rep.OK() {
+				t.Errorf("audit chain of %s: %s: %+v", a.Files.Name, rep.Path, rep.Report)
+			}
 		}
 		recs, err := a.Audit()
 		if err != nil {

@@ -3,14 +3,20 @@ package chaos
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"wbagent/internal/audit"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/bench"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/wire"
 )
@@ -159,17 +165,30 @@ func (k badKind) indexIn() int {
 	return slices.IndexFunc(badKinds, func(o badKind) bool { return o.name == k.name })
 }
 
+// stormRotateMB is audit.rotate.maxSizeMB in the storm.
+const stormRotateMB = 1
+
 // Ten thousand bad messages (short form: a few hundred) of every kind,
 // with a hundred valid requests among them: the valid ones are applied,
 // every bad one is dead-lettered with a reason (and answered
 // invalid_request when it was authenticated), none touches the account it
-// names, the agent's memory stays bounded and it never crashes.
+// names, the agent's memory stays bounded and it never crashes. The audit
+// trail stays bounded too: messages nobody trusted are aggregated (their
+// lines' counts add up to every one of them), the file rotates, and
+// `wbagent audit verify` checks the rotated set as one chain.
 func TestBadMessageStorm(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	if err := w.srv.AddQueue(devbus.QueueConfig{Name: stormReplies}); err != nil {
 		t.Fatal(err)
 	}
-	a := w.startAgent("agent-1")
+	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(w.dir, "agent-1"), Name: "agent-1",
+		Queue: queueName, Keys: w.sh.keys, HTTP: true}, w.sh.dom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotateAudit(t, files, stormRotateMB)
+	a := w.runAgent(files)
+	began := time.Now()
 	pid, err := bench.FindProcess(w.sh.bin, "run", "--config", a.Files.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -262,4 +281,86 @@ func TestBadMessageStorm(t *testing.T) {
 	}
 	t.Logf("%d bad messages dead-lettered %v, %d answered invalid_request; agent peak RSS %d MiB, CPU %s",
 		nBad, byReason, codes[wire.CodeInvalidRequest], proc.PeakRSS>>20, proc.CPU)
+	checkStormAudit(t, w, a, byReason, time.Since(began))
+}
+
+// checkStormAudit checks the audit trail after the storm (the agent has
+// stopped, so every aggregation window is written): the lines of
+// untrusted messages stay few and count every one, no file outgrows the
+// rotation size, and the rotated set verifies with `wbagent audit verify`.
+func checkStormAudit(t *testing.T, w *world, a *testbed.Agent, byReason map[string]int, took time.Duration) {
+	t.Helper()
+	recs, err := a.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, counted := map[string]int{}, map[string]int{}
+	for _, r := range recs {
+		if r.Event != audit.EventDeadLettered || (r.Code != "malformed" && r.Code != "unauthenticated") {
+			continue
+		}
+		lines[r.Code]++
+		counted[r.Code] += max(r.Count, 1)
+	}
+	// One window a minute per reason and sender kid (the storm claims a
+	// handful of kids), each a first line and a summary.
+	windows := int(took/time.Minute) + 2
+	for _, reason := range []string{"malformed", "unauthenticated"} {
+		if counted[reason] != byReason[reason] {
+			t.Errorf("the audit lines of %s messages count %d, but %d were dead-lettered", reason, counted[reason], byReason[reason])
+		}
+		if bound := 2 * 8 * windows; lines[reason] > bound {
+			t.Errorf("%d audit lines for %d %s messages in %s; want at most %d", lines[reason], byReason[reason], reason, took.Round(time.Second), bound)
+		}
+	}
+	rotated, err := audit.RotatedFiles(a.Files.Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, p := range append(rotated, a.Files.Audit) {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st.Size()
+		// Rotation happens before a write would pass the size; one write
+		// is at most a batch of lines.
+		if limit := int64(stormRotateMB<<20) + 512<<10; st.Size() > limit {
+			t.Errorf("%s is %d bytes, more than %d", p, st.Size(), limit)
+		}
+	}
+	if full() && len(rotated) == 0 {
+		t.Errorf("the audit file (%d bytes) never rotated at %d MB", total, stormRotateMB)
+	}
+	out, err := exec.CommandContext(w.ctx, w.sh.bin, "audit", "verify", a.Files.Audit).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "hash chain OK") {
+		t.Errorf("wbagent audit verify: %v\n%s", err, out)
+	}
+	verdict := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "hash chain") {
+			verdict = l
+		}
+	}
+	t.Logf("audit trail: %d lines, %d bytes in %d files (rotation at %d MB); untrusted messages: %v lines counting %v; audit verify: %s",
+		len(recs), total, len(rotated)+1, stormRotateMB, lines, counted, verdict)
+}
+
+// rotateAudit sets audit.rotate.maxSizeMB in the agent's config.
+func rotateAudit(t *testing.T, f *testbed.AgentFiles, mb int) {
+	t.Helper()
+	b, err := os.ReadFile(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := func(s string) string { q, _ := json.Marshal(s); return string(q) }
+	old := "audit:\n  file: " + quote(f.Audit) + "\n"
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("config %s has no %q", f.Config, old)
+	}
+	b = []byte(strings.Replace(string(b), old, old+fmt.Sprintf("  rotate: {maxSizeMB: %d}\n", mb), 1))
+	if err := os.WriteFile(f.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

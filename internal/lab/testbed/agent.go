@@ -405,25 +405,32 @@ func (a *Agent) Audit() ([]audit.Record, error) { return ReadAudit(a.Files.Audit
 // Handled reads the agent's "message handled" log lines.
 func (a *Agent) Handled() ([]Handled, error) { return ReadHandled(a.Files.Log) }
 
-// ReadAudit parses an audit file; a missing file has no records.
+// ReadAudit parses an audit file, after the files rotated out of it
+// (oldest first); a missing file has no records.
 func ReadAudit(path string) ([]audit.Record, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read audit file: %w", err)
+	rotated, err := audit.RotatedFiles(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	var recs []audit.Record
-	for i, line := range bytes.Split(b, []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
+	for _, p := range append(rotated, path) {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		var r audit.Record
-		if err := json.Unmarshal(line, &r); err != nil {
-			return recs, fmt.Errorf("audit file %s line %d: %w", path, i+1, err)
+		if err != nil {
+			return nil, fmt.Errorf("read audit file: %w", err)
 		}
-		recs = append(recs, r)
+		for i, line := range bytes.Split(b, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var r audit.Record
+			if err := json.Unmarshal(line, &r); err != nil {
+				return recs, fmt.Errorf("audit file %s line %d: %w", p, i+1, err)
+			}
+			recs = append(recs, r)
+		}
 	}
 	return recs, nil
 }
