@@ -143,8 +143,9 @@ func init() {
 }
 
 func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "run", "run [--config FILE]")
+	fs := newFlags(env, "run", "run [--config FILE] [--service]")
 	cfgPath := fs.String("config", defaultConfigPath(), "config file")
+	asService := fs.Bool("service", false, "answer the service manager (the installed service's command line says so; without it, wbagent guesses)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -164,19 +165,9 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 
-	if !service.Interactive() {
-		// Started by systemd or the Windows service manager: let kardianos
-		// run the service loop (it answers the manager's stop requests).
-		s, err := newService(p, cfg.Path)
-		if err != nil {
-			return err
-		}
-		go func() {
-			if err := <-p.fatal; err != nil {
-				os.Exit(exitError) // the service manager restarts us
-			}
-		}()
-		return s.Run()
+	if *asService || !service.Interactive() {
+		// Started by systemd or the Windows service manager.
+		return runAsService(p)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
