@@ -186,7 +186,7 @@ func winInstall(m scm, out io.Writer, s winServiceSpec) error {
 	}
 	for _, o := range optional {
 		if err := o.set(); err != nil {
-			fmt.Fprintf(out, "warning: the service manager refused %s: %v; the service is installed without it\n", o.what, err)
+			fmt.Fprintf(out, "warning: the service manager refused %s (%v); the service is installed without it\n", o.what, err)
 			warned = append(warned, o.what)
 		}
 	}

@@ -176,7 +176,7 @@ func TestWinInstallDegrades(t *testing.T) {
 		t.Fatalf("after install: state %v, source %v, applied %v", m.state, m.source, m.applied)
 	}
 	text := out.String()
-	for _, want := range []string{"refused delayed automatic start: Invalid level.", `refused an unrestricted service SID (NT SERVICE\wbagent)`,
+	for _, want := range []string{"refused delayed automatic start (Invalid level.)", `refused an unrestricted service SID (NT SERVICE\wbagent)`,
 		"installed without it", "2 optional setting(s) not applied", `as NT SERVICE\wbagent`,
 		`"C:\Program Files\wbagent\wbagent.exe" run --service --config C:\ProgramData\wbagent\wbagent.yaml`} {
 		if !strings.Contains(text, want) {
