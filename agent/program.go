@@ -138,7 +138,7 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "run the agent in the foreground until SIGINT or SIGTERM (the installed service runs this)",
-		run:     runAgent,
+		run:     asServiceCommand(runAgent),
 	})
 }
 

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/kardianos/service"
 )
@@ -37,4 +41,27 @@ func serviceConfig(configPath, goos string) (*service.Config, error) {
 		c.Dependencies = []string{"After=network-online.target", "Wants=network-online.target"}
 	}
 	return c, nil
+}
+
+// serviceRan is set once the service loop ran, so a failure after it is not
+// reported a second time.
+var serviceRan bool
+
+// asServiceCommand wraps `run`: when started with --service and failing
+// before the service loop, the failure is reported to the service manager
+// (see reportStartFailure).
+func asServiceCommand(run func(context.Context, *cmdEnv, []string) error) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		err := run(ctx, env, args)
+		if err != nil && !serviceRan && slices.ContainsFunc(args, isServiceFlag) {
+			reportStartFailure(exitCode(err, io.Discard))
+		}
+		return err
+	}
+}
+
+// isServiceFlag matches the forms the flag package accepts for --service.
+func isServiceFlag(a string) bool {
+	a = strings.TrimLeft(a, "-")
+	return a == "service" || a == "service=true" || a == "service=1"
 }

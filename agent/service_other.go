@@ -18,6 +18,7 @@ func runAsService(p *program) error {
 	if err != nil {
 		return err
 	}
+	serviceRan = true
 	go func() {
 		if err := <-p.fatal; err != nil {
 			os.Exit(exitError) // the service manager restarts us
@@ -38,3 +39,6 @@ func newService(p service.Interface, configPath string) (service.Service, error)
 	}
 	return s, nil
 }
+
+// reportStartFailure does nothing: systemd reads the exit code.
+func reportStartFailure(int) {}

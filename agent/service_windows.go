@@ -13,6 +13,7 @@ import (
 // `run --service`, and of a plain `run` the manager started (detected).
 func runAsService(p *program) error {
 	h := &winHandler{p: p}
+	serviceRan = true
 	if err := svc.Run(serviceName, h); err != nil {
 		return fmt.Errorf("run as the Windows service %s: %w (start the service with `net start %s`; in a console use `wbagent run` without --service)", serviceName, err, serviceName)
 	}
@@ -51,4 +52,21 @@ func (h *winHandler) Execute(_ []string, r <-chan svc.ChangeRequest, changes cha
 			return true, exitError
 		}
 	}
+}
+
+// reportStartFailure answers the service manager when `run --service` fails
+// before the agent could run (a config, key or secret problem): the start
+// then fails at once with the agent's exit code, instead of the manager
+// waiting for its timeout and saying only "the service did not respond"
+// (error 1053). The reason is in the log and `wbagent check`.
+func reportStartFailure(code int) {
+	_ = svc.Run(serviceName, failedStart(code))
+}
+
+type failedStart uint32
+
+// Execute implements svc.Handler.
+func (f failedStart) Execute(_ []string, _ <-chan svc.ChangeRequest, changes chan<- svc.Status) (bool, uint32) {
+	changes <- svc.Status{State: svc.StartPending}
+	return true, uint32(f)
 }
