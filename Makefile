@@ -84,7 +84,7 @@ chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agen
 .PHONY: test-windows
 # What the Windows lane needs besides the Samba tools of deps, as
 # command:debian-package.
-WINE_TOOLS := wine:wine wine64:wine64 wineserver:wine x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
+WINE_TOOLS := wine:wine /usr/lib/wine/wine64:wine64 wineserver:wine x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
 test-windows: deps package ## the Windows lane: the MSI installed under Wine (private prefix in bin/wine), service started, a reset applied, removed
 	@missing=""; for t in $(WINE_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \

@@ -61,5 +61,5 @@ func runServiceCommand(env *cmdEnv, name string, args []string) error {
 	if account != nil {
 		acct = *account
 	}
-	return serviceInstall(env, cfg.Path, acct)
+	return serviceInstall(env, cfg, acct)
 }

@@ -12,12 +12,13 @@ import (
 	"github.com/kardianos/service"
 
 	"wbagent/installer"
+	"wbagent/internal/config"
 )
 
 // serviceInstall installs the systemd unit (or the system's equivalent)
 // through kardianos/service, after what the packages' scripts do.
-func serviceInstall(env *cmdEnv, cfgPath, _ string) error {
-	s, err := newService(serviceProgram{}, cfgPath)
+func serviceInstall(env *cmdEnv, cfg *config.Config, _ string) error {
+	s, err := newService(serviceProgram{}, cfg.Path)
 	if err != nil {
 		return err
 	}

@@ -5,17 +5,29 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"wbagent/internal/config"
 )
 
 // serviceInstall registers the Windows service (or updates it) running
 // `run --service --config cfgPath` as account, with the Event Log source
 // and the ACL of the config's folder; see winInstall.
-func serviceInstall(env *cmdEnv, cfgPath, account string) error {
+func serviceInstall(env *cmdEnv, cfg *config.Config, account string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find wbagent.exe: %w", err)
 	}
-	spec, err := winServiceSpecFor(exe, cfgPath, account)
+	// The state folder is created now, so it gets the ACL before the agent
+	// writes its first record there.
+	if err := os.MkdirAll(cfg.Agent.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create the state folder %s: %w", cfg.Agent.StateDir, err)
+	}
+	dirs := []string{cfg.Agent.StateDir, filepath.Dir(cfg.Agent.SigningKey)}
+	for _, k := range cfg.Agent.DecryptionKeys {
+		dirs = append(dirs, filepath.Dir(k))
+	}
+	spec, err := winServiceSpecFor(exe, cfg.Path, account, dirs...)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -61,9 +62,11 @@ type winServiceSpec struct {
 	// a failure; RecoveryReset is when it forgets earlier failures.
 	RecoveryDelay time.Duration
 	RecoveryReset time.Duration
-	// DataDir is the folder of the config, locked to DataDirSDDL.
+	// DataDir is the folder of the config, locked to DataDirSDDL; so are
+	// OtherDirs, the key and state folders the config names outside it.
 	DataDir     string
 	DataDirSDDL string
+	OtherDirs   []string
 }
 
 // scm is the Windows service control manager, the Event Log source
@@ -104,12 +107,18 @@ func winServiceArgs(configPath string) []string {
 // winServiceSpecFor builds the spec install registers: the config's folder
 // (%ProgramData%\wbagent when installed by the MSI) holds the keys and the
 // state and is locked to SYSTEM, Administrators and the service's own SID.
-func winServiceSpecFor(exe, configPath, account string) (winServiceSpec, error) {
+func winServiceSpecFor(exe, configPath, account string, dirs ...string) (winServiceSpec, error) {
 	acct, err := winAccount(account)
 	if err != nil {
 		return winServiceSpec{}, err
 	}
 	dir := winDir(configPath)
+	var others []string
+	for _, d := range dirs {
+		if d != "" && !winWithin(d, dir) && !slices.ContainsFunc(others, func(o string) bool { return strings.EqualFold(o, d) }) {
+			others = append(others, d)
+		}
+	}
 	return winServiceSpec{
 		Name:          serviceName,
 		DisplayName:   "wbagent password writeback agent",
@@ -121,7 +130,16 @@ func winServiceSpecFor(exe, configPath, account string) (winServiceSpec, error) 
 		RecoveryReset: 24 * time.Hour,
 		DataDir:       dir,
 		DataDirSDDL:   dataDirSDDL(serviceSID(serviceName)),
+		OtherDirs:     others,
 	}, nil
+}
+
+// winWithin reports whether path is dir or inside it, as Windows compares
+// paths (case-insensitive, either slash).
+func winWithin(path, dir string) bool {
+	norm := func(p string) string { return strings.TrimRight(strings.ToLower(strings.ReplaceAll(p, "/", `\`)), `\`) }
+	p, d := norm(path), norm(dir)
+	return p == d || strings.HasPrefix(p, d+`\`)
 }
 
 // winDir is the folder of a Windows path, whatever system computes it
@@ -190,11 +208,14 @@ func winInstall(m scm, out io.Writer, s winServiceSpec) error {
 			warned = append(warned, o.what)
 		}
 	}
-	if s.DataDir != "" {
-		if err := m.SecureDir(s.DataDir, s.DataDirSDDL); err != nil {
-			return fmt.Errorf("restrict %s to SYSTEM, Administrators and the service: %w", s.DataDir, err)
+	for _, d := range append([]string{s.DataDir}, s.OtherDirs...) {
+		if d == "" {
+			continue
 		}
-		fmt.Fprintf(out, "%s: access limited to SYSTEM, Administrators and NT SERVICE\\%s\n", s.DataDir, s.Name)
+		if err := m.SecureDir(d, s.DataDirSDDL); err != nil {
+			return fmt.Errorf("restrict %s to SYSTEM, Administrators and the service: %w", d, err)
+		}
+		fmt.Fprintf(out, "%s: access limited to SYSTEM, Administrators and NT SERVICE\\%s\n", d, s.Name)
 	}
 	account := s.Account
 	if account == "" {

@@ -381,3 +381,47 @@ func TestQuoteWinArg(t *testing.T) {
 		}
 	}
 }
+
+// TestWinInstallLocksOtherFolders: key and state folders the config names
+// outside its own folder get the same ACL; those inside inherit it.
+func TestWinInstallLocksOtherFolders(t *testing.T) {
+	s, err := winServiceSpecFor(`C:\Program Files\wbagent\wbagent.exe`, `C:\ProgramData\wbagent\wbagent.yaml`, "",
+		`C:\ProgramData\wbagent\state`, `c:/programdata/WBAGENT/keys`, `D:\wbagent-keys`, `d:\WBAGENT-KEYS`, `E:\state`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.OtherDirs, "|"); got != `D:\wbagent-keys|E:\state` {
+		t.Fatalf("other folders %q", got)
+	}
+	m := newFakeSCM()
+	if err := winInstall(m, &bytes.Buffer{}, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{`C:\ProgramData\wbagent`, `D:\wbagent-keys`, `E:\state`} {
+		if m.acl[d] != s.DataDirSDDL {
+			t.Errorf("%s: ACL %q", d, m.acl[d])
+		}
+	}
+	if len(m.acl) != 3 {
+		t.Errorf("ACLs set on %v", m.acl)
+	}
+}
+
+// TestServiceCommandFlags: only install takes flags (issue 17); the others
+// act on the service by name and refuse a --config they would ignore.
+func TestServiceCommandFlags(t *testing.T) {
+	for _, name := range []string{"start", "stop", "restart", "status", "uninstall"} {
+		_, errOut, code := runCLI(t, "", nil, name, "--config", "x.yaml")
+		if code != exitUsage || !strings.Contains(errOut, "flag provided but not defined: -config") {
+			t.Errorf("%s --config: code %d, %q", name, code, errOut)
+		}
+		_, errOut, code = runCLI(t, "", nil, name, "-h")
+		if code != exitOK || !strings.Contains(errOut, "usage: wbagent "+name+"\n") {
+			t.Errorf("%s -h: code %d, %q", name, code, errOut)
+		}
+	}
+	_, errOut, code := runCLI(t, "", nil, "install", "-h")
+	if code != exitOK || !strings.Contains(errOut, "-config") {
+		t.Errorf("install -h: code %d, %q", code, errOut)
+	}
+}

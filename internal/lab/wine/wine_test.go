@@ -3,6 +3,7 @@
 package wine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -29,15 +30,21 @@ const (
 
 // Where things live inside the prefix, as Windows sees them.
 const (
-	winExe     = `C:\Program Files\wbagent\wbagent.exe`
-	winCLIExe  = `C:\wbagent-cli\wbagent.exe`
-	winData    = `C:\ProgramData\wbagent`
-	winConfig  = winData + `\wbagent.yaml`
-	winMSI     = `C:\wbagent.msi`
-	serviceKey = `HKLM\SYSTEM\CurrentControlSet\Services\wbagent`
-	sourceKey  = `HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\wbagent`
-	requestQ   = "requests"
-	replyQ     = "replies"
+	winExe        = `C:\Program Files\wbagent\wbagent.exe`
+	winCLIExe     = `C:\wbagent-cli\wbagent.exe`
+	winData       = `C:\ProgramData\wbagent`
+	winConfig     = winData + `\wbagent.yaml`
+	winMSI        = `C:\wbagent.msi`
+	winUpgradeMSI = `C:\wbagent-upgrade.msi`
+	// upgradeVersion is newer than any build of the checkout. Not 128 or
+	// more: Wine 8.0's msi took 255.0.0 for older than 0.0.1 and refused it
+	// by the downgrade rule, as if it compared packed versions as signed
+	// 32-bit numbers.
+	upgradeVersion = "127.0.0"
+	serviceKey     = `HKLM\SYSTEM\CurrentControlSet\Services\wbagent`
+	sourceKey      = `HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\wbagent`
+	requestQ       = "requests"
+	replyQ         = "replies"
 )
 
 // lane is one run: the private prefix and its logs.
@@ -82,8 +89,10 @@ func TestWindowsService(t *testing.T) {
 		domErr error
 		msi    string
 		msiErr error
+		up     string
+		upErr  error
 	)
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		dom, domErr = testbed.StartDomain(ctx, testbed.DomainOptions{})
@@ -91,6 +100,10 @@ func TestWindowsService(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		msi, msiErr = l.buildMSI()
+	}()
+	go func() {
+		defer wg.Done()
+		up, upErr = l.packageMSI("dist-upgrade", upgradeVersion)
 	}()
 	l.boot()
 	wg.Wait()
@@ -100,6 +113,9 @@ func TestWindowsService(t *testing.T) {
 	defer dom.Stop()
 	if msiErr != nil {
 		t.Fatal(msiErr)
+	}
+	if upErr != nil {
+		t.Fatal(upErr)
 	}
 	bus, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: []devbus.QueueConfig{{Name: requestQ, LockDuration: 10 * time.Second}, {Name: replyQ}}})
 	if err != nil {
@@ -163,12 +179,29 @@ func TestWindowsService(t *testing.T) {
 	l.verifyAudit(files.Audit, first)
 	l.wantEventLog(first)
 
+	// An upgrade keeps the configuration, the keys and the service account.
+	conf, _ := os.ReadFile(files.Config)
+	copyFile(t, up, filepath.Join(l.drive, "wbagent-upgrade.msi"))
+	l.mustWine("msiexec", "/i", winUpgradeMSI, "/qn", "/l*v", `C:\msi-upgrade.log`)
+	if out := l.mustWine(winExe, "version"); !strings.Contains(out, upgradeVersion) {
+		t.Errorf("version after the upgrade: %q", out)
+	}
+	if now, _ := os.ReadFile(files.Config); !bytes.Equal(now, conf) {
+		t.Errorf("the upgrade changed wbagent.yaml:\n%s", now)
+	}
+	if _, err := testbed.LoadKeys(filepath.Join(l.drive, "ProgramData", "wbagent", "keys")); err != nil {
+		t.Errorf("keys after the upgrade: %v", err)
+	}
+	l.wantReg(serviceKey, "ImagePath", `wbagent.exe run --service --config "C:\ProgramData\wbagent\wbagent.yaml"`)
+	l.wantReg(serviceKey, "ObjectName", "LocalSystem")
+	l.wantReg(`HKLM\SOFTWARE\wbagent`, "ServiceAccount", "LocalSystem")
+
 	// msiexec /x: the service goes, ProgramData stays.
 	if err := os.MkdirAll(filepath.Join(l.drive, "wbagent-cli"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	copyFile(t, filepath.Join(l.drive, "Program Files", "wbagent", "wbagent.exe"), filepath.Join(l.drive, "wbagent-cli", "wbagent.exe"))
-	l.mustWine("msiexec", "/x", winMSI, "/qn", "/l*v", `C:\msi-remove.log`)
+	l.mustWine("msiexec", "/x", winUpgradeMSI, "/qn", "/l*v", `C:\msi-remove.log`)
 	if out, err := l.wine("reg", "query", serviceKey); err == nil {
 		t.Errorf("the service is still registered after msiexec /x:\n%s", out)
 	}
@@ -296,7 +329,7 @@ func (l *lane) boot() {
 	copyFile(t, dll, filepath.Join(l.drive, "windows", "system32", "bcryptprimitives.dll"))
 }
 
-// buildMSI returns the MSI of envMSI, or builds one with installer/package.sh.
+// buildMSI returns the MSI of envMSI, or builds one.
 func (l *lane) buildMSI() (string, error) {
 	if p := os.Getenv(envMSI); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -304,10 +337,16 @@ func (l *lane) buildMSI() (string, error) {
 		}
 		return p, nil
 	}
-	out := filepath.Join(l.work, "dist")
+	return l.packageMSI("dist", "0.0.1")
+}
+
+// packageMSI builds the packages of version into work/dir with
+// installer/package.sh and returns the MSI.
+func (l *lane) packageMSI(dir, version string) (string, error) {
+	out := filepath.Join(l.work, dir)
 	os.RemoveAll(out)
 	cmd := exec.CommandContext(l.ctx, filepath.Join(l.root, "installer", "package.sh"), out)
-	cmd.Env = append(os.Environ(), "PKG_VERSION=0.0.1")
+	cmd.Env = append(os.Environ(), "PKG_VERSION="+version)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("installer/package.sh: %v\n%s", err, b)
 	}
