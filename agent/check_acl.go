@@ -34,10 +34,12 @@ func aclRows(dirs []string, read func(string) (string, error)) []checkRow {
 	seen := map[string]bool{}
 	var uniq []string
 	for _, d := range dirs {
-		if d == "" || d == "." || seen[strings.ToLower(d)] {
+		// Windows paths compare without case, either slash.
+		key := strings.ToLower(strings.ReplaceAll(d, "/", `\`))
+		if d == "" || d == "." || seen[key] {
 			continue
 		}
-		seen[strings.ToLower(d)] = true
+		seen[key] = true
 		uniq = append(uniq, d)
 	}
 	sort.Strings(uniq)

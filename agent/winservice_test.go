@@ -350,7 +350,7 @@ func TestACLRows(t *testing.T) {
 		}
 		return "", fmt.Errorf("read the ACL of %s: %w", d, fs.ErrNotExist)
 	}
-	rows := aclRows([]string{`C:\ProgramData\wbagent`, `C:\ProgramData\wbagent\keys`, `C:\ProgramData\WBAGENT\keys`, `D:\shared`,
+	rows := aclRows([]string{`C:\ProgramData\wbagent`, `C:\ProgramData\wbagent\keys`, `C:\ProgramData\WBAGENT\keys`, `c:/programdata/wbagent/keys`, `D:\shared`,
 		`C:\ProgramData\wbagent\state`, `C:\denied`, ""}, read)
 	got := map[string]checkRow{}
 	for _, r := range rows {
