@@ -85,7 +85,7 @@ chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agen
 # What the Windows lane needs besides the Samba tools of deps, as
 # command:debian-package.
 WINE_TOOLS := wine:wine /usr/lib/wine/wine64:wine64 wineserver:wine x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
-test-windows: deps package ## the Windows lane: the MSI installed under Wine (private prefix in bin/wine), service started, a reset applied, removed
+test-windows: deps ## the Windows lane: the MSI (make package) installed under Wine (private prefix in bin/wine), service started, a reset applied, removed
 	@missing=""; for t in $(WINE_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -95,6 +95,7 @@ test-windows: deps package ## the Windows lane: the MSI installed under Wine (pr
 	    echo "the Windows lane needs Wine and mingw-w64. Install them (as root): apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
-	@v=$$(installer/version.sh | cut -d' ' -f1); msi=$(CURDIR)/dist/wbagent-$$v-x64.msi; \
-	test -f "$$msi" || { echo "make package built no $$msi"; exit 1; }; \
+	@# One version for the build and the lookup, even if HEAD moves meanwhile.
+	@read -r v _ < <(installer/version.sh) && PKG_VERSION=$$v $(MAKE) --no-print-directory package && \
+	msi=$(CURDIR)/dist/wbagent-$$v-x64.msi && test -f "$$msi" && \
 	WBAGENT_WINE=1 WBAGENT_WINE_MSI="$$msi" $(GO) test -count=1 -timeout 10m -v -run 'TestWindowsService' ./internal/lab/wine/
