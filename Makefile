@@ -80,3 +80,22 @@ bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdo
 .PHONY: chaos
 chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
 	WBAGENT_CHAOS=full $(GO) test -count=1 -timeout 60m -v ./internal/lab/chaos/
+
+.PHONY: test-windows
+# What the Windows lane needs besides the Samba tools of deps, as
+# command:debian-package.
+WINE_TOOLS := wine:wine /usr/lib/wine/wine64:wine64 wineserver:wine x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
+test-windows: deps ## the Windows lane: the MSI (make package) installed under Wine (private prefix in bin/wine), service started, a reset applied, removed
+	@missing=""; for t in $(WINE_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "the Windows lane needs Wine and mingw-w64. Install them (as root): apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+	@# One version for the build and the lookup, even if HEAD moves meanwhile.
+	@read -r v _ < <(installer/version.sh) && PKG_VERSION=$$v $(MAKE) --no-print-directory package && \
+	msi=$(CURDIR)/dist/wbagent-$$v-x64.msi && test -f "$$msi" && \
+	WBAGENT_WINE=1 WBAGENT_WINE_MSI="$$msi" $(GO) test -count=1 -timeout 10m -v -run 'TestWindowsService' ./internal/lab/wine/

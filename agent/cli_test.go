@@ -90,14 +90,4 @@ func TestServiceConfig(t *testing.T) {
 			t.Errorf("systemd template lacks %q", want)
 		}
 	}
-	win, err := serviceConfig(`C:\ProgramData\wbagent\wbagent.yaml`, "windows")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if win.Option["OnFailure"] != "restart" || win.Option["OnFailureDelayDuration"] != "20s" || win.Option["OnFailureResetPeriod"] != 86400 {
-		t.Fatalf("windows recovery options: %v", win.Option)
-	}
-	if win.UserName != "" {
-		t.Fatalf("windows service must run as its configured identity, not a named Linux user")
-	}
 }

@@ -57,6 +57,7 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	if !*offline {
 		rows = append(rows, localChecks(cfg, env)...)
 		rows = append(rows, keyChecks(cfg)...)
+		rows = append(rows, aclChecks(cfg)...)
 		rows = append(rows, directoryRows(ctx, cfg, env.getenv)...)
 		rows = append(rows, busChecks(ctx, cfg, env.getenv)...)
 	}

@@ -3,25 +3,89 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 
+	"github.com/kardianos/service"
+
 	"wbagent/installer"
+	"wbagent/internal/config"
 )
 
-// beforeInstall prepares what the service needs besides its unit.
-func beforeInstall(env *cmdEnv) error {
-	if runtime.GOOS != "linux" {
-		return nil
+// serviceInstall installs the systemd unit (or the system's equivalent)
+// through kardianos/service, after what the packages' scripts do.
+func serviceInstall(env *cmdEnv, cfg *config.Config, _ string) error {
+	s, err := newService(serviceProgram{}, cfg.Path)
+	if err != nil {
+		return err
 	}
-	return prepareLinuxAccount(env)
+	if runtime.GOOS == "linux" {
+		if err := prepareLinuxAccount(env); err != nil {
+			return err
+		}
+	}
+	return kardianosControl(env, s, "install")
 }
 
-// afterUninstall leaves the account, config, keys, state and logs in place,
-// as the packages' remove (not purge) does.
-func afterUninstall() error { return nil }
+// serviceUninstall removes the unit. The account, config, keys, state and
+// logs stay, as the packages' remove (not purge) does.
+func serviceUninstall(env *cmdEnv) error {
+	s, err := newService(serviceProgram{}, defaultConfigPath())
+	if err != nil {
+		return err
+	}
+	return kardianosControl(env, s, "uninstall")
+}
+
+// serviceControl starts, stops or restarts the unit.
+func serviceControl(env *cmdEnv, verb string) error {
+	s, err := newService(serviceProgram{}, defaultConfigPath())
+	if err != nil {
+		return err
+	}
+	return kardianosControl(env, s, verb)
+}
+
+func kardianosControl(env *cmdEnv, s service.Service, verb string) error {
+	if err := service.Control(s, verb); err != nil {
+		return fmt.Errorf("service %s: %w", verb, err)
+	}
+	fmt.Fprintf(env.stdout, "service %s: %s done\n", serviceName, verb)
+	return nil
+}
+
+// serviceStatus prints whether the unit runs: exit 0 when running, 3 when
+// stopped or not installed.
+func serviceStatus(env *cmdEnv) error {
+	s, err := newService(serviceProgram{}, defaultConfigPath())
+	if err != nil {
+		return err
+	}
+	st, err := s.Status()
+	if err != nil {
+		if errors.Is(err, service.ErrNotInstalled) {
+			fmt.Fprintln(env.stdout, "not installed")
+			return withCode(exitNegative, nil)
+		}
+		return fmt.Errorf("service status: %w", err)
+	}
+	if st == service.StatusRunning {
+		fmt.Fprintln(env.stdout, "running")
+		return nil
+	}
+	fmt.Fprintln(env.stdout, "stopped")
+	return withCode(exitNegative, nil)
+}
+
+// serviceProgram is the do-nothing Interface kardianos needs to build a
+// control handle; the real program is only built by `run`.
+type serviceProgram struct{}
+
+func (serviceProgram) Start(service.Service) error { return nil }
+func (serviceProgram) Stop(service.Service) error  { return nil }
 
 // prepareLinuxAccount does what the packages' maintainer scripts do: the
 // hardened unit runs as a dedicated system account and expects its key

@@ -2,12 +2,47 @@
 
 package main
 
-import "wbagent/internal/audit"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
 
-// beforeInstall registers the Event Log source the audit trail writes
-// under, as the MSI does.
-func beforeInstall(*cmdEnv) error { return audit.InstallEventSource(audit.EventSource) }
+	"wbagent/internal/config"
+)
 
-// afterUninstall removes the Event Log source; config, keys, state and logs
-// under %ProgramData%\wbagent stay.
-func afterUninstall() error { return audit.RemoveEventSource(audit.EventSource) }
+// serviceInstall registers the Windows service (or updates it) running
+// `run --service --config cfgPath` as account, with the Event Log source
+// and the ACL of the config's folder; see winInstall.
+func serviceInstall(env *cmdEnv, cfg *config.Config, account string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find wbagent.exe: %w", err)
+	}
+	// The state folder is created now, so it gets the ACL before the agent
+	// writes its first record there.
+	if err := os.MkdirAll(cfg.Agent.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create the state folder %s: %w", cfg.Agent.StateDir, err)
+	}
+	dirs := []string{cfg.Agent.StateDir, filepath.Dir(cfg.Agent.SigningKey)}
+	for _, k := range cfg.Agent.DecryptionKeys {
+		dirs = append(dirs, filepath.Dir(k))
+	}
+	spec, err := winServiceSpecFor(exe, cfg.Path, account, dirs...)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	return winInstall(newSCM(), env.stdout, spec)
+}
+
+// serviceUninstall removes the service and its Event Log source; config,
+// keys, state and logs under %ProgramData%\wbagent stay.
+func serviceUninstall(env *cmdEnv) error { return winUninstall(newSCM(), env.stdout, serviceName) }
+
+// serviceControl starts, stops or restarts the service.
+func serviceControl(env *cmdEnv, verb string) error {
+	return winControl(newSCM(), env.stdout, serviceName, verb)
+}
+
+// serviceStatus prints the service's state: exit 0 when running, 3 when
+// stopped or not installed.
+func serviceStatus(env *cmdEnv) error { return winStatus(newSCM(), env.stdout, serviceName) }

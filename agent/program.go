@@ -113,13 +113,14 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "run the agent in the foreground until SIGINT or SIGTERM (the installed service runs this)",
-		run:     runAgent,
+		run:     asServiceCommand(runAgent),
 	})
 }
 
 func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "run", "run [--config FILE]")
+	fs := newFlags(env, "run", "run [--config FILE] [--service]")
 	cfgPath := fs.String("config", defaultConfigPath(), "config file")
+	asService := fs.Bool("service", false, "answer the service manager (the installed service's command line says so; without it, wbagent guesses)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -139,26 +140,9 @@ func runAgent(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 
-	if !service.Interactive() {
-		// Started by systemd or the Windows service manager: let kardianos
-		// run the service loop (it answers the manager's stop requests). A
-		// fatal error stops the agent the same ordered way, and the error
-		// exit makes the service manager restart it.
-		s, err := newService(p, cfg.Path)
-		if err != nil {
-			_ = p.Stop(nil)
-			return err
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Run() }()
-		select {
-		case err := <-done:
-			_ = p.Stop(nil)
-			return err
-		case err := <-p.fatal:
-			_ = p.Stop(nil)
-			return err
-		}
+	if *asService || !service.Interactive() {
+		// Started by systemd or the Windows service manager.
+		return runAsService(p)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

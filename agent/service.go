@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"path/filepath"
-	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/kardianos/service"
 )
@@ -11,11 +14,9 @@ import (
 // serviceName is the name of the systemd unit and the Windows service.
 const serviceName = "wbagent"
 
-// serviceConfig describes the installed service. The Windows recovery
-// options restart the agent 20 s after a crash and forget earlier failures
-// after a day, so a flapping dependency never leaves the service stopped for
-// good. On Linux the unit template is the same hardened unit the packages
-// install.
+// serviceConfig describes the service kardianos/service installs on
+// systems other than Windows (Windows: winServiceSpecFor). On Linux the
+// unit template is the same hardened unit the packages install.
 func serviceConfig(configPath, goos string) (*service.Config, error) {
 	abs, err := filepath.Abs(configPath)
 	if err != nil {
@@ -27,11 +28,6 @@ func serviceConfig(configPath, goos string) (*service.Config, error) {
 		Description: "Applies signed, encrypted password writebacks from Azure Service Bus to Active Directory.",
 		Arguments:   []string{"run", "--config", abs},
 		Option: service.KeyValue{
-			// Windows service recovery (kardianos reads these on Windows only).
-			"OnFailure":              "restart",
-			"OnFailureDelayDuration": "20s",
-			"OnFailureResetPeriod":   24 * 60 * 60,
-			"DelayedAutoStart":       true,
 			// systemd
 			"Restart":      "on-failure",
 			"ReloadSignal": "HUP",
@@ -47,15 +43,25 @@ func serviceConfig(configPath, goos string) (*service.Config, error) {
 	return c, nil
 }
 
-// newService binds the program to the platform's service manager.
-func newService(p service.Interface, configPath string) (service.Service, error) {
-	c, err := serviceConfig(configPath, runtime.GOOS)
-	if err != nil {
-		return nil, err
+// serviceRan is set once the service loop ran, so a failure after it is not
+// reported a second time.
+var serviceRan bool
+
+// asServiceCommand wraps `run`: when started with --service and failing
+// before the service loop, the failure is reported to the service manager
+// (see reportStartFailure).
+func asServiceCommand(run func(context.Context, *cmdEnv, []string) error) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		err := run(ctx, env, args)
+		if err != nil && !serviceRan && slices.ContainsFunc(args, isServiceFlag) {
+			reportStartFailure(exitCode(err, io.Discard))
+		}
+		return err
 	}
-	s, err := service.New(p, c)
-	if err != nil {
-		return nil, fmt.Errorf("service manager: %w", err)
-	}
-	return s, nil
+}
+
+// isServiceFlag matches the forms the flag package accepts for --service.
+func isServiceFlag(a string) bool {
+	a = strings.TrimLeft(a, "-")
+	return a == "service" || a == "service=true" || a == "service=1"
 }

@@ -52,3 +52,9 @@ INSERT INTO `InstallExecuteSequence` (`Action`, `Condition`, `Sequence`) VALUES 
 -- senders\, state\, logs\ and every file.
 CREATE TABLE `MsiLockPermissionsEx` (`MsiLockPermissionsEx` CHAR(72) NOT NULL, `LockObject` CHAR(72) NOT NULL, `Table` CHAR(32) NOT NULL, `SDDL` LONGCHAR NOT NULL, `Condition` CHAR(255) PRIMARY KEY `MsiLockPermissionsEx`);
 INSERT INTO `MsiLockPermissionsEx` (`MsiLockPermissionsEx`, `LockObject`, `Table`, `SDDL`) VALUES ('DataDirAcl', 'DATADIR', 'CreateFolder', 'O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-80-3125127946-8542445-485688279-249439853-514069362)');
+
+-- <RegistryValue Type="expandable">: wixl drops the type and writes
+-- EventMessageFile as REG_SZ, where %SystemRoot% is not expanded and events
+-- show "the description cannot be found". A Registry value that starts
+-- with "#%" is written as REG_EXPAND_SZ.
+UPDATE `Registry` SET `Value` = '#%%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll' WHERE `Name` = 'EventMessageFile';

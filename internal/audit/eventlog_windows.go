@@ -3,6 +3,7 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -20,30 +21,61 @@ const EventSource = "wbagent"
 // show "the description cannot be found" before their text.
 const netMessageFile = `%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll`
 
-// InstallEventSource registers source in the Application log. The service
-// installer calls it; it needs administrator rights, and does nothing when
-// the source is registered already.
-func InstallEventSource(source string) error {
-	const levels = eventlog.Error | eventlog.Warning | eventlog.Info
-	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `SYSTEM\CurrentControlSet\Services\EventLog\Application\`+source, registry.QUERY_VALUE)
-	if err == nil {
-		k.Close()
-		return nil
-	}
-	if _, statErr := os.Stat(os.ExpandEnv(netMessageFile)); statErr == nil {
-		err = eventlog.Install(source, netMessageFile, true, levels)
-	} else {
-		err = eventlog.InstallAsEventCreate(source, levels)
+// eventSourceKey is where the Application log's sources are registered.
+const eventSourceKey = `SYSTEM\CurrentControlSet\Services\EventLog\Application\`
+
+// EventSourceExists reports whether source is registered in the
+// Application log.
+func EventSourceExists(source string) (bool, error) {
+	k, err := registry.OpenKey(registry.LOCAL_MACHINE, eventSourceKey+source, registry.QUERY_VALUE)
+	if errors.Is(err, registry.ErrNotExist) {
+		return false, nil
 	}
 	if err != nil {
+		return false, fmt.Errorf("read Event Log source %s: %w", source, err)
+	}
+	k.Close()
+	return true, nil
+}
+
+// InstallEventSource registers source in the Application log, or repairs
+// its registration. The service installer calls it; it needs administrator
+// rights. It creates every missing key of the path: an uninstaller may have
+// removed the Application key itself when it emptied it (Wine's msiexec
+// does), and eventlog.Install then fails with "File not found". The
+// message file is written as REG_EXPAND_SZ so %SystemRoot% expands.
+func InstallEventSource(source string) error {
+	msgFile := netMessageFile
+	if _, err := os.Stat(expandWindowsEnv(netMessageFile)); err != nil {
+		msgFile = `%SystemRoot%\System32\EventCreate.exe`
+	}
+	k, _, err := registry.CreateKey(registry.LOCAL_MACHINE, eventSourceKey+source, registry.SET_VALUE)
+	if err != nil {
 		return fmt.Errorf("register Event Log source %s: %w (run as an administrator)", source, err)
+	}
+	defer k.Close()
+	if err := k.SetExpandStringValue("EventMessageFile", msgFile); err != nil {
+		return fmt.Errorf("register Event Log source %s: %w", source, err)
+	}
+	if err := k.SetDWordValue("TypesSupported", eventlog.Error|eventlog.Warning|eventlog.Info); err != nil {
+		return fmt.Errorf("register Event Log source %s: %w", source, err)
 	}
 	return nil
 }
 
-// RemoveEventSource unregisters source, for the uninstaller.
+// expandWindowsEnv expands %NAME% references as Windows does.
+func expandWindowsEnv(s string) string {
+	if v, err := registry.ExpandString(s); err == nil {
+		return v
+	}
+	return s
+}
+
+// RemoveEventSource unregisters source, for the uninstaller; a source that
+// is not registered is not an error.
 func RemoveEventSource(source string) error {
-	if err := eventlog.Remove(source); err != nil {
+	err := registry.DeleteKey(registry.LOCAL_MACHINE, eventSourceKey+source)
+	if err != nil && !errors.Is(err, registry.ErrNotExist) {
 		return fmt.Errorf("remove Event Log source %s: %w", source, err)
 	}
 	return nil

@@ -102,8 +102,10 @@ func TestMSI(t *testing.T) {
 		"ServiceType": "16", // own process
 		"StartType":   "2",  // automatic
 		"StartName":   "[SERVICEACCOUNT]",
-		"Arguments":   `run --config "[DATADIR]wbagent.yaml"`,
-		"Component_":  "AgentExe",
+		// The explicit service flag: the agent must not guess whether the
+		// service manager started it (under Wine the guess said no).
+		"Arguments":  `run --service --config "[DATADIR]wbagent.yaml"`,
+		"Component_": "AgentExe",
 	} {
 		if svc[col] != want {
 			t.Errorf("ServiceInstall %s = %q, want %q", col, svc[col], want)
@@ -154,7 +156,9 @@ func TestMSI(t *testing.T) {
 			reg[r["Name"]] = r["Value"]
 		}
 	}
-	if reg["EventMessageFile"] != `%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll` || reg["TypesSupported"] != "#7" {
+	// "#%" makes the value REG_EXPAND_SZ, so %SystemRoot% expands when the
+	// Event Viewer loads the message file (wixl alone writes REG_SZ).
+	if reg["EventMessageFile"] != `#%%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll` || reg["TypesSupported"] != "#7" {
 		t.Errorf("Event Log source registration under HKLM\\%s: %v", eventKey, reg)
 	}
 
