@@ -8,8 +8,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"go.uber.org/zap"
 
@@ -138,9 +136,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		return nil, err
 	}
 	conn, err := busConnection(cfg, env.getenv)
-	if conn.ConnectionString != nil {
-		p.secrets = append(p.secrets, conn.ConnectionString)
-	}
+	p.secrets = append(p.secrets, conn.Secrets()...)
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +314,11 @@ func busConnection(cfg *config.Config, getenv func(string) string) (bus.Connecti
 			MaxRetryDelay: sb.Retry.MaxRetryDelay.D(),
 		},
 	}
+	t, err := busTransport(sb, getenv)
+	conn.Transport = t
+	if err != nil {
+		return conn, err
+	}
 	if sb.ConnectionString != nil {
 		cs, err := sb.ConnectionString.Resolve(getenv)
 		if err != nil {
@@ -326,36 +327,12 @@ func busConnection(cfg *config.Config, getenv func(string) string) (bus.Connecti
 		conn.ConnectionString = cs
 		return conn, nil
 	}
-	cred, err := busCredential(sb.Credential, getenv)
+	cred, err := busCredential(sb.Credential, conn.Transport, getenv)
 	if err != nil {
 		return conn, fmt.Errorf("servicebus.credential: %w", err)
 	}
 	conn.Credential = cred
 	return conn, nil
-}
-
-func busCredential(c *config.Credential, getenv func(string) string) (azcore.TokenCredential, error) {
-	if c == nil {
-		c = &config.Credential{Type: "default"}
-	}
-	switch c.Type {
-	case "", "default":
-		return azidentity.NewDefaultAzureCredential(nil)
-	case "managedIdentity":
-		var o azidentity.ManagedIdentityCredentialOptions
-		if c.ClientID != "" {
-			o.ID = azidentity.ClientID(c.ClientID)
-		}
-		return azidentity.NewManagedIdentityCredential(&o)
-	case "clientSecret":
-		s, err := c.ClientSecret.Resolve(getenv)
-		if err != nil {
-			return nil, fmt.Errorf("clientSecret: %w", err)
-		}
-		defer s.Destroy()
-		return azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, s.Reveal(), nil)
-	}
-	return nil, fmt.Errorf("type %q is not known: use default, managedIdentity or clientSecret", c.Type)
 }
 
 // directoryPort adapts the directory to the writeback handler's interface.
