@@ -63,13 +63,20 @@ type ProxyError struct {
 
 func (e *ProxyError) Error() string {
 	hint := ""
-	switch e.Code {
-	case http.StatusProxyAuthRequired:
-		hint = ": the proxy wants credentials, set servicebus.proxyAuth (or check the user and password)"
-	case http.StatusForbidden:
-		hint = ": allow CONNECT to port 443 of the namespace on the proxy"
+	switch {
+	case e.AuthRequired():
+		hint = ": the proxy wants credentials: set servicebus.proxyAuth, or check its user and password"
+	case e.Code == http.StatusForbidden:
+		_, port, _ := net.SplitHostPort(e.Target)
+		hint = fmt.Sprintf(": allow CONNECT to %s (port %s) on the proxy", hostOnly(e.Target), port)
 	}
 	return fmt.Sprintf("proxy %s refused CONNECT to %s with HTTP %s%s", e.Proxy, e.Target, e.Status, hint)
+}
+
+// AuthRequired reports whether the proxy asked for (other) credentials.
+// Some proxies, tinyproxy among them, answer 401 rather than 407.
+func (e *ProxyError) AuthRequired() bool {
+	return e.Code == http.StatusProxyAuthRequired || e.Code == http.StatusUnauthorized
 }
 
 // TLSConfig returns the TLS settings for the namespace and the authority:
@@ -130,7 +137,7 @@ func (t Transport) HTTPTransport() (*http.Transport, error) {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			return &ProxyError{Proxy: proxy.Host, Target: req.URL.Host, Status: resp.Status, Code: resp.StatusCode}
+			return &ProxyError{Proxy: proxy.Host, Target: req.Host, Status: resp.Status, Code: resp.StatusCode}
 		},
 	}
 	if t.Proxy.URL != nil && t.Proxy.User != "" && !t.Proxy.Password.IsEmpty() {
