@@ -45,8 +45,7 @@ type pipeline struct {
 	led      *ledger.Store
 	aud      *audit.Writer
 	handler  *writeback.Handler
-	client   *azservicebus.Client
-	consumer *bus.Consumer
+	consumer *bus.Watched
 	// secrets are destroyed once the pipeline stops: the directory keeps
 	// bind passwords for re-binding until then.
 	secrets []*secret.Secret
@@ -140,10 +139,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 	if err != nil {
 		return nil, err
 	}
-	if p.client, err = bus.NewClient(conn); err != nil {
-		return nil, err
-	}
-	p.consumer, err = bus.New(p.client, p.handler, bus.Options{
+	p.consumer, err = bus.NewWatched(conn, p.handler, bus.Options{
 		Queue:              cfg.ServiceBus.Queue,
 		Sessions:           cfg.ServiceBus.Sessions,
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
@@ -151,7 +147,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 		SessionIdleTimeout: cfg.ServiceBus.SessionIdleTimeout.D(),
 		Metrics:            env.metrics,
 		Logger:             log,
-	})
+	}, cfg.ServiceBus.Watchdog.D())
 	if err != nil {
 		return nil, err
 	}
@@ -175,12 +171,8 @@ func (p *pipeline) stop(ctx context.Context) error {
 // close releases everything newPipeline opened, in reverse order.
 func (p *pipeline) close() error {
 	var errs []error
-	if p.client != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := p.client.Close(cctx); err != nil {
-			p.log.Warn("closing the service bus connection", zap.Error(err))
-		}
-		cancel()
+	if p.consumer != nil {
+		p.consumer.Close()
 	}
 	if p.dir != nil {
 		p.dir.Close()

@@ -55,6 +55,8 @@ type Metrics struct {
 	failovers     prometheus.Counter
 	reconnects    prometheus.Counter
 	auditFailures prometheus.Counter
+	// watchdogRebuilds is registered by registerWatchdog.
+	watchdogRebuilds prometheus.Counter
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -116,6 +118,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w (are the metrics created twice on one registry?)", err)
 		}
+	}
+	if err := m.registerWatchdog(reg); err != nil {
+		return nil, err
 	}
 	// Known series start at zero, so rate() and alerts see them before the
 	// first event.

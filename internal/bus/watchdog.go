@@ -1,0 +1,197 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"go.uber.org/zap"
+
+	"wbagent/internal/logging"
+)
+
+// Watched is a Consumer with a watchdog: when the broker has given no
+// answer at all (no message, no accepted session, no peek, no "nothing
+// waiting") for the watchdog period while the consumer is receiving, it
+// makes a new client, so a new connection, and a new Consumer on it, and
+// retires the old ones. The SDK has known cases of receivers and
+// connections that stop delivering without reporting an error, and its own
+// recovery only starts after an error.
+//
+// Work in flight on the old consumer keeps its grace period (SettleTimeout)
+// to settle; what it cannot settle is redelivered when its lock expires.
+type Watched struct {
+	conn  Connection
+	h     Handler
+	o     Options
+	after time.Duration
+	log   *zap.Logger
+
+	mu      sync.Mutex
+	client  *azservicebus.Client
+	c       *Consumer
+	built   time.Time
+	stopped bool
+	retired sync.WaitGroup // old consumers finishing their work
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// NewWatched makes the client and consumer; watchdog is the period without
+// an answer after which both are rebuilt (servicebus.watchdog). It does not
+// connect; Start does.
+func NewWatched(conn Connection, h Handler, o Options, watchdog time.Duration) (*Watched, error) {
+	if watchdog <= 0 {
+		return nil, errors.New("bus watchdog: the period must be positive (servicebus.watchdog)")
+	}
+	// An idle consumer answers once per receive poll: polls must be well
+	// inside the period, or an idle bus would look stalled.
+	if o.AcceptTimeout <= 0 || o.AcceptTimeout > watchdog/3 {
+		o.AcceptTimeout = max(min(defaultAcceptTimeout, watchdog/3), 100*time.Millisecond)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	w := &Watched{conn: conn, h: h, o: o, after: watchdog,
+		log:  o.Logger.With(zap.String(logging.FieldComponent, "bus"), zap.String(logging.FieldQueue, o.Queue)),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	client, c, err := w.build()
+	if err != nil {
+		return nil, err
+	}
+	w.client, w.c = client, c
+	return w, nil
+}
+
+func (w *Watched) build() (*azservicebus.Client, *Consumer, error) {
+	client, err := NewClient(w.conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := New(client, w.h, w.o)
+	if err != nil {
+		closeClient(client)
+		return nil, nil, err
+	}
+	return client, c, nil
+}
+
+// Start begins receiving and watching; it returns at once.
+func (w *Watched) Start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.c.Start(); err != nil {
+		return err
+	}
+	w.built = time.Now()
+	go w.watch()
+	return nil
+}
+
+// watch checks the consumer's last broker answer a few times per period.
+func (w *Watched) watch() {
+	defer close(w.done)
+	t := time.NewTicker(max(w.after/8, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		now := time.Now()
+		silent := min(w.c.health.since(now), now.Sub(w.built))
+		w.mu.Unlock()
+		if silent >= w.after {
+			w.rebuild(silent)
+		}
+	}
+}
+
+// rebuild replaces the client and consumer; the old consumer stops in the
+// background with SettleTimeout as its grace period.
+func (w *Watched) rebuild(silent time.Duration) {
+	w.log.Warn("service bus gave no answer while receiving: rebuilding the connection and receivers",
+		zap.Duration("silentFor", silent), zap.Duration("watchdog", w.after))
+	w.o.Metrics.BusWatchdogRebuild()
+	client, c, err := w.build()
+	if err == nil {
+		err = c.Start()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		if err == nil {
+			w.retire(client, c)
+		}
+		return
+	}
+	if err != nil {
+		// Keep the old one and try again after another period.
+		w.log.Error("rebuilding the service bus client failed; keeping the old one", zap.Error(err))
+		w.built = time.Now()
+		return
+	}
+	w.retire(w.client, w.c)
+	w.client, w.c, w.built = client, c, time.Now()
+}
+
+// retire stops c and closes client in the background. w.mu is held.
+func (w *Watched) retire(client *azservicebus.Client, c *Consumer) {
+	w.retired.Add(1)
+	go func() {
+		defer w.retired.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), w.o.SettleTimeout)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			w.log.Warn("stopping the replaced consumer", zap.Error(err))
+		}
+		closeClient(client)
+	}()
+}
+
+// Ready reports whether the current consumer's broker answers.
+func (w *Watched) Ready() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.c.Ready()
+}
+
+// Stop stops watching and receiving, lets in-flight work finish until ctx
+// ends (see Consumer.Stop), and closes the connection.
+func (w *Watched) Stop(ctx context.Context) error {
+	w.once.Do(func() { close(w.stop) })
+	w.mu.Lock()
+	started := !w.built.IsZero()
+	w.stopped = true
+	c, client := w.c, w.client
+	w.mu.Unlock()
+	if started {
+		<-w.done
+	}
+	err := c.Stop(ctx)
+	w.retired.Wait()
+	closeClient(client)
+	return err
+}
+
+// Close releases the client of a Watched that was never started.
+func (w *Watched) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.built.IsZero() && !w.stopped {
+		w.stopped = true
+		closeClient(w.client)
+	}
+}
+
+func closeClient(c *azservicebus.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
