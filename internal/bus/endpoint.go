@@ -30,19 +30,19 @@ func parseEndpoint(cs string) (endpoint, error) {
 		case strings.EqualFold(k, "Endpoint"):
 			u, err := url.Parse(v)
 			if err != nil || u.Host == "" {
-				return ep, errors.New("the connection string's Endpoint is not a URL: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/")
+				return ep, errors.New("the connection string is not valid: its Endpoint is not a URL: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/")
 			}
 			ep.host = u.Host
 		case strings.EqualFold(k, "UseDevelopmentEmulator"):
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return ep, fmt.Errorf("the connection string's UseDevelopmentEmulator=%q is not true or false", v)
+				return ep, fmt.Errorf("the connection string is not valid: UseDevelopmentEmulator=%q is not true or false", v)
 			}
 			ep.emulator = b
 		}
 	}
 	if ep.host == "" {
-		return ep, errors.New("the connection string has no Endpoint: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/;SharedAccessKeyName=NAME;SharedAccessKey=KEY")
+		return ep, errors.New("the connection string is not valid: it has no Endpoint: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/;SharedAccessKeyName=NAME;SharedAccessKey=KEY")
 	}
 	return ep, nil
 }
