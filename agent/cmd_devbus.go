@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +99,7 @@ func parseQueueSpec(spec string) (devbus.QueueConfig, error) {
 }
 
 func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "devbus", "devbus [--listen 127.0.0.1:5672] --queue "+queueSpecHelp+" ... [--key KEY] [--state FILE]")
+	fs := newFlags(env, "devbus", "devbus [--listen 127.0.0.1:5672] --queue "+queueSpecHelp+" ... [--key KEY] [--state FILE] [--tls-listen ADDR] [--ws-listen ADDR] [--tls-dir DIR]")
 	listen := fs.String("listen", "127.0.0.1:5672", "TCP address to listen on; port 0 picks a free port")
 	var queues queueFlags
 	fs.Var(&queues, "queue", "a queue to create, repeatable: "+queueSpecHelp)
@@ -105,11 +107,20 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	keyName := fs.String("key-name", devbus.DefaultKeyName, "shared access key name")
 	state := fs.String("state", "", "file to load queues from at start and save them to at shutdown")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	tlsListen := fs.String("tls-listen", "", "also serve AMQP over TLS on this address (Service Bus uses 5671); port 0 picks a free port")
+	wsListen := fs.String("ws-listen", "", "also serve AMQP over WebSockets over TLS on this address, at "+devbus.WebSocketPath+" (Service Bus uses 443)")
+	tlsDir := fs.String("tls-dir", "", "directory for the CA devbus issues itself ("+devbus.CAFile+", which clients trust) and its server certificate; reused when present")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(queues) == 0 && *state == "" {
 		return withCode(exitUsage, fmt.Errorf("devbus: give at least one --queue %s (or a --state file that has queues)", queueSpecHelp))
+	}
+	if (*tlsListen != "" || *wsListen != "") && *tlsDir == "" {
+		return withCode(exitUsage, errors.New("devbus: --tls-listen and --ws-listen need --tls-dir DIR, where devbus writes "+devbus.CAFile+" for clients to trust"))
+	}
+	if *tlsDir != "" && *tlsListen == "" && *wsListen == "" {
+		return withCode(exitUsage, errors.New("devbus: --tls-dir is used only with --tls-listen or --ws-listen; add one of them or drop --tls-dir"))
 	}
 	log, err := logging.New(logging.Options{Level: *level}, env.stderr)
 	if err != nil {
@@ -126,15 +137,21 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	srv, err := devbus.Start(ctx, devbus.Options{
 		Addr: *listen, Key: keySecret, KeyName: *keyName, Queues: queues, StateFile: *state, Logger: log.Logger,
+		TLSAddr: *tlsListen, WSAddr: *wsListen, TLSDir: *tlsDir,
 	})
 	if err != nil {
 		return fmt.Errorf("devbus: %w", err)
 	}
-	cs := srv.ConnectionString()
-	// The connection string is the command's output, by design: tests and
-	// demos read it from the first line.
-	fmt.Fprintln(env.stdout, cs.Reveal())
-	cs.Destroy()
+	// The connection strings are the command's output, by design: tests
+	// and demos read them, one per listener, one per line, in the order
+	// plain, TLS, WebSockets.
+	for _, cs := range srv.ConnectionStrings() {
+		fmt.Fprintln(env.stdout, cs.Reveal())
+		cs.Destroy()
+	}
+	if *tlsDir != "" {
+		log.Info("clients trust this CA", zap.String("caFile", filepath.Join(*tlsDir, devbus.CAFile)))
+	}
 	for _, q := range srv.Queues() {
 		log.Info("queue", zap.String(logging.FieldQueue, q.Name), zap.Bool("sessions", q.RequiresSession),
 			zap.Duration("lock", q.LockDuration), zap.Int("maxDelivery", q.MaxDeliveryCount),

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"os"
@@ -249,3 +251,91 @@ func TestDevbusProcess(t *testing.T) {
 }
 
 func devbusPtr[T any](v T) *T { return &v }
+
+// TestDevbusCommandSecureListeners: with --tls-listen and --ws-listen the
+// command prints three connection strings, plain, TLS, WebSockets, and
+// writes the CA to --tls-dir; the TLS string works with that CA.
+func TestDevbusCommandSecureListeners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts devbus")
+	}
+	dir := t.TempDir()
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(string) string { return "" }},
+			[]string{"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
+				"--tls-dir", dir, "--queue", "q"})
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	var lines []string
+	for range 3 {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v; stderr: %s", len(lines)+1, err, errb.String())
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	go func() { _, _ = io.Copy(io.Discard, br) }()
+	if !strings.HasPrefix(lines[0], "Endpoint=sb://127.0.0.1:") || !strings.HasSuffix(lines[0], ";UseDevelopmentEmulator=true") {
+		t.Fatalf("plain line %q", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "Endpoint=sb://localhost:") || strings.Contains(l, "UseDevelopmentEmulator") || !strings.Contains(l, "/;SharedAccessKeyName=") {
+			t.Fatalf("secure line %q", l)
+		}
+	}
+	if lines[1] == lines[2] {
+		t.Fatal("the TLS and WebSocket listeners share a port")
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, devbus.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := azservicebus.NewClientFromConnectionString(lines[1], &azservicebus.ClientOptions{
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte("over TLS")}, nil); err != nil {
+		t.Fatalf("send over TLS: %v", err)
+	}
+	_ = c.Close(context.Background())
+	devbusRoundTrip(t, lines[0], "q", "over TLS") // the plain listener sees the same queue
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("devbus returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("devbus did not stop when its context ended")
+	}
+}
+
+// TestDevbusTLSFlagsNeedEachOther: a secure listener without --tls-dir,
+// or --tls-dir alone, is a usage error that says what to add.
+func TestDevbusTLSFlagsNeedEachOther(t *testing.T) {
+	for _, args := range [][]string{
+		{"devbus", "--listen", "127.0.0.1:0", "--queue", "q", "--tls-listen", "127.0.0.1:0"},
+		{"devbus", "--listen", "127.0.0.1:0", "--queue", "q", "--tls-dir", t.TempDir()},
+	} {
+		var out, errb bytes.Buffer
+		err := runEnv(context.Background(), &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}, args)
+		if code := exitCode(err, &errb); code != exitUsage || !strings.Contains(err.Error(), "--tls-dir") {
+			t.Fatalf("%v: exit %d (%v), want a usage error naming --tls-dir", args, code, err)
+		}
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -55,6 +55,16 @@ type Options struct {
 	// StateFile, when set, is loaded at start (if it exists) and written
 	// when the server closes, so queues survive a restart.
 	StateFile string
+	// TLSAddr, when set, is a second listener serving AMQP over TLS, as a
+	// namespace does on port 5671; port 0 picks a free port.
+	TLSAddr string
+	// WSAddr, when set, is a listener serving AMQP over WebSockets over
+	// TLS at WebSocketPath, as a namespace does on port 443.
+	WSAddr string
+	// TLSDir is where the TLS listeners' CA (CAFile, which clients trust)
+	// and server certificate are kept, and reused when present. Empty
+	// keeps them in memory: CACertPEM returns the CA.
+	TLSDir string
 }
 
 // QueueConfig defines a queue, like the queue properties of a Service Bus

@@ -3,10 +3,12 @@ package devbus
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,11 @@ type Server struct {
 	keyName        string
 	ln             net.Listener
 	host           string
+	tlsLn, wsLn    net.Listener // nil unless Options.TLSAddr, Options.WSAddr
+	tlsMat         *tlsMaterial
+	tlsConf        *tls.Config
+	httpSrv        *http.Server
+	httpConns      *connQueue // HTTP requests that reached the TLS listener
 	stateFile      string
 	maxFrameSize   uint32
 	maxMessageSize uint64
@@ -38,8 +45,10 @@ type Server struct {
 	queues map[string]*queue // by lower-case name
 	conns  map[uint64]*conn
 	nextID uint64
-	closed bool
-	faults faults
+	// pending are TLS connections still in their handshake.
+	pending map[net.Conn]struct{}
+	closed  bool
+	faults  faults
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -66,6 +75,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		acceptTimeout:  opts.AcceptSessionTimeout,
 		queues:         map[string]*queue{},
 		conns:          map[uint64]*conn{},
+		pending:        map[net.Conn]struct{}{},
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -123,9 +133,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.ln = ln
 	s.host = connectHost(ln.Addr().(*net.TCPAddr))
+	if err := s.listenSecure(ctx, opts); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("start devbus: %w", err)
+	}
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.Close() })
 	s.wg.Add(1)
-	go s.accept()
+	go s.accept(s.ln, func(nc net.Conn) {
+		if c := s.addConn(nc); c != nil {
+			go c.serve()
+		}
+	})
+	s.startSecure()
 	s.log.Info("devbus listening", zap.String(logging.FieldAddr, s.host), zap.Int("queues", len(s.queues)))
 	return s, nil
 }
@@ -140,10 +159,11 @@ func connectHost(a *net.TCPAddr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(a.Port))
 }
 
-func (s *Server) accept() {
+// accept hands every connection ln accepts to handoff until ln closes.
+func (s *Server) accept(ln net.Listener, handoff func(net.Conn)) {
 	defer s.wg.Done()
 	for {
-		nc, err := s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -152,19 +172,24 @@ func (s *Server) accept() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = nc.Close()
-			return
-		}
-		s.nextID++
-		c := newConn(s, s.nextID, nc)
-		s.conns[c.id] = c
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.serve()
+		handoff(nc)
 	}
+}
+
+// addConn registers a broker connection over nc, whose serve the caller
+// runs; it returns nil (and closes nc) once the server is closed.
+func (s *Server) addConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = nc.Close()
+		return nil
+	}
+	s.nextID++
+	c := newConn(s, s.nextID, nc)
+	s.conns[c.id] = c
+	s.wg.Add(1)
+	return c
 }
 
 // Addr returns the host:port the server listens on.
@@ -191,8 +216,12 @@ func (s *Server) Close() error {
 		for _, c := range s.conns {
 			conns = append(conns, c)
 		}
+		for nc := range s.pending {
+			_ = nc.Close()
+		}
 		s.mu.Unlock()
 		_ = s.ln.Close()
+		s.closeSecure()
 		for _, c := range conns {
 			c.shutdown()
 		}
