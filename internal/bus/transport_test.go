@@ -2,18 +2,6 @@ package bus
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"io"
-	"log"
-	"math/big"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,117 +9,31 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-	"github.com/coder/websocket"
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/proxy"
 	"wbagent/internal/secret"
 )
 
-// tlsFront serves a plain devbus over TLS (AMQP) and over WebSockets over
-// TLS, the two ways production reaches Service Bus, with a CA of its own.
-type tlsFront struct {
-	caFile string
-	amqps  string // host:port
-	wss    string // host:port
-}
-
-func startTLSFront(t *testing.T, backend string) *tlsFront {
+// startSecureDevbus runs devbus with its TLS and WebSocket listeners and
+// writes its CA to a file.
+func startSecureDevbus(t *testing.T) (srv *devbus.Server, caFile string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("bus integration test against devbus (skipped with -short)")
+	}
 	dir := t.TempDir()
-	cert, caPEM := testCertificate(t)
-	f := &tlsFront{caFile: filepath.Join(dir, "ca.pem")}
-	if err := os.WriteFile(f.caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	pipe := func(a net.Conn) {
-		defer a.Close()
-		b, err := net.Dial("tcp", backend)
-		if err != nil {
-			return
-		}
-		defer b.Close()
-		done := make(chan struct{}, 2)
-		go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
-		go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
-		<-done
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", tc)
+	srv, err := devbus.Start(context.Background(), devbus.Options{Queues: []devbus.QueueConfig{{Name: "q"}},
+		TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir})
 	if err != nil {
+		t.Fatalf("start devbus: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	caFile = filepath.Join(dir, "agent-ca.pem")
+	if err := os.WriteFile(caFile, srv.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go pipe(c)
-		}
-	}()
-	f.amqps = "localhost:" + portOf(ln.Addr())
-	wln, err := tls.Listen("tcp", "127.0.0.1:0", tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(WebSocketPath, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{WebSocketSubprotocol}})
-		if err != nil {
-			return
-		}
-		pipe(websocket.NetConn(context.Background(), c, websocket.MessageBinary))
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
-	go func() { _ = hs.Serve(wln) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	f.wss = "localhost:" + portOf(wln.Addr())
-	return f
-}
-
-func portOf(a net.Addr) string { return a.String()[strings.LastIndex(a.String(), ":")+1:] }
-
-// testCertificate issues a CA and a localhost server certificate.
-func testCertificate(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bus test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-}
-
-// frontConnectionString is srv's connection string for the endpoint
-// host:port, without UseDevelopmentEmulator.
-func frontConnectionString(srv *devbus.Server, hostport string) *secret.Secret {
-	var parts []string
-	for _, p := range strings.Split(srv.ConnectionString().Reveal(), ";") {
-		switch {
-		case strings.HasPrefix(p, "Endpoint="):
-			parts = append(parts, "Endpoint=sb://"+hostport+"/")
-		case strings.HasPrefix(p, "UseDevelopmentEmulator="):
-		default:
-			parts = append(parts, p)
-		}
-	}
-	return secret.FromString(strings.Join(parts, ";"))
+	return srv, caFile
 }
 
 // roundTrip sends one message with plain AMQP and receives it with c.
@@ -168,11 +70,11 @@ func roundTrip(t *testing.T, srv *devbus.Server, c Connection) error {
 }
 
 func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
-	srv := startDevbus(t, devbus.QueueConfig{Name: "q"})
-	f := startTLSFront(t, srv.Addr())
+	srv, caFile := startSecureDevbus(t)
+	ws := "localhost:" + portOf(srv.WebSocketAddr())
 	t.Run("amqp over TLS with the private CA", func(t *testing.T) {
-		err := roundTrip(t, srv, Connection{ConnectionString: frontConnectionString(srv, f.amqps),
-			Transport: Transport{CAFile: f.caFile}})
+		err := roundTrip(t, srv, Connection{ConnectionString: srv.TLSConnectionString(),
+			Transport: Transport{CAFile: caFile}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,14 +85,14 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: frontConnectionString(srv, f.wss),
-			Transport: Transport{WebSockets: true, CAFile: f.caFile,
+		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
+			Transport: Transport{WebSockets: true, CAFile: caFile,
 				Proxy: Proxy{URL: p.URL(), User: "agent", Password: secret.FromString("s3cret-proxy")}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.Connects(); len(got) == 0 || got[0] != f.wss {
-			t.Fatalf("the proxy saw CONNECT %v, want %s:\n%s", got, f.wss, p.Log())
+		if got := p.Connects(); len(got) == 0 || got[0] != ws {
+			t.Fatalf("the proxy saw CONNECT %v, want %s:\n%s", got, ws, p.Log())
 		}
 	})
 	t.Run("wrong proxy password", func(t *testing.T) {
@@ -199,12 +101,12 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: frontConnectionString(srv, f.wss),
-			Transport: Transport{WebSockets: true, CAFile: f.caFile,
+		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
+			Transport: Transport{WebSockets: true, CAFile: caFile,
 				Proxy: Proxy{URL: p.URL(), User: "agent", Password: secret.FromString("wrong")}}})
 		// The SDK's error does not unwrap to the dialer's; its text does
 		// carry it.
-		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+f.wss+" with HTTP 401") || !strings.Contains(err.Error(), "servicebus.proxyAuth") {
+		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+ws+" with HTTP 401") || !strings.Contains(err.Error(), "servicebus.proxyAuth") {
 			t.Fatalf("got %v, want the proxy's 401", err)
 		}
 		if strings.Contains(err.Error(), "wrong") {
@@ -217,14 +119,14 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: frontConnectionString(srv, f.wss),
-			Transport: Transport{WebSockets: true, CAFile: f.caFile, Proxy: Proxy{URL: p.URL()}}})
-		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+f.wss+" with HTTP 403") {
+		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
+			Transport: Transport{WebSockets: true, CAFile: caFile, Proxy: Proxy{URL: p.URL()}}})
+		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+ws+" with HTTP 403") {
 			t.Fatalf("got %v, want the proxy's 403", err)
 		}
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
-		err := roundTrip(t, srv, Connection{ConnectionString: frontConnectionString(srv, f.wss),
+		err := roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
 			Transport: Transport{WebSockets: true, Proxy: Proxy{None: true}}})
 		if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 			t.Fatalf("got %v, want an unknown authority error", err)
@@ -257,3 +159,5 @@ func TestEmulatorOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+func portOf(hostport string) string { return hostport[strings.LastIndex(hostport, ":")+1:] }
