@@ -48,15 +48,15 @@ func NewClient(c Connection) (*azservicebus.Client, error) {
 	opts := &azservicebus.ClientOptions{RetryOptions: c.Retry, ApplicationID: c.ApplicationID}
 	switch {
 	case !c.ConnectionString.IsEmpty():
-		ep, err := parseEndpoint(c.ConnectionString.Reveal())
+		ep, err := ParseEndpoint(c.ConnectionString.Reveal())
 		if err != nil {
 			return nil, fmt.Errorf("create service bus client: %w", err)
 		}
 		if err := ep.allowed(c.Transport); err != nil {
 			return nil, fmt.Errorf("create service bus client: %w", err)
 		}
-		if !ep.emulator {
-			if err := c.Transport.clientOptions(opts, ep.host); err != nil {
+		if !ep.Emulator {
+			if err := c.Transport.clientOptions(opts, ep.Host); err != nil {
 				return nil, err
 			}
 		}

@@ -9,18 +9,20 @@ import (
 	"strings"
 )
 
-// endpoint is what the agent needs to know of a connection string before
+// Endpoint is what the agent needs to know of a connection string before
 // the SDK reads it: the host and whether it asks for the emulator's plain
 // AMQP.
-type endpoint struct {
-	host     string // host[:port]
-	emulator bool
+type Endpoint struct {
+	// Host is host[:port] of the namespace.
+	Host string
+	// Emulator is UseDevelopmentEmulator=true: plain AMQP, no TLS.
+	Emulator bool
 }
 
-// parseEndpoint reads Endpoint and UseDevelopmentEmulator from a
+// ParseEndpoint reads Endpoint and UseDevelopmentEmulator from a
 // connection string. Its errors never quote the string: it holds the key.
-func parseEndpoint(cs string) (endpoint, error) {
-	var ep endpoint
+func ParseEndpoint(cs string) (Endpoint, error) {
+	var ep Endpoint
 	for _, part := range strings.Split(cs, ";") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
@@ -32,16 +34,16 @@ func parseEndpoint(cs string) (endpoint, error) {
 			if err != nil || u.Host == "" {
 				return ep, errors.New("the connection string is not valid: its Endpoint is not a URL: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/")
 			}
-			ep.host = u.Host
+			ep.Host = u.Host
 		case strings.EqualFold(k, "UseDevelopmentEmulator"):
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return ep, fmt.Errorf("the connection string is not valid: UseDevelopmentEmulator=%q is not true or false", v)
 			}
-			ep.emulator = b
+			ep.Emulator = b
 		}
 	}
-	if ep.host == "" {
+	if ep.Host == "" {
 		return ep, errors.New("the connection string is not valid: it has no Endpoint: expected Endpoint=sb://NAMESPACE.servicebus.windows.net/;SharedAccessKeyName=NAME;SharedAccessKey=KEY")
 	}
 	return ep, nil
@@ -51,12 +53,12 @@ func parseEndpoint(cs string) (endpoint, error) {
 // UseDevelopmentEmulator=true makes the SDK skip TLS: the SAS token and
 // every request (sealed though it is) would cross the network in clear,
 // and anyone on the path could read or replace the broker's answers.
-func (ep endpoint) allowed(t Transport) error {
-	if !ep.emulator {
+func (ep Endpoint) allowed(t Transport) error {
+	if !ep.Emulator {
 		return nil
 	}
-	if !isLoopback(hostOnly(ep.host)) {
-		return fmt.Errorf("UseDevelopmentEmulator=true is plain AMQP without TLS and is accepted only for a loopback endpoint (localhost, 127.0.0.0/8, ::1), not %s: remove it from the connection string to connect with TLS", ep.host)
+	if !isLoopback(hostOnly(ep.Host)) {
+		return fmt.Errorf("UseDevelopmentEmulator=true is plain AMQP without TLS and is accepted only for a loopback endpoint (localhost, 127.0.0.0/8, ::1), not %s: remove it from the connection string to connect with TLS", ep.Host)
 	}
 	if t.WebSockets {
 		return errors.New("UseDevelopmentEmulator=true is plain AMQP on TCP and cannot use transport websockets: remove it from the connection string, or set servicebus.transport: amqp")

@@ -190,6 +190,22 @@ func (t Transport) clientOptions(opts *azservicebus.ClientOptions, namespace str
 	return nil
 }
 
+// Dial is where the namespace's host[:port] is reached over this
+// transport: the host, and the endpoint's port or the transport's own
+// (443 for WebSockets, 5671 for AMQP).
+func (t Transport) Dial(namespace string) string {
+	if _, _, err := net.SplitHostPort(namespace); err == nil {
+		return namespace
+	}
+	if t.WebSockets {
+		return net.JoinHostPort(hostOnly(namespace), "443")
+	}
+	return net.JoinHostPort(hostOnly(namespace), "5671")
+}
+
+// HostOnly drops a port from host:port.
+func HostOnly(hostport string) string { return hostOnly(hostport) }
+
 // hostOnly drops a port from host:port.
 func hostOnly(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -56,6 +57,11 @@ func (c *Config) completeTransport(k *checker) {
 			k.fail("servicebus.proxyAuth", "needs user and password ({env: NAME} or {file: PATH})")
 		}
 		c.secretRef(k, "servicebus.proxyAuth.password", a.Password)
+	}
+	for i, q := range sb.ReplyQueues {
+		if q == "" || strings.ContainsAny(q, "/$") {
+			k.fail(fmt.Sprintf("servicebus.replyQueues[%d]", i), "%q is not a queue name", q)
+		}
 	}
 	switch {
 	case sb.Watchdog == 0:

@@ -76,6 +76,9 @@ type ServiceBus struct {
 	// not answered for this long while the agent should be receiving: some
 	// receivers stop delivering without an error.
 	Watchdog Duration `yaml:"watchdog"`
+	// ReplyQueues are the senders' reply queues, for `wbagent check` to
+	// prove the Send right on; replies always go to each request's ReplyTo.
+	ReplyQueues []string `yaml:"replyQueues"`
 }
 
 // BusTLS configures TLS to the namespace. Verification is never optional.
