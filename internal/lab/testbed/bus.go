@@ -34,6 +34,10 @@ type BusOptions struct {
 	State bool
 	// Logger receives the in-process broker's log; nil discards it.
 	Logger *zap.Logger
+	// TLSDir, in process only, adds devbus's TLS and WebSocket listeners
+	// (Server.TLSConnectionString, WebSocketConnectionString) with their
+	// CA in TLSDir/ca.pem.
+	TLSDir string
 }
 
 // Bus is a running devbus, in process or as a process.
@@ -55,7 +59,11 @@ type Bus struct {
 func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 	b := &Bus{opts: o}
 	if o.Binary == "" {
-		srv, err := devbus.Start(ctx, devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger})
+		do := devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger}
+		if o.TLSDir != "" {
+			do.TLSAddr, do.WSAddr, do.TLSDir = "127.0.0.1:0", "127.0.0.1:0", o.TLSDir
+		}
+		srv, err := devbus.Start(ctx, do)
 		if err != nil {
 			return nil, fmt.Errorf("start devbus: %w", err)
 		}
