@@ -99,7 +99,7 @@ func parseQueueSpec(spec string) (devbus.QueueConfig, error) {
 }
 
 func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "devbus", "devbus [--listen 127.0.0.1:5672] --queue "+queueSpecHelp+" ... [--key KEY] [--state FILE] [--tls-listen ADDR] [--ws-listen ADDR] [--tls-dir DIR]")
+	fs := newFlags(env, "devbus", "devbus [--listen 127.0.0.1:5672] --queue "+queueSpecHelp+" ... [--key KEY] [--state FILE] [--tls-listen ADDR] [--ws-listen ADDR] [--tls-dir DIR] [--entra-tenant ID --entra-client "+entraClientHelp+" ...]")
 	listen := fs.String("listen", "127.0.0.1:5672", "TCP address to listen on; port 0 picks a free port")
 	var queues queueFlags
 	fs.Var(&queues, "queue", "a queue to create, repeatable: "+queueSpecHelp)
@@ -109,6 +109,10 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	tlsListen := fs.String("tls-listen", "", "also serve AMQP over TLS on this address (Service Bus uses 5671); port 0 picks a free port")
 	wsListen := fs.String("ws-listen", "", "also serve AMQP over WebSockets over TLS on this address, at "+devbus.WebSocketPath+" (Service Bus uses 443)")
+	entraTenant := fs.String("entra-tenant", "", "serve an Entra ID stand-in for this tenant id on the TLS listeners (authority https://localhost:TLSPORT/)")
+	var entraClients entraClientFlags
+	fs.Var(&entraClients, "entra-client", "an app registered with the stand-in, repeatable: "+entraClientHelp)
+	entraLifetime := fs.Duration("entra-token-lifetime", devbus.DefaultEntraTokenLifetime, "lifetime of the stand-in's access tokens")
 	tlsDir := fs.String("tls-dir", "", "directory for the CA devbus issues itself ("+devbus.CAFile+", which clients trust) and its server certificate; reused when present")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -121,6 +125,19 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *tlsDir != "" && *tlsListen == "" && *wsListen == "" {
 		return withCode(exitUsage, errors.New("devbus: --tls-dir is used only with --tls-listen or --ws-listen; add one of them or drop --tls-dir"))
+	}
+	var entra *devbus.EntraOptions
+	switch {
+	case *entraTenant != "":
+		if *tlsListen == "" && *wsListen == "" {
+			return withCode(exitUsage, errors.New("devbus: --entra-tenant serves HTTPS on the TLS listeners: add --tls-listen or --ws-listen"))
+		}
+		if *entraLifetime <= 0 {
+			return withCode(exitUsage, fmt.Errorf("devbus: --entra-token-lifetime %s must be positive", *entraLifetime))
+		}
+		entra = &devbus.EntraOptions{Tenant: *entraTenant, Clients: entraClients, TokenLifetime: *entraLifetime}
+	case len(entraClients) > 0:
+		return withCode(exitUsage, errors.New("devbus: --entra-client needs --entra-tenant ID, the tenant the app is registered in"))
 	}
 	log, err := logging.New(logging.Options{Level: *level}, env.stderr)
 	if err != nil {
@@ -137,7 +154,7 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	srv, err := devbus.Start(ctx, devbus.Options{
 		Addr: *listen, Key: keySecret, KeyName: *keyName, Queues: queues, StateFile: *state, Logger: log.Logger,
-		TLSAddr: *tlsListen, WSAddr: *wsListen, TLSDir: *tlsDir,
+		TLSAddr: *tlsListen, WSAddr: *wsListen, TLSDir: *tlsDir, Entra: entra,
 	})
 	if err != nil {
 		return fmt.Errorf("devbus: %w", err)
@@ -151,6 +168,10 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if *tlsDir != "" {
 		log.Info("clients trust this CA", zap.String("caFile", filepath.Join(*tlsDir, devbus.CAFile)))
+	}
+	if entra != nil {
+		log.Info("Entra ID stand-in", zap.String("authorityHost", srv.AuthorityHost()), zap.String("tenant", entra.Tenant),
+			zap.Int("clients", len(entra.Clients)), zap.Duration("tokenLifetime", entra.TokenLifetime))
 	}
 	for _, q := range srv.Queues() {
 		log.Info("queue", zap.String(logging.FieldQueue, q.Name), zap.Bool("sessions", q.RequiresSession),

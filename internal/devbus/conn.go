@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
@@ -48,6 +49,11 @@ type conn struct {
 	closing      bool // close sent: nothing more is processed
 	gone         bool // cleaned up
 
+	// claimTimers revalidate the links when a claim expires; srv.mu.
+	claimTimers []Timer
+	// stalled silences the connection: see Server.StallConnections.
+	stalled atomic.Bool
+
 	outMu      sync.Mutex
 	out        []byte
 	spare      []byte
@@ -62,6 +68,7 @@ type conn struct {
 type claim struct {
 	path    string // lower-case entity path; "" covers the whole namespace
 	expires time.Time
+	rights  rights // SAS claims allow everything
 }
 
 func newConn(s *Server, id uint64, nc net.Conn) *conn {
@@ -93,8 +100,11 @@ func (c *conn) write(b []byte) {
 	}
 }
 
-// send queues one frame.
+// send queues one frame; a stalled connection sends nothing.
 func (c *conn) send(ch uint16, body amqp.Performative, payload []byte) {
+	if c.stalled.Load() {
+		return
+	}
 	b, err := amqp.AppendFrame(nil, amqp.Frame{Type: amqp.FrameAMQP, Channel: ch, Body: body, Payload: payload})
 	if err != nil {
 		c.srv.log.Error("encode frame", zap.Error(err), zap.Uint64("conn", c.id))
@@ -202,7 +212,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.srv.mu.Lock()
-		if !c.closing {
+		if !c.closing && !c.stalled.Load() {
 			c.handle(fr)
 		}
 		closing := c.closing
@@ -398,6 +408,9 @@ func (c *conn) cleanup() {
 		return
 	}
 	c.gone = true
+	for _, t := range c.claimTimers {
+		t.Stop()
+	}
 	for _, s := range c.sessions {
 		s.cleanup()
 	}
@@ -406,9 +419,13 @@ func (c *conn) cleanup() {
 }
 
 // authorized reports whether a CBS token on this connection covers path.
-func (c *conn) authorized(path string, now time.Time) bool {
+func (c *conn) authorized(path string, now time.Time) bool { return c.authorizedFor(path, now, 0) }
+
+// authorizedFor reports whether a CBS token on this connection covers
+// path with the rights need.
+func (c *conn) authorizedFor(path string, now time.Time, need rights) bool {
 	for _, cl := range c.claims {
-		if !now.Before(cl.expires) {
+		if !now.Before(cl.expires) || cl.rights&need != need {
 			continue
 		}
 		if cl.path == "" || path == cl.path || (len(path) > len(cl.path) && path[len(cl.path)] == '/' && path[:len(cl.path)] == cl.path) {

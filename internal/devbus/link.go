@@ -111,8 +111,8 @@ func (s *session) onAttach(a *amqp.Attach) {
 			return
 		}
 	}
-	if l.kind != kindCBS && !s.c.authorized(path, now) {
-		l.reject(amqp.ErrUnauthorizedAccess, fmt.Sprintf("no valid CBS token covers %q: put a token for it on $cbs first", l.addr))
+	if l.kind != kindCBS && !s.c.authorizedFor(path, now, l.needs()) {
+		l.reject(amqp.ErrUnauthorizedAccess, s.c.unauthorizedDesc(l, path, now))
 		return
 	}
 	if l.role == amqp.RoleReceiver {

@@ -21,6 +21,9 @@ import (
 // the certificate material from opts.TLSDir.
 func (s *Server) listenSecure(ctx context.Context, opts Options) error {
 	if opts.TLSAddr == "" && opts.WSAddr == "" {
+		if opts.Entra != nil {
+			return errors.New("the Entra ID stand-in serves HTTPS on the TLS listeners: set TLSAddr or WSAddr too")
+		}
 		return nil
 	}
 	mat, err := loadOrCreateTLS(opts.TLSDir, time.Now())
@@ -36,20 +39,33 @@ func (s *Server) listenSecure(ctx context.Context, opts Options) error {
 	}
 	if opts.WSAddr != "" {
 		if s.wsLn, err = lc.Listen(ctx, "tcp", opts.WSAddr); err != nil {
-			if s.tlsLn != nil {
-				_ = s.tlsLn.Close()
-			}
+			s.closeListeners()
 			return fmt.Errorf("listen for WebSockets on %s: %w", opts.WSAddr, err)
 		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, s.serveWebSocket)
+	if opts.Entra != nil {
+		if s.entra, err = newEntra(s, opts.Entra, opts.TLSDir); err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.entra.register(mux)
+	}
 	s.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: handshakeTimeout,
 		ErrorLog:          zap.NewStdLog(s.log.WithOptions(zap.IncreaseLevel(zap.DebugLevel))),
 	}
 	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.tlsLn, s.wsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }
 
 // startSecure starts serving the TLS and WebSocket listeners.

@@ -65,6 +65,10 @@ type Options struct {
 	// and server certificate are kept, and reused when present. Empty
 	// keeps them in memory: CACertPEM returns the CA.
 	TLSDir string
+	// Entra, when set, serves an Entra ID stand-in on the TLS listeners
+	// (AuthorityHost) whose access tokens CBS put-token accepts as type
+	// jwt, with the rights of the client they were issued to.
+	Entra *EntraOptions
 }
 
 // QueueConfig defines a queue, like the queue properties of a Service Bus

@@ -42,6 +42,8 @@ func (c *conn) handleRequest(l *link, p *partialDelivery) {
 	var r response
 	if l.kind == kindCBS {
 		r = c.putToken(req)
+	} else if desc, ok := c.manageAllowed(l); !ok {
+		r = fail(statusUnauthorized, "%s", desc)
 	} else {
 		r = c.manage(l.q, op, req)
 	}
@@ -125,16 +127,26 @@ func (c *conn) putToken(req *goamqp.Message) response {
 	typ, _ := req.ApplicationProperties["type"].(string)
 	name, _ := req.ApplicationProperties["name"].(string)
 	token, _ := req.Value.(string)
-	if typ != sasTokenType {
-		return fail(statusUnauthorized, "token type %q is not accepted: devbus accepts shared access signatures only", typ)
-	}
 	now := srv.clock.Now()
-	path, expires, err := srv.validateSAS(token, name, now)
+	var path string
+	var expires time.Time
+	var err error
+	granted := rightsAll
+	switch {
+	case typ == sasTokenType:
+		path, expires, err = srv.validateSAS(token, name, now)
+	case typ == jwtTokenType && srv.entra != nil:
+		path, expires, granted, err = srv.entra.validateJWT(token, name, now)
+	case typ == jwtTokenType:
+		err = errors.New("token type jwt is not accepted: this devbus has no Entra ID tenant (start it with an Entra tenant to use Entra ID credentials)")
+	default:
+		err = fmt.Errorf("token type %q is not accepted: use %s or %s", typ, sasTokenType, jwtTokenType)
+	}
 	if err != nil {
-		srv.log.Info("put-token refused", zap.String("audience", name), zap.Error(err))
+		srv.log.Info("put-token refused", zap.String("audience", name), zap.String("type", typ), zap.Error(err))
 		return fail(statusUnauthorized, "%s", err)
 	}
-	c.claims = append(c.claims, claim{path: path, expires: expires})
+	c.addClaim(claim{path: path, expires: expires, rights: granted}, now)
 	return response{status: statusAccepted, desc: "Accepted"}
 }
 

@@ -34,6 +34,7 @@ type Server struct {
 	tlsConf        *tls.Config
 	httpSrv        *http.Server
 	httpConns      *connQueue // HTTP requests that reached the TLS listener
+	entra          *entraIdP  // nil without Options.Entra
 	stateFile      string
 	maxFrameSize   uint32
 	maxMessageSize uint64
@@ -45,10 +46,10 @@ type Server struct {
 	queues map[string]*queue // by lower-case name
 	conns  map[uint64]*conn
 	nextID uint64
+	closed bool
+	faults faults
 	// pending are TLS connections still in their handshake.
 	pending map[net.Conn]struct{}
-	closed  bool
-	faults  faults
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once

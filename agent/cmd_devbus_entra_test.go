@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+)
+
+func TestParseEntraClient(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte("pw\n"), 0o600)
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certFile := filepath.Join(dir, "cert.pem")
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	// A key before the certificate, as in a combined PEM, is skipped.
+	os.WriteFile(certFile, append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...), 0o600)
+
+	c, err := parseEntraClient("app1=secret:" + secretFile + ",listen")
+	if err != nil || c.ID != "app1" || string(c.Secret.Bytes()) != "pw" || !c.Listen || c.Send || c.Certificate != nil {
+		t.Fatalf("secret client: %+v %v", c, err)
+	}
+	c, err = parseEntraClient("app2=cert:" + certFile + ",listen,send")
+	if err != nil || c.Certificate == nil || c.Secret != nil || !c.Listen || !c.Send {
+		t.Fatalf("cert client: %+v %v", c, err)
+	}
+	for spec, want := range map[string]string{
+		"app":                             "write ID=",
+		"=secret:" + secretFile:           "write ID=",
+		"app=password:x":                  "unknown credential kind",
+		"app=secret:":                     "secret:FILE or cert:FILE",
+		"app=secret:/nonexistent/file":    "read the secret file",
+		"app=cert:" + secretFile:          "no PEM CERTIFICATE",
+		"app=secret:" + secretFile + ",x": "unknown right",
+	} {
+		if _, err := parseEntraClient(spec); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", spec, err, want)
+		}
+	}
+}
+
+// TestDevbusCommandEntra runs the command with the Entra ID stand-in: an
+// app registered with a secret file gets a token from
+// https://localhost:TLSPORT/ and uses it over TLS.
+func TestDevbusCommandEntra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts devbus")
+	}
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "app.secret")
+	if err := os.WriteFile(secretFile, []byte("app-secret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(string) string { return "" }},
+			[]string{"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--tls-dir", dir, "--queue", "q",
+				"--entra-tenant", "contoso-test", "--entra-client", "app-1=secret:" + secretFile + ",listen,send",
+				"--entra-token-lifetime", "10m"})
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	var lines []string
+	for range 2 {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("line %d: %v; stderr: %s", len(lines)+1, err, errb.String())
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	go func() { _, _ = io.Copy(io.Discard, br) }()
+	host := strings.TrimSuffix(strings.TrimPrefix(strings.Split(lines[1], ";")[0], "Endpoint=sb://"), "/")
+	pemCA, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	cred, err := azidentity.NewClientSecretCredential("contoso-test", "app-1", "app-secret-value", &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{
+			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: "https://" + host + "/"},
+			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		},
+		DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte("with Entra ID")}, nil); err != nil {
+		t.Fatalf("send with an Entra ID token: %v", err)
+	}
+	_ = c.Close(context.Background())
+	devbusRoundTrip(t, lines[0], "q", "with Entra ID")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("devbus returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("devbus did not stop")
+	}
+	if strings.Contains(errb.String(), "app-secret-value") {
+		t.Fatal("the client secret reached the log")
+	}
+	if !strings.Contains(errb.String(), `"authorityHost":"https://localhost:`) {
+		t.Fatalf("the log does not name the authority host: %s", errb.String())
+	}
+}
+
+// TestDevbusEntraFlagsNeedEachOther: the stand-in needs a TLS listener,
+// and clients need a tenant.
+func TestDevbusEntraFlagsNeedEachOther(t *testing.T) {
+	for _, args := range [][]string{
+		{"devbus", "--listen", "127.0.0.1:0", "--queue", "q", "--entra-tenant", "t"},
+		{"devbus", "--listen", "127.0.0.1:0", "--queue", "q", "--entra-client", "a=secret:" + os.Args[0]},
+	} {
+		var out, errb bytes.Buffer
+		err := runEnv(context.Background(), &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}, args)
+		if code := exitCode(err, &errb); code != exitUsage {
+			t.Fatalf("%v: exit %d (%v), want a usage error", args, code, err)
+		}
+	}
+}
