@@ -281,7 +281,8 @@ func tokenError(err error) string {
 	if code := aadsts.FindString(msg); code != "" {
 		i := strings.Index(msg, code)
 		line, _, _ := strings.Cut(msg[i:], "\n")
-		return strings.TrimSpace(line)
+		line, _, _ = strings.Cut(line, " Trace ID:")
+		return strings.TrimRight(strings.TrimSpace(line), `",`)
 	}
 	var af *azidentity.AuthenticationFailedError
 	if errors.As(err, &af) && af.RawResponse != nil {

@@ -2,6 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +17,7 @@ import (
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/proxy"
+	"wbagent/internal/secret"
 )
 
 // busOnlyConfig is a config whose servicebus section is sb; the rest is
@@ -148,5 +156,113 @@ func TestCheckTransportHops(t *testing.T) {
 	}
 	if got := open.Connects(); len(got) == 0 {
 		t.Fatalf("the proxy logged no CONNECT:\n%s", open.Log())
+	}
+}
+
+// entraTestTenant is the stand-in's tenant in these tests.
+const entraTestTenant = "3c9d5e7a-wbagent-test"
+
+// writeClientCert writes a self-signed client certificate and its key as
+// one PEM file, as an admin exports it for certificateFile.
+func writeClientCert(t *testing.T, path string, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "wbagent-" + filepath.Base(path)},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert
+}
+
+// TestCheckEntraCredentials runs the bus rows with Entra ID credentials
+// against devbus's stand-in: a secret and a certificate get tokens and
+// the rights; a wrong secret, an expired certificate and an app without
+// Listen each give one FAIL row that names it.
+func TestCheckEntraCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: devbus with its Entra ID stand-in")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	now := time.Now()
+	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
+	cert := writeClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired := writeClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
+		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}},
+		Entra: &devbus.EntraOptions{Tenant: entraTestTenant, Clients: []devbus.EntraClient{
+			{ID: "app-secret", Secret: secret.FromString("s3cret-value"), Listen: true, Send: true},
+			{ID: "app-cert", Certificate: cert, Listen: true, Send: true},
+			{ID: "app-expired", Certificate: expired, Listen: true, Send: true},
+			{ID: "app-sender", Secret: secret.FromString("s3nder-value"), Send: true},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value"}
+	getenv := func(k string) string { return env[k] }
+	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]
+	base := "  namespace: " + ws + "\n  queue: requests\n  replyQueues: [replies]\n  transport: websockets\n  proxy: none\n  tls: {caFile: " +
+		filepath.Join(dir, devbus.CAFile) + "}\n"
+	cred := func(s string) string {
+		return "  credential: {tenantId: " + entraTestTenant + ", authorityHost: \"" + srv.AuthorityHost() + "\", " + s + "}\n"
+	}
+	for _, tc := range []struct {
+		name, sb string
+		ok       bool
+		want     []string
+	}{
+		{"client secret", base + cred("type: clientSecret, clientId: app-secret, clientSecret: {env: APP_SECRET}"), true,
+			[]string{"OK  service bus TLS " + ws, "OK  service bus token: credential clientSecret, tenant " + entraTestTenant + ", client app-secret: token issued",
+				"OK  service bus queue requests", "OK  service bus reply queue replies"}},
+		{"client certificate", base + cred("type: clientCertificate, clientId: app-cert, certificateFile: "+certFile), true,
+			[]string{"OK  service bus token: credential clientCertificate", "client app-cert: token issued", "OK  service bus queue requests", "OK  service bus reply queue replies"}},
+		{"wrong secret", base + cred("type: clientSecret, clientId: app-secret, clientSecret: {env: WRONG_SECRET}"), false,
+			[]string{"FAIL  service bus token: credential clientSecret, tenant " + entraTestTenant + ", client app-secret: AADSTS7000215", "the client secret is wrong or expired"}},
+		{"expired certificate", base + cred("type: clientCertificate, clientId: app-expired, certificateFile: "+expiredFile), false,
+			[]string{"FAIL  service bus token: credential clientCertificate", "client app-expired: the client certificate \"wbagent-app-expired.pem\" expired on", "issue a new certificate"}},
+		{"no Listen right", base + cred("type: clientSecret, clientId: app-sender, clientSecret: {env: SENDER_SECRET}"), false,
+			[]string{"OK  service bus token", "FAIL  service bus queue requests", "Listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
+			out := rowsText(rows)
+			t.Logf("\n%s", out)
+			if failed := strings.Contains(out, "FAIL"); failed == tc.ok {
+				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			if !tc.ok && strings.Count(out, "FAIL") != 1 {
+				t.Fatalf("one thing is wrong, yet:\n%s", out)
+			}
+			for _, s := range env {
+				if strings.Contains(out, s) {
+					t.Fatalf("the rows show a secret:\n%s", out)
+				}
+			}
+		})
 	}
 }
