@@ -2,7 +2,13 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,70 +19,64 @@ import (
 	"wbagent/internal/lab/proxy"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
+	"wbagent/internal/secret"
 )
 
-// TestResetThroughProxyOverWebSockets is production's network path: the
-// agent process reaches the bus only over AMQP over WebSockets over TLS
-// (devbus's own CA in servicebus.tls.caFile), through a real HTTP proxy
-// (tinyproxy), once open and once requiring basic authentication, while
-// the sender uses the plain listener. A reset must come back ok, the
-// password must bind, and the proxy's log must show the agent's CONNECT.
-func TestResetThroughProxyOverWebSockets(t *testing.T) {
-	needDC(t)
-	for _, auth := range []bool{false, true} {
-		name := "open proxy"
-		if auth {
-			name = "proxy with basic auth"
-		}
-		t.Run(name, func(t *testing.T) { resetThroughProxy(t, auth) })
-	}
+// secureRun is a devbus with its TLS and WebSocket listeners (and, when
+// asked, its Entra ID stand-in), keys, and a sender on the plain listener.
+type secureRun struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	bus  *testbed.Bus
+	keys *testbed.Keys
+	send *testbed.Sender
 }
 
-func resetThroughProxy(t *testing.T, auth bool) {
+func newSecureRun(t *testing.T, entra *devbus.EntraOptions) *secureRun {
+	t.Helper()
+	needDC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	b, err := testbed.StartBus(ctx, testbed.BusOptions{TLSDir: filepath.Join(dir, "bus-tls"),
+	t.Cleanup(cancel)
+	r := &secureRun{t: t, ctx: ctx, dir: t.TempDir()}
+	var err error
+	r.bus, err = testbed.StartBus(ctx, testbed.BusOptions{TLSDir: filepath.Join(r.dir, "bus-tls"), Entra: entra,
 		Queues: []devbus.QueueConfig{{Name: requestQueue, RequiresSession: true, LockDuration: 5 * time.Second}, {Name: replyQueue}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	keys, err := testbed.NewKeys(filepath.Join(dir, "keys"))
+	t.Cleanup(func() { _ = r.bus.Close() })
+	if r.keys, err = testbed.NewKeys(filepath.Join(r.dir, "keys")); err != nil {
+		t.Fatal(err)
+	}
+	if r.send, err = testbed.NewSender(r.bus, r.keys, testbed.SenderOptions{Queue: requestQueue, Sessions: true, ReplyQueue: replyQueue, Secrets: dom.Secrets}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.send.Close() })
+	return r
+}
+
+// caFile is devbus's CA, for servicebus.tls.caFile.
+func (r *secureRun) caFile() string { return filepath.Join(r.dir, "bus-tls", devbus.CAFile) }
+
+// wsHost is the WebSocket listener as the agent names it.
+func (r *secureRun) wsHost() string {
+	a := r.bus.Server.WebSocketAddr()
+	return "localhost:" + a[strings.LastIndex(a, ":")+1:]
+}
+
+// reset starts an agent process with c (ServiceBusExtra, Namespace) and
+// env, sends one reset and checks that it comes back ok and the new
+// password binds; secrets must appear in none of the agent's files.
+func (r *secureRun) reset(name string, c testbed.AgentConfig, env []string, secrets ...string) {
+	t, ctx := r.t, r.ctx
+	t.Helper()
+	c.Dir, c.Queue, c.Sessions, c.Keys = filepath.Join(r.dir, name), requestQueue, true, r.keys
+	files, err := testbed.WriteAgentConfig(c, dom)
 	if err != nil {
 		t.Fatal(err)
 	}
-	send, err := testbed.NewSender(b, keys, testbed.SenderOptions{Queue: requestQueue, Sessions: true, ReplyQueue: replyQueue, Secrets: dom.Secrets})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer send.Close()
-	po := proxy.Options{Dir: filepath.Join(dir, "proxy")}
-	if auth {
-		po.User, po.Password = "wbagent", "Pr0xy-"+dom.UniqueName("pw")
-	}
-	if err := os.MkdirAll(po.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	px, err := proxy.Start(ctx, po)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer px.Close()
-	extra := fmt.Sprintf("  transport: websockets\n  tls: {caFile: %q}\n  proxy: %q\n  watchdog: 30s\n",
-		filepath.Join(dir, "bus-tls", devbus.CAFile), px.URL().String())
-	env := append(os.Environ(),
-		testbed.EnvConnection+"="+b.Server.WebSocketConnectionString().Reveal(),
-		testbed.EnvBindPassword+"="+dom.Service.Password.Reveal())
-	if auth {
-		extra += "  proxyAuth: {user: wbagent, password: {env: WBAGENT_PROXY_PASSWORD}}\n"
-		env = append(env, "WBAGENT_PROXY_PASSWORD="+po.Password)
-	}
-	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(dir, "agent"), Queue: requestQueue, Sessions: true,
-		Keys: keys, ServiceBusExtra: extra}, dom)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env = append(append(os.Environ(), testbed.EnvBindPassword+"="+dom.Service.Password.Reveal()), env...)
 	agent, err := testbed.StartAgent(bin, files, env)
 	if err != nil {
 		t.Fatal(err)
@@ -85,20 +85,20 @@ func resetThroughProxy(t *testing.T, auth bool) {
 	if err := agent.WaitRunning(ctx); err != nil {
 		t.Fatal(err)
 	}
-	u, err := dom.AddUser(ctx, dom.UniqueName("wsproxy"), dom.Staff)
+	u, err := dom.AddUser(ctx, dom.UniqueName(name), dom.Staff)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := send.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.UPN})
+	spec := r.send.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.UPN})
 	spec.New = dom.Secrets.New()
-	m, err := send.Send(ctx, spec)
+	m, err := r.send.Send(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := send.Wait(ctx, m.MessageID)
+	res, err := r.send.Wait(ctx, m.MessageID)
 	if err != nil {
 		log, _ := os.ReadFile(files.Log)
-		t.Fatalf("no result: %v\nagent log:\n%s\nproxy log:\n%s", err, log, px.Log())
+		t.Fatalf("no result: %v\nagent log:\n%s", err, log)
 	}
 	if res.Code != protocol.CodeOK {
 		t.Fatalf("result %s (%s), want ok", res.Code, res.Reason)
@@ -106,21 +106,125 @@ func resetThroughProxy(t *testing.T, auth bool) {
 	if err := dom.CheckPassword(ctx, u, spec.New); err != nil {
 		t.Fatalf("the new password does not bind: %v", err)
 	}
-	ws := "localhost:" + b.Server.WebSocketAddr()[strings.LastIndex(b.Server.WebSocketAddr(), ":")+1:]
-	found := false
-	for _, c := range px.Connects() {
-		found = found || c == ws
-	}
-	if !found {
-		t.Fatalf("the proxy's log has no CONNECT %s:\n%s", ws, px.Log())
-	}
-	for _, f := range []string{files.Log, files.Stderr, files.Audit, px.LogPath} {
+	for _, f := range []string{files.Log, files.Stderr, files.Audit} {
 		data, _ := os.ReadFile(f)
-		if auth && strings.Contains(string(data), po.Password) {
-			t.Errorf("%s holds the proxy password", f)
+		for _, s := range secrets {
+			if strings.Contains(string(data), s) {
+				t.Errorf("%s holds a credential secret", f)
+			}
 		}
 		for _, l := range dom.Secrets.ScanText(f, data) {
 			t.Errorf("password leak: %s", l)
 		}
 	}
+}
+
+// TestResetThroughProxyOverWebSockets is production's network path: the
+// agent process reaches the bus only over AMQP over WebSockets over TLS
+// (devbus's own CA in servicebus.tls.caFile), through a real HTTP proxy
+// (tinyproxy), once open and once requiring basic authentication, while
+// the sender uses the plain listener. A reset must come back ok, the
+// password must bind, and the proxy's log must show the agent's CONNECT.
+func TestResetThroughProxyOverWebSockets(t *testing.T) {
+	for _, auth := range []bool{false, true} {
+		name := "open proxy"
+		if auth {
+			name = "proxy with basic auth"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newSecureRun(t, nil)
+			po := proxy.Options{Dir: filepath.Join(r.dir, "proxy")}
+			if auth {
+				po.User, po.Password = "wbagent", "Pr0xy-"+dom.UniqueName("pw")
+			}
+			if err := os.MkdirAll(po.Dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			px, err := proxy.Start(r.ctx, po)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer px.Close()
+			extra := fmt.Sprintf("  transport: websockets\n  tls: {caFile: %q}\n  proxy: %q\n", r.caFile(), px.URL().String())
+			env := []string{testbed.EnvConnection + "=" + r.bus.Server.WebSocketConnectionString().Reveal()}
+			var secrets []string
+			if auth {
+				extra += "  proxyAuth: {user: wbagent, password: {env: WBAGENT_PROXY_PASSWORD}}\n"
+				env = append(env, "WBAGENT_PROXY_PASSWORD="+po.Password)
+				secrets = append(secrets, po.Password)
+			}
+			r.reset("agent", testbed.AgentConfig{ServiceBusExtra: extra}, env, secrets...)
+			found := false
+			for _, c := range px.Connects() {
+				found = found || c == r.wsHost()
+			}
+			if !found {
+				t.Fatalf("the proxy's log has no CONNECT %s:\n%s", r.wsHost(), px.Log())
+			}
+		})
+	}
+}
+
+// TestResetWithEntraCredentials: the agent process authenticates to the
+// namespace with an Entra ID client secret, then a client certificate,
+// against devbus's stand-in (credential.authorityHost, its CA from
+// servicebus.tls.caFile), over WebSockets and over AMQP with TLS.
+func TestResetWithEntraCredentials(t *testing.T) {
+	needDC(t)
+	const tenant = "5b1e0c44-wbagent-e2e"
+	const clientSecret = "e2e-Client-Secret-value"
+	certFile := filepath.Join(t.TempDir(), "app.pem")
+	cert := writeCertAndKey(t, certFile)
+	r := newSecureRun(t, &devbus.EntraOptions{Tenant: tenant, Clients: []devbus.EntraClient{
+		{ID: "app-secret", Secret: secret.FromString(clientSecret), Listen: true, Send: true},
+		{ID: "app-cert", Certificate: cert, Listen: true, Send: true},
+	}})
+	tlsAddr := r.bus.Server.TLSAddr()
+	tlsHost := "localhost:" + tlsAddr[strings.LastIndex(tlsAddr, ":")+1:]
+	authority := r.bus.Server.AuthorityHost()
+	t.Run("clientSecret over websockets", func(t *testing.T) {
+		r.t = t
+		extra := fmt.Sprintf("  transport: websockets\n  proxy: none\n  tls: {caFile: %q}\n  credential: {type: clientSecret, tenantId: %s, clientId: app-secret, clientSecret: {env: WBAGENT_CLIENT_SECRET}, authorityHost: %q}\n",
+			r.caFile(), tenant, authority)
+		r.reset("secret", testbed.AgentConfig{Namespace: r.wsHost(), ServiceBusExtra: extra}, []string{"WBAGENT_CLIENT_SECRET=" + clientSecret}, clientSecret)
+		if n := r.bus.Server.EntraTokensIssued("app-secret"); n == 0 {
+			t.Fatal("the stand-in issued no token to app-secret")
+		}
+	})
+	t.Run("clientCertificate over amqp", func(t *testing.T) {
+		r.t = t
+		extra := fmt.Sprintf("  transport: amqp\n  tls: {caFile: %q}\n  credential: {type: clientCertificate, tenantId: %s, clientId: app-cert, certificateFile: %q, authorityHost: %q}\n",
+			r.caFile(), tenant, certFile, authority)
+		r.reset("cert", testbed.AgentConfig{Namespace: tlsHost, ServiceBusExtra: extra}, nil)
+		if n := r.bus.Server.EntraTokensIssued("app-cert"); n == 0 {
+			t.Fatal("the stand-in issued no token to app-cert")
+		}
+	})
+}
+
+// writeCertAndKey writes a self-signed client certificate and its key as
+// one PEM file, as an admin exports it for credential.certificateFile.
+func writeCertAndKey(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "wbagent e2e"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert
 }

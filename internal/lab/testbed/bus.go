@@ -38,6 +38,9 @@ type BusOptions struct {
 	// (Server.TLSConnectionString, WebSocketConnectionString) with their
 	// CA in TLSDir/ca.pem.
 	TLSDir string
+	// Entra, in process with TLSDir, adds devbus's Entra ID stand-in
+	// (Server.AuthorityHost).
+	Entra *devbus.EntraOptions
 }
 
 // Bus is a running devbus, in process or as a process.
@@ -62,6 +65,7 @@ func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 		do := devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger}
 		if o.TLSDir != "" {
 			do.TLSAddr, do.WSAddr, do.TLSDir = "127.0.0.1:0", "127.0.0.1:0", o.TLSDir
+			do.Entra = o.Entra
 		}
 		srv, err := devbus.Start(ctx, do)
 		if err != nil {
