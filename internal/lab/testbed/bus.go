@@ -34,9 +34,9 @@ type BusOptions struct {
 	State bool
 	// Logger receives the in-process broker's log; nil discards it.
 	Logger *zap.Logger
-	// TLSDir, in process only, adds devbus's TLS and WebSocket listeners
-	// (Server.TLSConnectionString, WebSocketConnectionString) with their
-	// CA in TLSDir/ca.pem.
+	// TLSDir adds devbus's TLS and WebSocket listeners
+	// (TLSConnectionString, WebSocketConnectionString) with their CA in
+	// TLSDir/ca.pem.
 	TLSDir string
 	// Entra, in process with TLSDir, adds devbus's Entra ID stand-in
 	// (Server.AuthorityHost).
@@ -54,6 +54,9 @@ type Bus struct {
 
 	opts   BusOptions
 	conn   *secret.Secret
+	// tlsConn and wsConn are the TLS and WebSocket listeners' connection
+	// strings, with TLSDir.
+	tlsConn, wsConn *secret.Secret
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -72,6 +75,7 @@ func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 			return nil, fmt.Errorf("start devbus: %w", err)
 		}
 		b.Server, b.conn = srv, srv.ConnectionString()
+		b.tlsConn, b.wsConn = srv.TLSConnectionString(), srv.WebSocketConnectionString()
 		return b, nil
 	}
 	if o.Dir == "" {
@@ -116,6 +120,16 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	if b.StatePath != "" {
 		args = append(args, "--state", b.StatePath)
 	}
+	secure := 0
+	if b.opts.TLSDir != "" {
+		tlsAddr, wsAddr := "127.0.0.1:0", "127.0.0.1:0"
+		if b.tlsConn != nil {
+			// A restart keeps the ports, as it keeps the plain one.
+			tlsAddr, wsAddr = connHost(b.tlsConn.Reveal()), connHost(b.wsConn.Reveal())
+		}
+		args = append(args, "--tls-listen", tlsAddr, "--ws-listen", wsAddr, "--tls-dir", b.opts.TLSDir)
+		secure = 2
+	}
 	logFile, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start devbus process: %w", err)
@@ -138,18 +152,18 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 		return fmt.Errorf("start devbus process %s: %w", b.opts.Binary, err)
 	}
 	exited := make(chan struct{})
-	lines := make(chan string, 1)
+	lines := make(chan string, 1+secure)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		first := true
+		n := 0
 		for sc.Scan() {
-			if first {
+			if n <= secure {
 				lines <- sc.Text()
-				first = false
+				n++
 			}
 			fmt.Fprintln(logFile, sc.Text())
 		}
-		if first {
+		if n <= secure {
 			close(lines)
 		}
 	}()
@@ -168,6 +182,21 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 			return fmt.Errorf("devbus process did not print its connection string first (see %s)", b.LogPath)
 		}
 		b.conn = secret.FromString(strings.TrimSpace(line))
+		for _, dst := range []**secret.Secret{&b.tlsConn, &b.wsConn}[:secure] {
+			select {
+			case line, ok := <-lines:
+				if !ok || !strings.HasPrefix(line, "Endpoint=sb://") {
+					_ = cmd.Process.Kill()
+					<-exited
+					return fmt.Errorf("devbus process did not print its TLS and WebSocket connection strings (see %s)", b.LogPath)
+				}
+				*dst = secret.FromString(strings.TrimSpace(line))
+			case <-wait.Done():
+				_ = cmd.Process.Kill()
+				<-exited
+				return fmt.Errorf("devbus process did not start within 30s (see %s)", b.LogPath)
+			}
+		}
 	case <-wait.Done():
 		_ = cmd.Process.Kill()
 		<-exited
@@ -199,6 +228,13 @@ func connHost(cs string) string {
 
 // ConnectionString is the connection string clients and the agent use.
 func (b *Bus) ConnectionString() *secret.Secret { return b.conn }
+
+// TLSConnectionString is the TLS listener's (with TLSDir), else nil.
+func (b *Bus) TLSConnectionString() *secret.Secret { return b.tlsConn }
+
+// WebSocketConnectionString is the WebSocket listener's (with TLSDir),
+// else nil.
+func (b *Bus) WebSocketConnectionString() *secret.Secret { return b.wsConn }
 
 // Restart stops the broker process (SIGTERM, so it writes its state file)
 // and starts it again on the same address with the same key.
