@@ -52,13 +52,14 @@ type Bus struct {
 	// StatePath is the process's state file; empty without State.
 	StatePath string
 
-	opts BusOptions
-	conn *secret.Secret
+	opts   BusOptions
+	conn   *secret.Secret
+	cmd    *exec.Cmd
+	exited chan struct{}
+
 	// tlsConn and wsConn are the TLS and WebSocket listeners' connection
 	// strings, with TLSDir.
 	tlsConn, wsConn *secret.Secret
-	cmd             *exec.Cmd
-	exited          chan struct{}
 }
 
 // StartBus starts a devbus with opts.Queues.
