@@ -180,7 +180,7 @@ func capacityPipeline(cfg *config.Config, log *zap.Logger) (_ *bus.Consumer, clo
 	}
 	closers = append(closers, func() error { cs.Destroy(); return nil })
 	client, err := bus.NewClient(bus.Connection{ConnectionString: cs, ApplicationID: "wbbench/" + cfg.Agent.Name,
-		Retry: retryOptions(sb.Retry)})
+		Retry: retryOptions(sb.Retry), Transport: benchTransport(sb)})
 	if err != nil {
 		return nil, closeAll, err
 	}
