@@ -2,6 +2,7 @@ package devbus
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,4 +92,29 @@ func BenchmarkEightReceivers(b *testing.B) {
 		rs = append(rs, r)
 	}
 	benchPipeline(b, 4, rs, sc, srv)
+}
+
+// BenchmarkOneConnectionTLS is BenchmarkOneConnection over the TLS
+// listener, the SDK's amqps:// path.
+func BenchmarkOneConnectionTLS(b *testing.B) {
+	srv := startSecureServer(b, "", QueueConfig{Name: "bench"})
+	c := newClientOpts(b, srv.TLSConnectionString().Reveal(), &azservicebus.ClientOptions{
+		TLSConfig: &tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost"}})
+	r, err := c.NewReceiverForQueue("bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPipeline(b, 1, []*azservicebus.Receiver{r}, c, srv)
+}
+
+// BenchmarkOneConnectionWebSockets is BenchmarkOneConnection over the
+// WebSocket listener, the SDK's wss:// path through NewWebSocketConn.
+func BenchmarkOneConnectionWebSockets(b *testing.B) {
+	srv := startSecureServer(b, "", QueueConfig{Name: "bench"})
+	c := newClientOpts(b, srv.WebSocketConnectionString().Reveal(), &azservicebus.ClientOptions{NewWebSocketConn: wsDialer(srv.CertPool())})
+	r, err := c.NewReceiverForQueue("bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPipeline(b, 1, []*azservicebus.Receiver{r}, c, srv)
 }

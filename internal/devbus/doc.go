@@ -24,10 +24,20 @@
 // per session); $management peek-message, receive-by-sequence-number
 // (deferred messages) and get-message-sessions.
 //
+// Options.TLSAddr and Options.WSAddr add listeners for AMQP over TLS and
+// over WebSockets over TLS (WebSocketPath, WebSocketSubprotocol), with a
+// CA devbus issues itself (Options.TLSDir, CACertPEM); all listeners
+// serve one broker state. Options.Entra adds an Entra ID stand-in on
+// them (AuthorityHost): a token endpoint for client secrets and
+// certificate client assertions whose tokens put-token accepts as type
+// jwt, with Listen and Send rights from their roles. A link needs the
+// right for its direction, and a link whose tokens have all expired is
+// detached with amqp:unauthorized-access.
+//
 // Not implemented: topics and subscriptions, scheduled messages (the
 // schedule-message operation is refused, and a ScheduledEnqueueTime on a
-// sent message is ignored: it is delivered at once), transactions,
-// partitions, TLS and websockets.
+// sent message is ignored: it is delivered at once), transactions and
+// partitions.
 //
 // # Using it from tests
 //
@@ -60,6 +70,9 @@
 //   - ExpireLocks / ExpireLock end message locks now; ExpireSessionLock ends
 //     a session lock (its link is detached with session-lock-lost).
 //   - PauseDispatch / ResumeDispatch stop and restart delivery of a queue.
+//   - StallConnections / StallConnection / StallReceivers silence
+//     connections without a word: heartbeats go on, nothing else does, as
+//     when an SDK receiver stops delivering; new connections are served.
 //
 // # Behaviour worth knowing
 //

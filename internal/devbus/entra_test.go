@@ -320,3 +320,35 @@ func TestEntraTokenRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// staticCred hands the SDK a fixed token, as a credential from another
+// tenant (or a forger) would.
+type staticCred string
+
+func (c staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(c), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// TestEntraForeignTokenRefused: put-token of a JWT the stand-in did not
+// sign is refused (401), and the SDK's send fails naming it.
+func TestEntraForeignTokenRefused(t *testing.T) {
+	srv := entraServer(t, 0, EntraClient{ID: "app", Secret: secret.FromString("pw"), Listen: true, Send: true})
+	otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	forged, err := signJWT(otherKey, map[string]any{"alg": "RS256", "typ": "JWT", "kid": srv.entra.kid}, map[string]any{
+		"aud": ServiceBusAudience, "iss": srv.AuthorityHost() + testTenant + "/v2.0", "tid": testTenant,
+		"exp": time.Now().Add(time.Hour).Unix(), "appid": "app", "oid": srv.EntraObjectID("app"), "roles": []string{"Listen", "Send"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := entraClientTLS(t, srv, staticCred(forged), false)
+	s, err := c.NewSender("q", nil)
+	if err == nil {
+		err = s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), "not signed by this namespace's Entra ID tenant") {
+		t.Fatalf("send with a forged token: %v", err)
+	}
+	if d := srv.Depth("q"); d != 0 {
+		t.Fatalf("depth %d: a forged token sent a message", d)
+	}
+}

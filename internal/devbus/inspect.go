@@ -76,6 +76,8 @@ type ConnectionInfo struct {
 	ContainerID string
 	// Links lists the attached links' addresses.
 	Links []string
+	// Stalled is set once StallConnections (or its kin) silenced it.
+	Stalled bool
 }
 
 // lookupQueue finds a queue or its dead-letter queue by name; s.mu is held.
@@ -231,7 +233,7 @@ func (s *Server) Connections() []ConnectionInfo {
 	defer s.mu.Unlock()
 	out := make([]ConnectionInfo, 0, len(s.conns))
 	for _, c := range s.conns {
-		ci := ConnectionInfo{ID: c.id, Remote: c.remote, ContainerID: c.containerID}
+		ci := ConnectionInfo{ID: c.id, Remote: c.remote, ContainerID: c.containerID, Stalled: c.stalled.Load()}
 		for _, sess := range c.sessions {
 			for _, l := range sess.links {
 				ci.Links = append(ci.Links, l.addr)

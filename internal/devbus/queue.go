@@ -471,7 +471,7 @@ func (q *queue) dispatch() {
 			if g == nil || g.holder != l {
 				continue
 			}
-			for l.credit > 0 && !l.detaching && g.ready.Len() > 0 {
+			for l.credit > 0 && !l.detaching && !l.s.c.stalled.Load() && g.ready.Len() > 0 {
 				l.deliver(q, g.ready[0], now)
 			}
 		}
@@ -495,7 +495,7 @@ func (q *queue) nextReceiver() *link {
 	n := len(q.receivers)
 	for i := range n {
 		l := q.receivers[(q.rr+i)%n]
-		if l.credit > 0 && !l.detaching {
+		if l.credit > 0 && !l.detaching && !l.s.c.stalled.Load() {
 			q.rr = (q.rr + i + 1) % n
 			return l
 		}

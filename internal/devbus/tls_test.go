@@ -32,12 +32,12 @@ func wsDialer(pool *x509.CertPool) func(context.Context, azservicebus.NewWebSock
 	}
 }
 
-func startSecureServer(t *testing.T, dir string, queues ...QueueConfig) *Server {
+func startSecureServer(t testing.TB, dir string, queues ...QueueConfig) *Server {
 	t.Helper()
 	return startServerWith(t, Options{Queues: queues, TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir})
 }
 
-func newClientOpts(t *testing.T, connStr string, opts *azservicebus.ClientOptions) *azservicebus.Client {
+func newClientOpts(t testing.TB, connStr string, opts *azservicebus.ClientOptions) *azservicebus.Client {
 	t.Helper()
 	opts.RetryOptions = fastRetry
 	c, err := azservicebus.NewClientFromConnectionString(connStr, opts)

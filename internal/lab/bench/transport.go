@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"wbagent/internal/bus"
@@ -40,9 +39,6 @@ func transportQueues(rounds int) []devbus.QueueConfig {
 	return qs
 }
 
-// busTLSDir is where the bench's devbus keeps its CA.
-func (b *bench) busTLSDir() string { return filepath.Join(b.dir, "devbus", "tls") }
-
 // transport drains the same backlog through a capacity agent on plain
 // AMQP and on WebSockets over TLS, alternating, rounds times, on one
 // devbus: the ratio of the WebSocket path's throughput to plain AMQP's
@@ -58,7 +54,7 @@ func (b *bench) transport(ctx context.Context) error {
 			if kind == transportWS {
 				t = &agentTransport{
 					extra: fmt.Sprintf("  transport: %s\n  proxy: none\n  tls: {caFile: %q}\n", config.TransportWebSockets,
-						filepath.Join(b.busTLSDir(), devbus.CAFile)),
+						b.bus.CAFile()),
 					env: testbed.EnvConnection + "=" + b.bus.WebSocketConnectionString().Reveal(),
 				}
 			}

@@ -40,7 +40,7 @@ func newSecureRun(t *testing.T, entra *devbus.EntraOptions) *secureRun {
 	t.Cleanup(cancel)
 	r := &secureRun{t: t, ctx: ctx, dir: t.TempDir()}
 	var err error
-	r.bus, err = testbed.StartBus(ctx, testbed.BusOptions{TLSDir: filepath.Join(r.dir, "bus-tls"), Entra: entra,
+	r.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Dir: filepath.Join(r.dir, "bus"), TLS: true, WebSockets: true, Entra: entra,
 		Queues: []devbus.QueueConfig{{Name: requestQueue, RequiresSession: true, LockDuration: 5 * time.Second}, {Name: replyQueue}}})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func newSecureRun(t *testing.T, entra *devbus.EntraOptions) *secureRun {
 }
 
 // caFile is devbus's CA, for servicebus.tls.caFile.
-func (r *secureRun) caFile() string { return filepath.Join(r.dir, "bus-tls", devbus.CAFile) }
+func (r *secureRun) caFile() string { return r.bus.CAFile() }
 
 // wsHost is the WebSocket listener as the agent names it.
 func (r *secureRun) wsHost() string {
@@ -181,7 +181,7 @@ func TestResetWithEntraCredentials(t *testing.T) {
 	}})
 	tlsAddr := r.bus.Server.TLSAddr()
 	tlsHost := "localhost:" + tlsAddr[strings.LastIndex(tlsAddr, ":")+1:]
-	authority := r.bus.Server.AuthorityHost()
+	authority := r.bus.AuthorityHost()
 	t.Run("clientSecret over websockets", func(t *testing.T) {
 		r.t = t
 		extra := fmt.Sprintf("  transport: websockets\n  proxy: none\n  tls: {caFile: %q}\n  credential: {type: clientSecret, tenantId: %s, clientId: app-secret, clientSecret: {env: WBAGENT_CLIENT_SECRET}, authorityHost: %q}\n",

@@ -34,12 +34,14 @@ type BusOptions struct {
 	State bool
 	// Logger receives the in-process broker's log; nil discards it.
 	Logger *zap.Logger
-	// TLSDir adds devbus's TLS and WebSocket listeners
-	// (TLSConnectionString, WebSocketConnectionString) with their CA in
-	// TLSDir/ca.pem.
-	TLSDir string
-	// Entra, in process with TLSDir, adds devbus's Entra ID stand-in
-	// (Server.AuthorityHost).
+	// TLS adds a listener for AMQP over TLS and WebSockets one for AMQP
+	// over WebSockets over TLS, on free loopback ports. Their CA is in
+	// Dir/tls/ca.pem (Bus.CAFile) when Dir is set, and always in
+	// Bus.CACertPEM.
+	TLS, WebSockets bool
+	// Entra turns on the Entra ID stand-in on the TLS listeners (one of
+	// TLS or WebSockets is needed); Bus.AuthorityHost is its URL. As a
+	// process, clients' secrets and certificates go to files in Dir.
 	Entra *devbus.EntraOptions
 }
 
@@ -57,26 +59,34 @@ type Bus struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 
-	// tlsConn and wsConn are the TLS and WebSocket listeners' connection
-	// strings, with TLSDir.
 	tlsConn, wsConn *secret.Secret
+	caPEM           []byte
+	caFile          string
 }
 
 // StartBus starts a devbus with opts.Queues.
 func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 	b := &Bus{opts: o}
+	if (o.TLS || o.WebSockets) && o.Dir != "" {
+		b.caFile = filepath.Join(o.Dir, "tls", devbus.CAFile)
+	}
 	if o.Binary == "" {
-		do := devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger}
-		if o.TLSDir != "" {
-			do.TLSAddr, do.WSAddr, do.TLSDir = "127.0.0.1:0", "127.0.0.1:0", o.TLSDir
-			do.Entra = o.Entra
+		opts := devbus.Options{Addr: "127.0.0.1:0", Queues: o.Queues, Logger: o.Logger, Entra: o.Entra}
+		if o.TLS {
+			opts.TLSAddr = "127.0.0.1:0"
 		}
-		srv, err := devbus.Start(ctx, do)
+		if o.WebSockets {
+			opts.WSAddr = "127.0.0.1:0"
+		}
+		if b.caFile != "" {
+			opts.TLSDir = filepath.Dir(b.caFile)
+		}
+		srv, err := devbus.Start(ctx, opts)
 		if err != nil {
 			return nil, fmt.Errorf("start devbus: %w", err)
 		}
 		b.Server, b.conn = srv, srv.ConnectionString()
-		b.tlsConn, b.wsConn = srv.TLSConnectionString(), srv.WebSocketConnectionString()
+		b.tlsConn, b.wsConn, b.caPEM = srv.TLSConnectionString(), srv.WebSocketConnectionString(), srv.CACertPEM()
 		return b, nil
 	}
 	if o.Dir == "" {
@@ -86,7 +96,7 @@ func StartBus(ctx context.Context, o BusOptions) (*Bus, error) {
 	if o.State {
 		b.StatePath = filepath.Join(o.Dir, "devbus.state")
 	}
-	if err := b.startProcess(ctx, "127.0.0.1:0"); err != nil {
+	if err := b.startProcess(ctx, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -113,7 +123,7 @@ func QueueFlag(q devbus.QueueConfig) string {
 	return strings.Join(parts, ",")
 }
 
-func (b *Bus) startProcess(ctx context.Context, listen string) error {
+func (b *Bus) startProcess(ctx context.Context, listen, tlsListen, wsListen string) error {
 	args := []string{"devbus", "--listen", listen}
 	for _, q := range b.opts.Queues {
 		args = append(args, "--queue", QueueFlag(q))
@@ -121,16 +131,12 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	if b.StatePath != "" {
 		args = append(args, "--state", b.StatePath)
 	}
-	secure := 0
-	if b.opts.TLSDir != "" {
-		tlsAddr, wsAddr := "127.0.0.1:0", "127.0.0.1:0"
-		if b.tlsConn != nil {
-			// A restart keeps the ports, as it keeps the plain one.
-			tlsAddr, wsAddr = connHost(b.tlsConn.Reveal()), connHost(b.wsConn.Reveal())
-		}
-		args = append(args, "--tls-listen", tlsAddr, "--ws-listen", wsAddr, "--tls-dir", b.opts.TLSDir)
-		secure = 2
+	secure, err := b.secureArgs(tlsListen, wsListen)
+	if err != nil {
+		return fmt.Errorf("start devbus process: %w", err)
 	}
+	args = append(args, secure...)
+	want := 1 + len(b.secureLines())
 	logFile, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start devbus process: %w", err)
@@ -153,18 +159,20 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 		return fmt.Errorf("start devbus process %s: %w", b.opts.Binary, err)
 	}
 	exited := make(chan struct{})
-	lines := make(chan string, 1+secure)
+	lines := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		n := 0
+		var first []string
 		for sc.Scan() {
-			if n <= secure {
-				lines <- sc.Text()
-				n++
+			if len(first) < want {
+				first = append(first, strings.TrimSpace(sc.Text()))
+				if len(first) == want {
+					lines <- first
+				}
 			}
 			fmt.Fprintln(logFile, sc.Text())
 		}
-		if n <= secure {
+		if len(first) < want {
 			close(lines)
 		}
 	}()
@@ -176,27 +184,15 @@ func (b *Bus) startProcess(ctx context.Context, listen string) error {
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	select {
-	case line, ok := <-lines:
-		if !ok || !strings.HasPrefix(line, "Endpoint=sb://") {
+	case got, ok := <-lines:
+		if !ok || !allConnectionStrings(got) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("devbus process did not print its connection string first (see %s)", b.LogPath)
+			return fmt.Errorf("devbus process did not print its %d connection strings first (see %s)", want, b.LogPath)
 		}
-		b.conn = secret.FromString(strings.TrimSpace(line))
-		for _, dst := range []**secret.Secret{&b.tlsConn, &b.wsConn}[:secure] {
-			select {
-			case line, ok := <-lines:
-				if !ok || !strings.HasPrefix(line, "Endpoint=sb://") {
-					_ = cmd.Process.Kill()
-					<-exited
-					return fmt.Errorf("devbus process did not print its TLS and WebSocket connection strings (see %s)", b.LogPath)
-				}
-				*dst = secret.FromString(strings.TrimSpace(line))
-			case <-wait.Done():
-				_ = cmd.Process.Kill()
-				<-exited
-				return fmt.Errorf("devbus process did not start within 30s (see %s)", b.LogPath)
-			}
+		b.conn = secret.FromString(got[0])
+		for i, dst := range b.secureLines() {
+			*dst = secret.FromString(got[1+i])
 		}
 	case <-wait.Done():
 		_ = cmd.Process.Kill()
@@ -230,13 +226,6 @@ func connHost(cs string) string {
 // ConnectionString is the connection string clients and the agent use.
 func (b *Bus) ConnectionString() *secret.Secret { return b.conn }
 
-// TLSConnectionString is the TLS listener's (with TLSDir), else nil.
-func (b *Bus) TLSConnectionString() *secret.Secret { return b.tlsConn }
-
-// WebSocketConnectionString is the WebSocket listener's (with TLSDir),
-// else nil.
-func (b *Bus) WebSocketConnectionString() *secret.Secret { return b.wsConn }
-
 // Restart stops the broker process (SIGTERM, so it writes its state file)
 // and starts it again on the same address with the same key.
 func (b *Bus) Restart(ctx context.Context) error {
@@ -246,7 +235,14 @@ func (b *Bus) Restart(ctx context.Context) error {
 	if err := b.stopProcess(); err != nil {
 		return err
 	}
-	return b.startProcess(ctx, connHost(b.conn.Reveal()))
+	tlsListen, wsListen := "", ""
+	if b.tlsConn != nil {
+		tlsListen = "127.0.0.1:" + connPort(b.tlsConn.Reveal())
+	}
+	if b.wsConn != nil {
+		wsListen = "127.0.0.1:" + connPort(b.wsConn.Reveal())
+	}
+	return b.startProcess(ctx, connHost(b.conn.Reveal()), tlsListen, wsListen)
 }
 
 func (b *Bus) stopProcess() error {

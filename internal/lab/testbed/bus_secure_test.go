@@ -1,0 +1,97 @@
+package testbed
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/coder/websocket"
+
+	"wbagent/internal/devbus"
+	"wbagent/internal/secret"
+)
+
+// `wbagent devbus` as a process with its TLS and WebSocket listeners and
+// the Entra ID stand-in: an app's token works over TLS, and after a
+// restart (same ports, same CA) the WebSocket listener serves the message.
+func TestBusProcessSecureListeners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wbagent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin, err := BuildAgent(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true, TLS: true, WebSockets: true,
+		Queues: []devbus.QueueConfig{{Name: "q"}},
+		Entra: &devbus.EntraOptions{Tenant: "tenant-1", Clients: []devbus.EntraClient{
+			{ID: "app", Secret: secret.FromString("app-secret"), Listen: true, Send: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, cs := range []*secret.Secret{b.TLSConnectionString(), b.WebSocketConnectionString()} {
+		if cs == nil || !strings.HasPrefix(cs.Reveal(), "Endpoint=sb://localhost:") || strings.Contains(cs.Reveal(), "UseDevelopmentEmulator") {
+			t.Fatalf("secure connection string %v", cs)
+		}
+	}
+	pool, err := b.CertPool()
+	if err != nil || pool == nil || b.CAFile() == "" {
+		t.Fatalf("CA: %v %q", err, b.CAFile())
+	}
+	cred, err := azidentity.NewClientSecretCredential("tenant-1", "app", "app-secret", &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: b.AuthorityHost()},
+			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}},
+		DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := connHost(b.TLSConnectionString().Reveal())
+	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.NewSender("q", nil)
+	if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte("over TLS with Entra ID")}, nil); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	_ = c.Close(ctx)
+	before := b.WebSocketConnectionString().Reveal()
+	if err := b.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.WebSocketConnectionString().Reveal() != before {
+		t.Fatal("the WebSocket listener moved across the restart")
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	wc, err := azservicebus.NewClientFromConnectionString(before, &azservicebus.ClientOptions{
+		NewWebSocketConn: func(ctx context.Context, args azservicebus.NewWebSocketConnArgs) (net.Conn, error) {
+			ws, _, err := websocket.Dial(ctx, args.Host, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{devbus.WebSocketSubprotocol}})
+			if err != nil {
+				return nil, err
+			}
+			return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close(ctx)
+	r, _ := wc.NewReceiverForQueue("q", nil)
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	msgs, err := r.ReceiveMessages(rctx, 1, nil)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "over TLS with Entra ID" {
+		t.Fatalf("receive over WebSockets after the restart: %v %v", msgs, err)
+	}
+}
