@@ -2,9 +2,6 @@ package bus
 
 import (
 	"context"
-	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,95 +16,23 @@ import (
 	"wbagent/internal/telemetry"
 )
 
-// stallRelay forwards TCP to a backend; Stall makes every connection open
-// now go silent in both directions, without closing it or sending an
-// error, while new connections pass. It is the failure the watchdog is
-// for: the SDK sees neither a detach nor an error.
-type stallRelay struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	open  []chan struct{}
-	quit  chan struct{}
-	conns []net.Conn
-}
-
-func startStallRelay(t *testing.T, backend string) *stallRelay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &stallRelay{ln: ln, quit: make(chan struct{})}
-	t.Cleanup(r.close)
-	go func() {
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", backend)
-			if err != nil {
-				a.Close()
-				continue
-			}
-			stalled := make(chan struct{})
-			r.mu.Lock()
-			r.open = append(r.open, stalled)
-			r.conns = append(r.conns, a, b)
-			r.mu.Unlock()
-			go r.pipe(a, b, stalled)
-			go r.pipe(b, a, stalled)
-		}
-	}()
-	return r
-}
-
-func (r *stallRelay) pipe(dst, src net.Conn, stalled chan struct{}) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		select {
-		case <-stalled:
-			<-r.quit // swallow everything, answer nothing, close nothing
-			return
-		default:
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			dst.Close()
-			return
-		}
-	}
-}
-
-// Stall silences the connections open now.
-func (r *stallRelay) Stall() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range r.open {
-		close(s)
-	}
-	r.open = nil
-}
-
-func (r *stallRelay) close() {
-	r.ln.Close()
-	close(r.quit)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		c.Close()
-	}
-}
-
+// TestWatchdogRebuildsASilentConnection: devbus silences the agent's
+// connection (no detach, no error, heartbeats only, as SDK receivers have
+// been seen to stop); the watchdog must rebuild the client and receive
+// again, and must not rebuild an idle connection that still answers.
 func TestWatchdogRebuildsASilentConnection(t *testing.T) {
-	srv := startDevbus(t, devbus.QueueConfig{Name: "q", LockDuration: 3 * time.Second})
-	relay := startStallRelay(t, srv.Addr())
-	cs := strings.Replace(srv.ConnectionString().Reveal(), srv.Addr(), relay.ln.Addr().String(), 1)
+	for _, sessions := range []bool{false, true} {
+		name := "plain queue"
+		if sessions {
+			name = "session queue"
+		}
+		t.Run(name, func(t *testing.T) { watchdogRecovers(t, sessions) })
+	}
+}
+
+func watchdogRecovers(t *testing.T, sessions bool) {
+	srv := startDevbus(t, devbus.QueueConfig{Name: "q", RequiresSession: sessions, LockDuration: 3 * time.Second})
+	cs := srv.ConnectionString().Reveal()
 	reg := prometheus.NewRegistry()
 	m, err := telemetry.NewMetrics(reg)
 	if err != nil {
@@ -117,7 +42,7 @@ func TestWatchdogRebuildsASilentConnection(t *testing.T) {
 	h := &testHandler{}
 	const watchdog = 3 * time.Second
 	w, err := NewWatched(Connection{ConnectionString: secret.FromString(cs), Retry: fastRetry}, h,
-		Options{Queue: "q", MaxConcurrent: 2, SettleTimeout: 2 * time.Second, Metrics: m, Logger: zap.New(core)}, watchdog)
+		Options{Queue: "q", Sessions: sessions, MaxConcurrent: 2, SessionIdleTimeout: 500 * time.Millisecond, SettleTimeout: 2 * time.Second, Metrics: m, Logger: zap.New(core)}, watchdog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +62,11 @@ func TestWatchdogRebuildsASilentConnection(t *testing.T) {
 	send := func(body string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+		m := &azservicebus.Message{Body: []byte(body)}
+		if sessions {
+			m.SessionID = &body
+		}
+		if err := s.SendMessage(ctx, m, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -145,7 +74,11 @@ func TestWatchdogRebuildsASilentConnection(t *testing.T) {
 		start := time.Now()
 		for h.count() < n {
 			if time.Since(start) > within {
-				t.Fatalf("%d of %d messages handled after %s; log: %v", h.count(), n, within, logs.All())
+				var msgs []string
+				for _, e := range logs.All() {
+					msgs = append(msgs, e.Message)
+				}
+				t.Fatalf("%d of %d messages handled after %s; warnings: %q", h.count(), n, within, msgs)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -160,7 +93,9 @@ func TestWatchdogRebuildsASilentConnection(t *testing.T) {
 		t.Fatalf("the watchdog rebuilt an idle, healthy connection %v times", got)
 	}
 
-	relay.Stall()
+	if n, err := srv.StallReceivers("q"); err != nil || n == 0 {
+		t.Fatalf("stalled %d connections: %v", n, err)
+	}
 	send("during")
 	took := waitFor(2, 2*time.Minute)
 	t.Logf("delivery recovered %s after the connection went silent (watchdog %s, lock duration 3s)", took.Round(10*time.Millisecond), watchdog)
