@@ -61,6 +61,10 @@ func transportChecks(ctx context.Context, cfg *config.Config, getenv func(string
 	if err != nil {
 		return []checkRow{{Name: "service bus endpoint", Detail: err.Error(), Fix: "check servicebus.connectionString or servicebus.namespace"}}, false
 	}
+	if err := (bus.Endpoint{Host: host, Emulator: emulator}).Allowed(t); err != nil {
+		return []checkRow{{Name: "service bus TLS", Detail: err.Error(),
+			Fix: "use the namespace's connection string from the Azure portal (no UseDevelopmentEmulator); devbus's TLS listener gives one too"}}, false
+	}
 	if emulator {
 		return []checkRow{{Name: "service bus TLS", OK: true, Warn: true,
 			Detail: "UseDevelopmentEmulator=true: plain AMQP to " + host + " on this machine, no TLS",

@@ -210,12 +210,13 @@ func TestCheckEntraCredentials(t *testing.T) {
 			{ID: "app-cert", Certificate: cert, Listen: true, Send: true},
 			{ID: "app-expired", Certificate: expired, Listen: true, Send: true},
 			{ID: "app-sender", Secret: secret.FromString("s3nder-value"), Send: true},
+			{ID: "app-reader", Secret: secret.FromString("r3ader-value"), Listen: true},
 		}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value"}
+	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value", "READER_SECRET": "r3ader-value"}
 	getenv := func(k string) string { return env[k] }
 	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]
 	base := "  namespace: " + ws + "\n  queue: requests\n  replyQueues: [replies]\n  transport: websockets\n  proxy: none\n  tls: {caFile: " +
@@ -239,6 +240,8 @@ func TestCheckEntraCredentials(t *testing.T) {
 			[]string{"FAIL  service bus token: credential clientCertificate", "client app-expired: the client certificate \"wbagent-app-expired.pem\" expired on", "issue a new certificate"}},
 		{"no Listen right", base + cred("type: clientSecret, clientId: app-sender, clientSecret: {env: SENDER_SECRET}"), false,
 			[]string{"OK  service bus token", "FAIL  service bus queue requests", "Listen"}},
+		{"no Send right", base + cred("type: clientSecret, clientId: app-reader, clientSecret: {env: READER_SECRET}"), false,
+			[]string{"OK  service bus token", "OK  service bus queue requests", "FAIL  service bus reply queue replies: Send refused", "Azure Service Bus Data Sender"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
@@ -264,5 +267,22 @@ func TestCheckEntraCredentials(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckRefusesRemoteEmulator: UseDevelopmentEmulator=true (plain AMQP)
+// fails the bus rows for an endpoint that is not this machine, and only
+// warns on loopback.
+func TestCheckRefusesRemoteEmulator(t *testing.T) {
+	for _, tc := range []struct{ endpoint, want string }{
+		{"sb://bus.corp.example.test:5672", "FAIL  service bus TLS: UseDevelopmentEmulator=true is plain AMQP without TLS and is accepted only for a loopback endpoint"},
+		{"sb://127.0.0.1:1", "WARN  service bus TLS: UseDevelopmentEmulator=true: plain AMQP to 127.0.0.1:1 on this machine"},
+	} {
+		cs := "Endpoint=" + tc.endpoint + ";SharedAccessKeyName=k;SharedAccessKey=a2V5"
+		cfg := busOnlyConfig(t, "  connectionString: {env: SB}\n")
+		rows, _ := transportChecks(context.Background(), cfg, func(string) string { return cs + ";UseDevelopmentEmulator=true" })
+		if out := rowsText(rows); !strings.Contains(out, tc.want) {
+			t.Errorf("%s:\n%s\nwant %q", tc.endpoint, out, tc.want)
+		}
 	}
 }

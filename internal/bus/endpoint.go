@@ -49,6 +49,11 @@ func ParseEndpoint(cs string) (Endpoint, error) {
 	return ep, nil
 }
 
+// Allowed says whether the agent connects to this endpoint over t: plain
+// AMQP (UseDevelopmentEmulator=true) only on this machine, and never over
+// WebSockets.
+func (ep Endpoint) Allowed(t Transport) error { return ep.allowed(t) }
+
 // allowed refuses plain AMQP anywhere but on this machine.
 // UseDevelopmentEmulator=true makes the SDK skip TLS: the SAS token and
 // every request (sealed though it is) would cross the network in clear,
