@@ -168,7 +168,8 @@ func TestResetThroughProxyOverWebSockets(t *testing.T) {
 // TestResetWithEntraCredentials: the agent process authenticates to the
 // namespace with an Entra ID client secret, then a client certificate,
 // against devbus's stand-in (credential.authorityHost, its CA from
-// servicebus.tls.caFile), over WebSockets and over AMQP with TLS.
+// servicebus.tls.caFile): the first over WebSockets through tinyproxy,
+// token requests included, the second over AMQP with TLS.
 func TestResetWithEntraCredentials(t *testing.T) {
 	needDC(t)
 	const tenant = "5b1e0c44-wbagent-e2e"
@@ -182,13 +183,31 @@ func TestResetWithEntraCredentials(t *testing.T) {
 	tlsAddr := r.bus.Server.TLSAddr()
 	tlsHost := "localhost:" + tlsAddr[strings.LastIndex(tlsAddr, ":")+1:]
 	authority := r.bus.AuthorityHost()
-	t.Run("clientSecret over websockets", func(t *testing.T) {
+	t.Run("clientSecret over websockets through the proxy", func(t *testing.T) {
 		r.t = t
-		extra := fmt.Sprintf("  transport: websockets\n  proxy: none\n  tls: {caFile: %q}\n  credential: {type: clientSecret, tenantId: %s, clientId: app-secret, clientSecret: {env: WBAGENT_CLIENT_SECRET}, authorityHost: %q}\n",
-			r.caFile(), tenant, authority)
+		pdir := filepath.Join(r.dir, "proxy")
+		if err := os.MkdirAll(pdir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		px, err := proxy.Start(r.ctx, proxy.Options{Dir: pdir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer px.Close()
+		extra := fmt.Sprintf("  transport: websockets\n  proxy: %q\n  tls: {caFile: %q}\n  credential: {type: clientSecret, tenantId: %s, clientId: app-secret, clientSecret: {env: WBAGENT_CLIENT_SECRET}, authorityHost: %q}\n",
+			px.URL().String(), r.caFile(), tenant, authority)
 		r.reset("secret", testbed.AgentConfig{Namespace: r.wsHost(), ServiceBusExtra: extra}, []string{"WBAGENT_CLIENT_SECRET=" + clientSecret}, clientSecret)
 		if n := r.bus.Server.EntraTokensIssued("app-secret"); n == 0 {
 			t.Fatal("the stand-in issued no token to app-secret")
+		}
+		// The token request takes the proxy too: both hops are CONNECTs.
+		authorityHost := strings.TrimSuffix(strings.TrimPrefix(authority, "https://"), "/")
+		seen := map[string]bool{}
+		for _, c := range px.Connects() {
+			seen[c] = true
+		}
+		if !seen[r.wsHost()] || !seen[authorityHost] {
+			t.Fatalf("the proxy saw CONNECT to %v, want %s and %s", px.Connects(), r.wsHost(), authorityHost)
 		}
 	})
 	t.Run("clientCertificate over amqp", func(t *testing.T) {
