@@ -3,7 +3,7 @@ package devbus
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1" //nolint:gosec // x5t is defined as a SHA-1 thumbprint
+	"crypto/sha1" // x5t is defined as a SHA-1 thumbprint
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -150,7 +150,7 @@ func newEntra(srv *Server, opts *EntraOptions, dir string) (*entraIdP, error) {
 			if !ok {
 				return nil, fmt.Errorf("entra client %s: the certificate's key is %T; Entra ID client assertions need an RSA key", c.ID, c.Certificate.PublicKey)
 			}
-			s1 := sha1.Sum(c.Certificate.Raw) //nolint:gosec // the x5t thumbprint
+			s1 := sha1.Sum(c.Certificate.Raw)
 			s256 := sha256.Sum256(c.Certificate.Raw)
 			ec.thumbSHA1, ec.thumbS256, ec.certPubKey = s1[:], s256[:], pub
 		}
@@ -482,7 +482,7 @@ func (c *entraClient) rights() rights {
 // does; it returns the AADSTS code and reason of a failure, or 0.
 func (e *entraIdP) checkAssertion(c *entraClient, assertion, base string, now time.Time) (int, string) {
 	if c.Certificate == nil {
-		return 700027, fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '%s'. Application '%s' has no certificate registered; it authenticates with a client secret.]", "unknown", c.ID)
+		return 700027, fmt.Sprintf("Client assertion contains an invalid signature. [Reason - The key was not found. Application '%s' has no certificate registered: it authenticates with a client secret.]", c.ID)
 	}
 	p, err := parseJWT(assertion)
 	if err != nil {

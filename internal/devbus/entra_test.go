@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -87,10 +90,12 @@ func entraClientTLS(t *testing.T, srv *Server, cred azcore.TokenCredential, ws b
 	t.Helper()
 	opts := &azservicebus.ClientOptions{RetryOptions: fastRetry,
 		TLSConfig: &tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost", MinVersion: tls.VersionTLS12}}
-	addr := "localhost:" + portOf(srv.tlsLn)
+	var addr string
 	if ws {
 		opts.TLSConfig, opts.NewWebSocketConn = nil, wsDialer(srv.CertPool())
 		addr = "localhost:" + portOf(srv.wsLn)
+	} else {
+		addr = "localhost:" + portOf(srv.tlsLn)
 	}
 	c, err := azservicebus.NewClient(addr, cred, opts)
 	if err != nil {
@@ -288,39 +293,6 @@ func TestEntraTokenExpiryDetaches(t *testing.T) {
 	}
 }
 
-// TestEntraTokenRefresh: with tokens shorter-lived than the SDK's
-// refresh interval (it renews a claim after at least two minutes),
-// azidentity fetches a new token before the first expires and the
-// receiver's link stays authorised past that expiry. It takes about
-// 2.5 minutes, so it runs in parallel with the rest.
-func TestEntraTokenRefresh(t *testing.T) {
-	t.Parallel()
-	const lifetime = 130 * time.Second
-	srv := entraServer(t, lifetime, EntraClient{ID: "app", Secret: secret.FromString("pw"), Listen: true, Send: true})
-	c := entraClientTLS(t, srv, secretCred(t, srv, "app", "pw"), false)
-	r, err := c.NewReceiverForQueue("q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.PeekMessages(ctxT(t, 20*time.Second), 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	firstExpiry := time.Now().Add(lifetime)
-	issued := srv.EntraTokensIssued("app")
-	time.Sleep(time.Until(firstExpiry.Add(10 * time.Second)))
-	if n := srv.EntraTokensIssued("app"); n <= issued {
-		t.Fatalf("%d tokens issued before the first expired, %d after: the credential did not refresh", issued, n)
-	}
-	send(t, c, "q", &azservicebus.Message{Body: []byte("after the first token expired")})
-	msgs, err := r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("receive after the first token expired: %d messages, %v", len(msgs), err)
-	}
-	if err := r.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // staticCred hands the SDK a fixed token, as a credential from another
 // tenant (or a forger) would.
 type staticCred string
@@ -350,5 +322,84 @@ func TestEntraForeignTokenRefused(t *testing.T) {
 	}
 	if d := srv.Depth("q"); d != 0 {
 		t.Fatalf("depth %d: a forged token sent a message", d)
+	}
+}
+
+// TestEntraOnWebSocketListenerOnly: without a TLS listener the stand-in
+// is served by the WebSocket listener's HTTPS server, and without any
+// secure listener it is refused at start.
+func TestEntraOnWebSocketListenerOnly(t *testing.T) {
+	srv := startServerWith(t, Options{Queues: []QueueConfig{{Name: "q"}}, WSAddr: "127.0.0.1:0",
+		Entra: &EntraOptions{Tenant: testTenant, Clients: []EntraClient{{ID: "app", Secret: secret.FromString("pw"), Listen: true, Send: true}}}})
+	if want := "https://localhost:" + portOf(srv.wsLn) + "/"; srv.AuthorityHost() != want {
+		t.Fatalf("authority host %q, want %q", srv.AuthorityHost(), want)
+	}
+	roundTrip(t, entraClientTLS(t, srv, secretCred(t, srv, "app", "pw"), true), "over WebSockets only")
+	_, err := Start(context.Background(), Options{Queues: []QueueConfig{{Name: "q"}}, Entra: &EntraOptions{Tenant: testTenant}})
+	if err == nil || !strings.Contains(err.Error(), "TLSAddr or WSAddr") {
+		t.Fatalf("Entra without a TLS listener: %v", err)
+	}
+}
+
+// TestEntraMetadata: the OpenID configuration names the stand-in as
+// issuer and token endpoint, instance discovery answers, and the
+// published key verifies the tokens it issues.
+func TestEntraMetadata(t *testing.T) {
+	srv := entraServer(t, 0, EntraClient{ID: "app", Secret: secret.FromString("pw"), Listen: true})
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
+	base := strings.TrimSuffix(srv.AuthorityHost(), "/")
+	get := func(path string, into any) int {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode
+	}
+	var oidc map[string]any
+	if get("/"+testTenant+"/v2.0/.well-known/openid-configuration", &oidc) != 200 ||
+		oidc["issuer"] != base+"/"+testTenant+"/v2.0" || oidc["token_endpoint"] != base+"/"+testTenant+"/oauth2/v2.0/token" {
+		t.Fatalf("openid configuration %v", oidc)
+	}
+	var inst map[string]any
+	if get("/common/discovery/instance?api-version=1.1&authorization_endpoint="+url.QueryEscape(base+"/"+testTenant+"/oauth2/v2.0/authorize"), &inst) != 200 ||
+		inst["tenant_discovery_endpoint"] != base+"/"+testTenant+"/v2.0/.well-known/openid-configuration" {
+		t.Fatalf("instance discovery %v", inst)
+	}
+	var bad map[string]any
+	if get("/another-tenant/v2.0/.well-known/openid-configuration", &bad) != 400 || !strings.HasPrefix(bad["error_description"].(string), "AADSTS90002:") {
+		t.Fatalf("unknown tenant: %v", bad)
+	}
+	var jwks struct {
+		Keys []struct{ Kid, N, E string } `json:"keys"`
+	}
+	if get("/"+testTenant+"/discovery/v2.0/keys", &jwks) != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Kid != srv.entra.kid {
+		t.Fatalf("keys %+v", jwks)
+	}
+	n, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].N)
+	e, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].E)
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+	tok, err := srv.entra.issue(srv.entra.clients["app"], base, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseJWT(tok)
+	if err != nil || p.verify(pub) != nil {
+		t.Fatalf("the published key does not verify an issued token: %v", err)
+	}
+	// A host the certificate does not name is not an authority.
+	req, _ := http.NewRequest(http.MethodGet, base+"/"+testTenant+"/v2.0/.well-known/openid-configuration", nil)
+	req.Host = "login.example.com:443"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("foreign host: status %d", resp.StatusCode)
 	}
 }

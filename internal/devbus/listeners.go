@@ -52,11 +52,14 @@ func (s *Server) listenSecure(ctx context.Context, opts Options) error {
 		}
 		s.entra.register(mux)
 	}
-	s.httpSrv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: handshakeTimeout,
-		ErrorLog:          zap.NewStdLog(s.log.WithOptions(zap.IncreaseLevel(zap.DebugLevel))),
+	// TLS handshake failures of clients that do not trust the CA are
+	// routine in tests: debug level.
+	errLog, err := zap.NewStdLogAt(s.log, zap.DebugLevel)
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("HTTP server log: %w", err)
 	}
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: handshakeTimeout, ErrorLog: errLog}
 	return nil
 }
 

@@ -138,7 +138,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("start devbus: %w", err)
 	}
-	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.Close() })
 	s.wg.Add(1)
 	go s.accept(s.ln, func(nc net.Conn) {
 		if c := s.addConn(nc); c != nil {
@@ -146,6 +145,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	})
 	s.startSecure()
+	// Registered last: Close, when ctx has already ended, must find every
+	// goroutine counted.
+	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.Close() })
 	s.log.Info("devbus listening", zap.String(logging.FieldAddr, s.host), zap.Int("queues", len(s.queues)))
 	return s, nil
 }

@@ -90,7 +90,9 @@ func loadOrCreateTLS(dir string, now time.Time) (*tlsMaterial, error) {
 
 func (m *tlsMaterial) loadOrCreateCA(dir string, now time.Time) error {
 	if dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		// Readable by all: the agent may run as another account and must
+		// read ca.pem; the keys themselves are 0600.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create TLS directory %s: %w", dir, err)
 		}
 		certPEM, errC := os.ReadFile(filepath.Join(dir, CAFile))

@@ -1,14 +1,19 @@
 package testbed
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"wbagent/internal/secret"
 )
@@ -151,4 +156,37 @@ func (b *Bus) AuthorityHost() string {
 		return ""
 	}
 	return "https://localhost:" + connPort(cs.Reveal()) + "/"
+}
+
+// EntraClientCert creates a self-signed RSA certificate for an app
+// registration, valid from notBefore to notAfter (in the past for an
+// expired one), and writes it with its private key to path (PEM,
+// certificate first, mode 0600): the form azidentity.ParseCertificates
+// reads. Register the returned certificate as EntraClient.Certificate.
+func EntraClientCert(path, commonName string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("generate the client key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100))
+	if err != nil {
+		return nil, fmt.Errorf("client certificate serial: %w", err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: commonName},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("issue the client certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode the client key: %w", err)
+	}
+	out := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return nil, fmt.Errorf("write the client certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
 }

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/coder/websocket"
@@ -33,10 +36,21 @@ func TestBusProcessSecureListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
+	cert, err := EntraClientCert(certFile, "app-cert", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, err := EntraClientCert(expiredFile, "app-expired", time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true, TLS: true, WebSockets: true,
 		Queues: []devbus.QueueConfig{{Name: "q"}},
 		Entra: &devbus.EntraOptions{Tenant: "tenant-1", Clients: []devbus.EntraClient{
-			{ID: "app", Secret: secret.FromString("app-secret"), Listen: true, Send: true}}}})
+			{ID: "app", Secret: secret.FromString("app-secret"), Listen: true, Send: true},
+			{ID: "app-cert", Certificate: cert, Listen: true},
+			{ID: "app-expired", Certificate: expired, Listen: true}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +70,30 @@ func TestBusProcessSecureListeners(t *testing.T) {
 		DisableInstanceDiscovery: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The certificate files as an admin would point the agent at them:
+	// the valid one gets a token, the expired one AADSTS700027.
+	for file, want := range map[string]string{certFile: "", expiredFile: "AADSTS700027"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs, key, err := azidentity.ParseCertificates(raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimSuffix(filepath.Base(file), ".pem")
+		cc, err := azidentity.NewClientCertificateCredential("tenant-1", id, certs, key, &azidentity.ClientCertificateCredentialOptions{
+			ClientOptions: azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: b.AuthorityHost()},
+				Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}},
+			DisableInstanceDiscovery: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cc.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{devbus.ServiceBusAudience + "//.default"}})
+		if (want == "" && err != nil) || (want != "" && (err == nil || !strings.Contains(err.Error(), want))) {
+			t.Fatalf("%s: %v, want %q", id, err, want)
+		}
 	}
 	host := connHost(b.TLSConnectionString().Reveal())
 	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})

@@ -23,6 +23,10 @@
 //	usn, err := dom.HighestUSN(ctx)                   // unchanged = nothing written
 //	keys, err := testbed.NewKeys(dir)                 // agent + sender key files, loaded for the sender side
 //	bus, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: qs, Binary: bin, Dir: dir}) // Binary "": in process
+//	  BusOptions{TLS: true, WebSockets: true, Entra: &devbus.EntraOptions{...}} // production paths:
+//	  bus.TLSConnectionString(), .WebSocketConnectionString(), .CAFile(), .CertPool(), .AuthorityHost()
+//	  bus.Server.StallReceivers(q)                  // in process: the receivers go silent, for watchdogs
+//	cert, err := testbed.EntraClientCert(path, "app", notBefore, notAfter) // an app registration's certificate + key
 //	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: d, Queue: q, Sessions: true, Keys: keys}, dom)
 //	agent, err := testbed.StartAgent(bin, files, testbed.AgentEnv(bus, dom))
 //	agent.WaitRunning(ctx); agent.Stop(grace); agent.Kill(); agent.Restart()
