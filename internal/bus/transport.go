@@ -15,6 +15,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/coder/websocket"
+	"golang.org/x/net/http/httpproxy"
 
 	"wbagent/internal/secret"
 )
@@ -114,7 +115,10 @@ func (t Transport) ProxyFor(target *url.URL) (*url.URL, error) {
 	if u.Scheme == "wss" {
 		u.Scheme = "https"
 	}
-	return http.ProxyFromEnvironment(&http.Request{URL: &u})
+	// Read now rather than once per process (as net/http does), so a
+	// changed service environment applies to the next connection. As
+	// with other Azure agents, loopback targets never take it.
+	return httpproxy.FromEnvironment().ProxyFunc()(&u)
 }
 
 // HTTPTransport is the HTTP stack for WebSockets and the authority: the
