@@ -247,3 +247,58 @@ func writeCertAndKey(t *testing.T, path string) *x509.Certificate {
 	cert, _ := x509.ParseCertificate(der)
 	return cert
 }
+
+// TestWatchdogRecoversAStalledAgent: devbus silences the agent process's
+// connection (no detach, no error); a reset sent then must still come
+// back ok, through the connection the watchdog rebuilds, and the agent's
+// log must say so.
+func TestWatchdogRecoversAStalledAgent(t *testing.T) {
+	r := newSecureRun(t, nil)
+	c := testbed.AgentConfig{Dir: filepath.Join(r.dir, "agent"), Queue: requestQueue, Sessions: true, Keys: r.keys,
+		ServiceBusExtra: "  watchdog: 5s\n"}
+	files, err := testbed.WriteAgentConfig(c, dom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := testbed.StartAgent(bin, files, testbed.AgentEnv(r.bus, dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = agent.Stop(30 * time.Second) }()
+	if err := agent.WaitRunning(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	reset := func(name string) time.Duration {
+		u, err := dom.AddUser(r.ctx, dom.UniqueName(name), dom.Staff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := r.send.Spec(protocol.OpReset, protocol.Target{UserPrincipalName: u.UPN})
+		spec.New = dom.Secrets.New()
+		start := time.Now()
+		m, err := r.send.Send(r.ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.send.Wait(r.ctx, m.MessageID)
+		if err != nil || res.Code != protocol.CodeOK {
+			log, _ := os.ReadFile(files.Log)
+			t.Fatalf("reset %s: %v %+v\nagent log:\n%s", name, err, res, log)
+		}
+		if err := dom.CheckPassword(r.ctx, u, spec.New); err != nil {
+			t.Fatalf("the new password does not bind: %v", err)
+		}
+		return time.Since(start)
+	}
+	reset("before")
+	n, err := r.bus.Server.StallReceivers(requestQueue)
+	if err != nil || n == 0 {
+		t.Fatalf("stalled %d connections: %v", n, err)
+	}
+	took := reset("stalled")
+	t.Logf("the reset sent after the stall was answered in %s (watchdog 5s)", took.Round(10*time.Millisecond))
+	log, _ := os.ReadFile(files.Log)
+	if !strings.Contains(string(log), "rebuilding the connection and receivers") {
+		t.Fatalf("the agent did not log a rebuild:\n%s", log)
+	}
+}
