@@ -10,11 +10,13 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/logging"
+	"wbagent/internal/writeback"
 )
 
 // Watched is a Consumer with a watchdog: when the broker has given no
 // answer at all (no message, no accepted session, no peek, no "nothing
-// waiting") for the watchdog period while the consumer is receiving, it
+// waiting") for the watchdog period while the consumer is receiving (not
+// while every slot is taken by a writeback), it
 // makes a new client, so a new connection, and a new Consumer on it, and
 // retires the old ones. The SDK has known cases of receivers and
 // connections that stop delivering without reporting an error, and its own
@@ -32,6 +34,7 @@ type Watched struct {
 	mu      sync.Mutex
 	client  *azservicebus.Client
 	c       *Consumer
+	busy    *busyHandler
 	built   time.Time
 	stopped bool
 	retired sync.WaitGroup // old consumers finishing their work
@@ -59,25 +62,72 @@ func NewWatched(conn Connection, h Handler, o Options, watchdog time.Duration) (
 	w := &Watched{conn: conn, h: h, o: o, after: watchdog,
 		log:  o.Logger.With(zap.String(logging.FieldComponent, "bus"), zap.String(logging.FieldQueue, o.Queue)),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	client, c, err := w.build()
+	client, c, busy, err := w.build()
 	if err != nil {
 		return nil, err
 	}
-	w.client, w.c = client, c
+	w.client, w.c, w.busy = client, c, busy
 	return w, nil
 }
 
-func (w *Watched) build() (*azservicebus.Client, *Consumer, error) {
+func (w *Watched) build() (*azservicebus.Client, *Consumer, *busyHandler, error) {
 	client, err := NewClient(w.conn)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	c, err := New(client, w.h, w.o)
+	slots := w.o.MaxConcurrent
+	if slots <= 0 {
+		slots = defaultMaxConcurrent
+	}
+	busy := &busyHandler{h: w.h, slots: int64(slots)}
+	c, err := New(client, busy, w.o)
 	if err != nil {
 		closeClient(client)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return client, c, nil
+	return client, c, busy, nil
+}
+
+// busyHandler counts the writebacks in flight, so that the watchdog can
+// tell a silent broker from a consumer that is not asking it for
+// anything: with every slot taken by a long writeback, a plain queue's
+// consumer neither receives nor probes.
+type busyHandler struct {
+	h     Handler
+	slots int64
+
+	mu       sync.Mutex
+	inFlight int64
+	freed    time.Time // when every slot was last taken
+}
+
+func (b *busyHandler) Handle(ctx context.Context, d writeback.Delivery) writeback.Outcome {
+	b.mu.Lock()
+	b.inFlight++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.inFlight >= b.slots {
+			b.freed = time.Now()
+		}
+		b.inFlight--
+		b.mu.Unlock()
+	}()
+	return b.h.Handle(ctx, d)
+}
+
+// idleSince is how long receiving has been possible without a break:
+// zero while every slot is taken.
+func (b *busyHandler) idleSince(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.inFlight >= b.slots:
+		return 0
+	case b.freed.IsZero():
+		return time.Duration(1<<63 - 1)
+	}
+	return now.Sub(b.freed)
 }
 
 // Start begins receiving and watching; it returns at once.
@@ -105,7 +155,7 @@ func (w *Watched) watch() {
 		}
 		w.mu.Lock()
 		now := time.Now()
-		silent := min(w.c.health.since(now), now.Sub(w.built))
+		silent := min(w.c.health.since(now), now.Sub(w.built), w.busy.idleSince(now))
 		w.mu.Unlock()
 		if silent >= w.after {
 			w.rebuild(silent)
@@ -119,7 +169,7 @@ func (w *Watched) rebuild(silent time.Duration) {
 	w.log.Warn("service bus gave no answer while receiving: rebuilding the connection and receivers",
 		zap.Duration("silentFor", silent), zap.Duration("watchdog", w.after))
 	w.o.Metrics.BusWatchdogRebuild()
-	client, c, err := w.build()
+	client, c, busy, err := w.build()
 	if err == nil {
 		err = c.Start()
 	}
@@ -138,7 +188,7 @@ func (w *Watched) rebuild(silent time.Duration) {
 		return
 	}
 	w.retire(w.client, w.c)
-	w.client, w.c, w.built = client, c, time.Now()
+	w.client, w.c, w.busy, w.built = client, c, busy, time.Now()
 }
 
 // retire stops c and closes client in the background. w.mu is held.

@@ -14,6 +14,7 @@ import (
 	"wbagent/internal/devbus"
 	"wbagent/internal/secret"
 	"wbagent/internal/telemetry"
+	"wbagent/internal/writeback"
 )
 
 // TestWatchdogRebuildsASilentConnection: devbus silences the agent's
@@ -125,4 +126,59 @@ func metricRebuilds(t *testing.T, reg *prometheus.Registry) prometheus.Collector
 	}
 	t.Fatal("wbagent_bus_watchdog_rebuilds_total is not registered")
 	return nil
+}
+
+// TestWatchdogLeavesLongWritebacksAlone: with every slot taken by a
+// writeback longer than the period, a plain queue's consumer asks the
+// broker nothing; that silence is not a stall.
+func TestWatchdogLeavesLongWritebacksAlone(t *testing.T) {
+	srv := startDevbus(t, devbus.QueueConfig{Name: "q", LockDuration: 2 * time.Second})
+	reg := prometheus.NewRegistry()
+	m, err := telemetry.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const watchdog = 1500 * time.Millisecond
+	h := &testHandler{fn: func(ctx context.Context, d writeback.Delivery) writeback.Outcome {
+		select {
+		case <-time.After(3 * watchdog):
+		case <-ctx.Done():
+		}
+		return writeback.Outcome{Settle: writeback.Complete, RequestID: d.Message.MessageID}
+	}}
+	w, err := NewWatched(Connection{ConnectionString: srv.ConnectionString(), Retry: fastRetry}, h,
+		Options{Queue: "q", MaxConcurrent: 1, SettleTimeout: 2 * time.Second, Metrics: m}, watchdog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	}()
+	s, err := newTestClient(t, srv).NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte("long")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for st, _ := srv.Stats("q"); h.count() == 0 || st.Active > 0; st, _ = srv.Stats("q") {
+		if time.Now().After(deadline) {
+			t.Fatal("the long writeback was not completed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(metricRebuilds(t, reg)); got != 0 {
+		t.Fatalf("the watchdog rebuilt the connection %v times during a long writeback", got)
+	}
+	if h.count() != 1 {
+		t.Fatalf("handled %d times, want once", h.count())
+	}
 }
