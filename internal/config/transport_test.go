@@ -43,6 +43,7 @@ func TestTransportKeys(t *testing.T) {
 		{"auth without proxy", "  proxyAuth: {user: u, password: {env: P}}\n", "only used with servicebus.proxy"},
 		{"auth without password", "  transport: websockets\n  proxy: http://p:1\n  proxyAuth: {user: u}\n", "needs user and password"},
 		{"watchdog too short", "  watchdog: 10ms\n", "too short"},
+		{"reply queue path", "  replyQueues: [replies/sub]\n", `"replies/sub" is not a queue name`},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
