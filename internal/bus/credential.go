@@ -53,8 +53,8 @@ func NewCredential(c Credential, t Transport) (azcore.TokenCredential, error) {
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: c.AuthorityHost, Services: cloud.AzurePublic.Services}
 	}
 	if c.Kind != CredentialManagedIdentity {
-		// The managed identity endpoint is on the host or link-local:
-		// never through a proxy. Every other kind talks to the authority.
+		// The managed identity endpoint is on the host or link-local, not
+		// behind servicebus.proxy; every other kind talks to the authority.
 		tr, err := t.HTTPTransport()
 		if err != nil {
 			return nil, fmt.Errorf("credential: %w", err)
