@@ -174,7 +174,7 @@ func (b *bench) setUp(ctx context.Context) error {
 	if err := os.MkdirAll(busDir, 0o700); err != nil {
 		return err
 	}
-	if b.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Queues: queues(), Binary: b.bin, Dir: busDir, WebSockets: true}); err != nil {
+	if b.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Queues: queues(), Binary: b.bin, Dir: busDir, TLS: true, WebSockets: true}); err != nil {
 		return err
 	}
 	b.busPid, err = FindProcess(b.bin, "devbus")

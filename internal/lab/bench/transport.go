@@ -16,13 +16,21 @@ import (
 // proxied production agent takes.
 const (
 	transportPlain = "plain AMQP"
+	transportTLS   = "AMQP over TLS"
 	transportWS    = "websockets+TLS"
 )
 
+// transportKinds are run in this order each round. AMQP over TLS is
+// there to tell TLS's share of the cost from the WebSocket framing's.
+var transportKinds = []string{transportPlain, transportTLS, transportWS}
+
 // transportQueue names the backlog queue of one transport's round.
 func transportQueue(kind string, round int) string {
-	if kind == transportWS {
+	switch kind {
+	case transportWS:
 		return fmt.Sprintf("tr-ws-%d", round)
+	case transportTLS:
+		return fmt.Sprintf("tr-tls-%d", round)
 	}
 	return fmt.Sprintf("tr-amqp-%d", round)
 }
@@ -31,7 +39,7 @@ func transportQueue(kind string, round int) string {
 func transportQueues(rounds int) []devbus.QueueConfig {
 	var qs []devbus.QueueConfig
 	for r := 0; r < rounds; r++ {
-		for _, k := range []string{transportPlain, transportWS} {
+		for _, k := range transportKinds {
 			q := transportQueue(k, r)
 			qs = append(qs, devbus.QueueConfig{Name: q}, devbus.QueueConfig{Name: q + "-replies"})
 		}
@@ -40,22 +48,29 @@ func transportQueues(rounds int) []devbus.QueueConfig {
 }
 
 // transport drains the same backlog through a capacity agent on plain
-// AMQP and on WebSockets over TLS, alternating, rounds times, on one
-// devbus: the ratio of the WebSocket path's throughput to plain AMQP's
-// is its cost (framing, TLS, the extra copy of the WebSocket conn).
+// AMQP, AMQP over TLS and WebSockets over TLS, in turn, rounds times, on
+// one devbus: the ratio of the WebSocket path's throughput to plain
+// AMQP's is its cost (TLS, framing, the extra copy of the WebSocket
+// conn), on both ends, since devbus shares the machine.
 func (b *bench) transport(ctx context.Context) error {
-	if b.bus.WebSocketConnectionString() == nil {
-		return fmt.Errorf("the bench's devbus has no WebSocket listener")
+	if b.bus.WebSocketConnectionString() == nil || b.bus.TLSConnectionString() == nil {
+		return fmt.Errorf("the bench's devbus has no TLS or WebSocket listener")
 	}
 	n := b.s.capacity
 	for r := 0; r < b.s.rounds; r++ {
-		for _, kind := range []string{transportPlain, transportWS} {
+		for _, kind := range transportKinds {
 			var t *agentTransport
-			if kind == transportWS {
+			switch kind {
+			case transportWS:
 				t = &agentTransport{
 					extra: fmt.Sprintf("  transport: %s\n  proxy: none\n  tls: {caFile: %q}\n", config.TransportWebSockets,
 						b.bus.CAFile()),
 					env: testbed.EnvConnection + "=" + b.bus.WebSocketConnectionString().Reveal(),
+				}
+			case transportTLS:
+				t = &agentTransport{
+					extra: fmt.Sprintf("  transport: %s\n  tls: {caFile: %q}\n", config.TransportAMQP, b.bus.CAFile()),
+					env:   testbed.EnvConnection + "=" + b.bus.TLSConnectionString().Reveal(),
 				}
 			}
 			row, err := b.backlogOver(ctx, transportQueue(kind, r), b.xwing, false, benchMaxConcurrent, benchIdle, n, t)
