@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X wbagent/internal/version.Version=$(VERSION) -X wbagent/inter
 # the integration tests; the rest check the packages.
 TEST_TOOLS := samba:samba samba-tool:samba-ad-dc samba-tool:samba-ad-provision samba-tool:samba-dsdb-modules \
   samba-tool:python3-samba ldapmodify:ldap-utils kinit:krb5-user wbinfo:winbind \
-  lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools
+  lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools tinyproxy:tinyproxy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'

@@ -13,15 +13,15 @@ import (
 	"wbagent/internal/config"
 )
 
-// busChecks connects to Service Bus as the agent would and proves it may
+// queueChecks connects to Service Bus as the agent would and proves it may
 // listen on the request queue: on a plain queue by peeking, on a session
 // queue by asking for the next session (a "no session waiting" answer
 // proves the same; a session it gets is released at once, unread).
-func busChecks(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
+func queueChecks(ctx context.Context, cfg *config.Config, getenv func(string) string) []checkRow {
 	name := "service bus queue " + cfg.ServiceBus.Queue
 	conn, err := agent.BusConnection(cfg, getenv)
-	if conn.ConnectionString != nil {
-		defer conn.ConnectionString.Destroy()
+	for _, s := range conn.Secrets() {
+		defer s.Destroy()
 	}
 	if err != nil {
 		return []checkRow{{Name: name, Detail: err.Error(), Fix: "make the connection string or credential available to the service"}}

@@ -82,6 +82,12 @@ func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 	if cr := cfg.ServiceBus.Credential; cr != nil {
 		secrets = append(secrets, ref{"servicebus.credential.clientSecret", cr.ClientSecret})
 	}
+	if cr := cfg.ServiceBus.Credential; cr != nil {
+		secrets = append(secrets, ref{"servicebus.credential.certificatePassword", cr.CertificatePassword})
+	}
+	if a := cfg.ServiceBus.ProxyAuth; a != nil {
+		secrets = append(secrets, ref{"servicebus.proxyAuth.password", a.Password})
+	}
 	for i, d := range cfg.Directory.Domains {
 		secrets = append(secrets, ref{fmt.Sprintf("directory.domains[%d].bind.password", i), d.Bind.Password})
 	}

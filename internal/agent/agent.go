@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -65,10 +63,11 @@ type Agent struct {
 	aud      *audit.Writer
 	// agg aggregates rejections of untrusted messages before they reach
 	// aud; nil when audit.aggregateRejections is off.
-	agg      *audit.Aggregator
-	handler  *writeback.Handler
-	client   *azservicebus.Client
-	consumer *bus.Consumer
+	agg     *audit.Aggregator
+	handler *writeback.Handler
+	// consumer owns the Service Bus client, which its watchdog rebuilds
+	// when the broker falls silent.
+	consumer *bus.Watched
 	http     *telemetry.Server
 	// secrets are destroyed once the agent stops: the directory keeps
 	// bind passwords for re-binding until then.
@@ -182,16 +181,11 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		return nil, err
 	}
 	conn, err := BusConnection(cfg, deps.Getenv)
-	if conn.ConnectionString != nil {
-		a.secrets = append(a.secrets, conn.ConnectionString)
-	}
+	a.secrets = append(a.secrets, conn.Secrets()...)
 	if err != nil {
 		return nil, err
 	}
-	if a.client, err = bus.NewClient(conn); err != nil {
-		return nil, err
-	}
-	a.consumer, err = bus.New(a.client, a.handler, bus.Options{
+	a.consumer, err = bus.NewWatched(conn, a.handler, bus.Options{
 		Queue:              cfg.ServiceBus.Queue,
 		Sessions:           cfg.ServiceBus.Sessions,
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
@@ -202,7 +196,7 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		Intake:             a.handler.Intake,
 		Metrics:            a.metrics,
 		Logger:             log,
-	})
+	}, cfg.ServiceBus.Watchdog.D())
 	if err != nil {
 		return nil, err
 	}
@@ -352,12 +346,8 @@ func (a *Agent) close() error {
 	if a.dir != nil {
 		a.dir.Close()
 	}
-	if a.client != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := a.client.Close(cctx); err != nil {
-			a.log.Warn("closing the service bus connection", zap.Error(err))
-		}
-		cancel()
+	if a.consumer != nil {
+		a.consumer.Close()
 	}
 	for _, s := range a.secrets {
 		s.Destroy()
@@ -492,6 +482,11 @@ func BusConnection(cfg *config.Config, getenv func(string) string) (bus.Connecti
 			MaxRetryDelay: sb.Retry.MaxRetryDelay.D(),
 		},
 	}
+	t, err := BusTransport(sb, getenv)
+	conn.Transport = t
+	if err != nil {
+		return conn, err
+	}
 	if sb.ConnectionString != nil {
 		cs, err := sb.ConnectionString.Resolve(getenv)
 		if err != nil {
@@ -500,36 +495,12 @@ func BusConnection(cfg *config.Config, getenv func(string) string) (bus.Connecti
 		conn.ConnectionString = cs
 		return conn, nil
 	}
-	cred, err := busCredential(sb.Credential, getenv)
+	cred, err := BusCredential(sb.Credential, conn.Transport, getenv)
 	if err != nil {
 		return conn, fmt.Errorf("servicebus.credential: %w", err)
 	}
 	conn.Credential = cred
 	return conn, nil
-}
-
-func busCredential(c *config.Credential, getenv func(string) string) (azcore.TokenCredential, error) {
-	if c == nil {
-		c = &config.Credential{Type: "default"}
-	}
-	switch c.Type {
-	case "", "default":
-		return azidentity.NewDefaultAzureCredential(nil)
-	case "managedIdentity":
-		var o azidentity.ManagedIdentityCredentialOptions
-		if c.ClientID != "" {
-			o.ID = azidentity.ClientID(c.ClientID)
-		}
-		return azidentity.NewManagedIdentityCredential(&o)
-	case "clientSecret":
-		s, err := c.ClientSecret.Resolve(getenv)
-		if err != nil {
-			return nil, fmt.Errorf("clientSecret: %w", err)
-		}
-		defer s.Destroy()
-		return azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, s.Reveal(), nil)
-	}
-	return nil, fmt.Errorf("type %q is not known: use default, managedIdentity or clientSecret", c.Type)
 }
 
 // directoryPort adapts the directory to the writeback handler's interface.

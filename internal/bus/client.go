@@ -26,6 +26,20 @@ type Connection struct {
 	Retry azservicebus.RetryOptions
 	// ApplicationID is sent to the namespace to name the client in its logs.
 	ApplicationID string
+	// Transport is the wire protocol, CA and proxy.
+	Transport Transport
+}
+
+// Secrets lists the resolved secrets c holds, for the caller to destroy
+// once the client is closed.
+func (c Connection) Secrets() []*secret.Secret {
+	var s []*secret.Secret
+	for _, x := range []*secret.Secret{c.ConnectionString, c.Transport.Proxy.Password} {
+		if x != nil {
+			s = append(s, x)
+		}
+	}
+	return s
 }
 
 // NewClient makes an azservicebus client. It does not connect: the SDK
@@ -34,6 +48,18 @@ func NewClient(c Connection) (*azservicebus.Client, error) {
 	opts := &azservicebus.ClientOptions{RetryOptions: c.Retry, ApplicationID: c.ApplicationID}
 	switch {
 	case !c.ConnectionString.IsEmpty():
+		ep, err := ParseEndpoint(c.ConnectionString.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("create service bus client: %w", err)
+		}
+		if err := ep.allowed(c.Transport); err != nil {
+			return nil, fmt.Errorf("create service bus client: %w", err)
+		}
+		if !ep.Emulator {
+			if err := c.Transport.clientOptions(opts, ep.Host); err != nil {
+				return nil, err
+			}
+		}
 		client, err := azservicebus.NewClientFromConnectionString(c.ConnectionString.Reveal(), opts)
 		if err != nil {
 			// The SDK's message may quote the string; say only what is wrong.
@@ -41,6 +67,9 @@ func NewClient(c Connection) (*azservicebus.Client, error) {
 		}
 		return client, nil
 	case c.Namespace != "" && c.Credential != nil:
+		if err := c.Transport.clientOptions(opts, c.Namespace); err != nil {
+			return nil, err
+		}
 		client, err := azservicebus.NewClient(c.Namespace, c.Credential, opts)
 		if err != nil {
 			return nil, fmt.Errorf("create service bus client for namespace %q: %w", c.Namespace, err)

@@ -22,6 +22,18 @@
 // block for good, while lock expiry and redelivery make giving up safe.
 // Reconnects are the SDK's, with the retry options given to NewClient.
 //
+// How the namespace is reached is a Transport: AMQP over TLS on 5671, or
+// AMQP over WebSockets over TLS on 443 (the SDK's NewWebSocketConn), which
+// alone goes through an HTTP proxy (CONNECT, optional basic auth); a
+// private CA adds to the system roots and verification is never off.
+// UseDevelopmentEmulator (plain AMQP) is refused for any endpoint that is
+// not loopback. NewCredential builds the Entra ID credentials, whose token
+// requests take the same proxy and CA.
+//
+// Watched wraps a Consumer with a watchdog: when the broker stays silent
+// for its period while the consumer receives, it rebuilds the client (a
+// new connection) and the consumer.
+//
 // The API:
 //
 //	client, err := bus.NewClient(bus.Connection{ConnectionString: cs, Retry: r})

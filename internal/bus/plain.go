@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -113,15 +114,18 @@ func (c *Consumer) runPlain() {
 // queue is empty; waiting reports whether the queue holds a message
 // (available, or locked by a consumer).
 func (c *Consumer) probe(link *plainLink) (answered, waiting bool) {
+	// The peek may outlive bounded (a silent broker): it must not write
+	// the results after probe has returned.
+	var seen atomic.Bool
 	err := c.bounded(c.recvCtx, func(ctx context.Context) error {
 		msgs, err := link.r.PeekMessages(ctx, 1, nil)
-		waiting = len(msgs) > 0
+		seen.Store(len(msgs) > 0)
 		return err
 	})
 	switch {
 	case err == nil:
 		c.health.ok(time.Now())
-		return true, waiting
+		return true, seen.Load()
 	case c.recvCtx.Err() == nil:
 		c.health.fail(err, time.Now())
 		c.log.Warn("service bus does not answer", zap.Error(err))

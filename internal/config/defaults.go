@@ -158,10 +158,13 @@ func (c *Config) completeServiceBus(k *checker) {
 			if cr.TenantID == "" || cr.ClientID == "" || cr.ClientSecret == nil {
 				k.fail("servicebus.credential", "type clientSecret needs tenantId, clientId and clientSecret")
 			}
+		case "clientCertificate", "workloadIdentity":
+			c.completeCredential(k, cr)
 		default:
-			k.fail("servicebus.credential.type", "%q is not known: use default, managedIdentity or clientSecret", cr.Type)
+			k.fail("servicebus.credential.type", "%q is not known: use default, managedIdentity, workloadIdentity, clientSecret or clientCertificate", cr.Type)
 		}
 		c.secretRef(k, "servicebus.credential.clientSecret", cr.ClientSecret)
+		c.completeAuthority(k, cr)
 	}
 	if sb.Queue == "" {
 		sb.Queue = DefaultQueue
@@ -187,6 +190,7 @@ func (c *Config) completeServiceBus(k *checker) {
 	if sb.Retry.MaxRetryDelay == 0 {
 		sb.Retry.MaxRetryDelay = Duration(30 * time.Second)
 	}
+	c.completeTransport(k)
 }
 
 func (c *Config) completeDirectory(k *checker) {

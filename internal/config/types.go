@@ -61,15 +61,56 @@ type ServiceBus struct {
 	// message before it is released for other agents.
 	SessionIdleTimeout Duration `yaml:"sessionIdleTimeout"`
 	Retry              Retry    `yaml:"retry"`
+	// Transport is amqp (AMQP over TLS, TCP 5671) or websockets (AMQP over
+	// WebSockets over TLS, TCP 443, the only one an HTTP proxy can carry).
+	Transport string `yaml:"transport"`
+	// TLS adds a private CA for the namespace and the Entra ID authority.
+	TLS BusTLS `yaml:"tls"`
+	// Proxy is an http:// proxy URL for every host, or "none" for direct
+	// connections; empty takes HTTPS_PROXY and NO_PROXY from the
+	// environment. Only websockets can go through a proxy.
+	Proxy string `yaml:"proxy"`
+	// ProxyAuth is basic authentication for Proxy.
+	ProxyAuth *ProxyAuth `yaml:"proxyAuth"`
+	// Watchdog rebuilds the connection and receivers when the broker has
+	// not answered for this long while the agent should be receiving: some
+	// receivers stop delivering without an error.
+	Watchdog Duration `yaml:"watchdog"`
+	// ReplyQueues are the senders' reply queues, for `wbagent check` to
+	// prove the Send right on; replies always go to each request's ReplyTo.
+	ReplyQueues []string `yaml:"replyQueues"`
+}
+
+// BusTLS configures TLS to the namespace. Verification is never optional.
+type BusTLS struct {
+	// CAFile is a PEM bundle trusted in addition to the system roots.
+	CAFile string `yaml:"caFile"`
+}
+
+// ProxyAuth is the proxy's basic authentication.
+type ProxyAuth struct {
+	User     string     `yaml:"user"`
+	Password *SecretRef `yaml:"password"`
 }
 
 // Credential selects an Entra ID credential for a namespace without a
 // connection string.
 type Credential struct {
-	Type         string     `yaml:"type"` // default | managedIdentity | clientSecret
+	Type         string     `yaml:"type"` // default | managedIdentity | clientSecret | clientCertificate | workloadIdentity
 	TenantID     string     `yaml:"tenantId"`
 	ClientID     string     `yaml:"clientId"`
 	ClientSecret *SecretRef `yaml:"clientSecret"`
+	// CertificateFile is the PEM (certificate and private key) or PKCS#12
+	// file of a clientCertificate credential.
+	CertificateFile string `yaml:"certificateFile"`
+	// CertificatePassword decrypts CertificateFile when it is protected.
+	CertificatePassword *SecretRef `yaml:"certificatePassword"`
+	// TokenFile is the federated token of a workloadIdentity credential;
+	// empty takes AZURE_FEDERATED_TOKEN_FILE.
+	TokenFile string `yaml:"tokenFile"`
+	// AuthorityHost is the Entra ID authority (https://login.microsoftonline.com/
+	// when empty), e.g. https://login.microsoftonline.us/ for a national cloud.
+	AuthorityHost string `yaml:"authorityHost"`
 }
 
 // Retry is the SDK's retry policy for connection and link recovery.

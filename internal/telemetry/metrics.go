@@ -68,6 +68,8 @@ type Metrics struct {
 	auditFailures prometheus.Counter
 	stateRefused  prometheus.Counter
 	intakePaused  prometheus.Gauge
+	// watchdogRebuilds is registered by registerWatchdog.
+	watchdogRebuilds prometheus.Counter
 }
 
 // NewMetrics creates the agent's metrics and registers them with reg.
@@ -137,6 +139,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w (are the metrics created twice on one registry?)", err)
 		}
+	}
+	if err := m.registerWatchdog(reg); err != nil {
+		return nil, err
 	}
 	// Known series start at zero, so rate() and alerts see them before the
 	// first event.

@@ -22,6 +22,9 @@ type Report struct {
 	Drain    *Row      `json:"drain,omitempty"`
 	Targets  []Target  `json:"targets"`
 	Notes    []string  `json:"notes,omitempty"`
+
+	// Transport compares plain AMQP with WebSockets over TLS.
+	Transport []Row `json:"transport,omitempty"`
 }
 
 // Row is one measured run.
@@ -123,6 +126,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if r.Drain != nil {
 		section("backlog drain (instant directory)", []Row{*r.Drain})
 	}
+	section("transport (instant directory)", r.Transport)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Targets:")
 	for _, t := range r.Targets {

@@ -32,7 +32,7 @@ type Options struct {
 	// `go tool pprof`.
 	ProfileDir string
 	// Only, when not empty, runs just the named steps: e2e (with the
-	// directory ceiling), capacity, growth, drain.
+	// directory ceiling), capacity, growth, drain, transport.
 	Only []string
 }
 
@@ -107,6 +107,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"capacity", b.capacity},
 		{"growth", b.growth},
 		{"drain", b.drain},
+		{"transport", b.transport},
 	}
 	for _, st := range steps {
 		if len(o.Only) > 0 && !slices.Contains(o.Only, st.name) {
@@ -145,7 +146,7 @@ func queues() []devbus.QueueConfig {
 		add(fmt.Sprintf("grow-%d", n), true)
 	}
 	add("drain", false)
-	return qs
+	return append(qs, transportQueues(3)...)
 }
 
 func (b *bench) setUp(ctx context.Context) error {
@@ -174,7 +175,7 @@ func (b *bench) setUp(ctx context.Context) error {
 	if err := os.MkdirAll(busDir, 0o700); err != nil {
 		return err
 	}
-	if b.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Queues: queues(), Binary: b.bin, Dir: busDir}); err != nil {
+	if b.bus, err = testbed.StartBus(ctx, testbed.BusOptions{Queues: queues(), Binary: b.bin, Dir: busDir, TLS: true, WebSockets: true}); err != nil {
 		return err
 	}
 	b.busPid, err = FindProcess(b.bin, "devbus")
@@ -201,8 +202,19 @@ func cost(before, after ProcSample, requests int) *AgentCost {
 
 // capacityAgent configures and starts a capacity agent on queue.
 func (b *bench) capacityAgent(ctx context.Context, queue string, keys *testbed.Keys, sessions bool, maxConc int, idle time.Duration) (*Process, error) {
-	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(b.dir, queue), Name: "bench-" + queue,
-		Queue: queue, Sessions: sessions, MaxConcurrent: maxConc, SessionIdleTimeout: idle, Keys: keys}, b.dom)
+	return b.capacityAgentOver(ctx, queue, keys, sessions, maxConc, idle, nil)
+}
+
+// capacityAgentOver is capacityAgent on transport t (nil: plain).
+func (b *bench) capacityAgentOver(ctx context.Context, queue string, keys *testbed.Keys, sessions bool, maxConc int, idle time.Duration, t *agentTransport) (*Process, error) {
+	ac := testbed.AgentConfig{Dir: filepath.Join(b.dir, queue), Name: "bench-" + queue,
+		Queue: queue, Sessions: sessions, MaxConcurrent: maxConc, SessionIdleTimeout: idle, Keys: keys}
+	env := testbed.AgentEnv(b.bus, b.dom)
+	if t != nil {
+		// The last entry of a name wins in the child's environment.
+		ac.ServiceBusExtra, env = t.extra, append(env, t.env)
+	}
+	files, err := testbed.WriteAgentConfig(ac, b.dom)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +222,7 @@ func (b *bench) capacityAgent(ctx context.Context, queue string, keys *testbed.K
 	if b.o.ProfileDir != "" {
 		profile = filepath.Join(b.o.ProfileDir, "capacity-"+queue)
 	}
-	return StartCapacityAgent(ctx, files, testbed.AgentEnv(b.bus, b.dom), profile)
+	return StartCapacityAgent(ctx, files, env, profile)
 }
 
 // synthetic builds n reset requests for distinct made-up accounts (the
@@ -240,6 +252,12 @@ func synthetic(c *Client, run string, n int) ([]protocol.Message, error) {
 // measures how fast it drains them: requests/s from the first result to
 // the last, and the agent's CPU over that interval.
 func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, sessions bool, maxConc int, idle time.Duration, n int) (Row, error) {
+	return b.backlogOver(ctx, queue, keys, sessions, maxConc, idle, n, nil)
+}
+
+// backlogOver is backlog with the capacity agent on transport t; nil is
+// the plain connection string.
+func (b *bench) backlogOver(ctx context.Context, queue string, keys *testbed.Keys, sessions bool, maxConc int, idle time.Duration, n int, t *agentTransport) (Row, error) {
 	c, err := NewClient(b.bus, keys, queue, sessions, queue+"-replies")
 	if err != nil {
 		return Row{}, err
@@ -253,7 +271,7 @@ func (b *bench) backlog(ctx context.Context, queue string, keys *testbed.Keys, s
 		return Row{}, err
 	}
 	start := time.Now()
-	p, err := b.capacityAgent(ctx, queue, keys, sessions, maxConc, idle)
+	p, err := b.capacityAgentOver(ctx, queue, keys, sessions, maxConc, idle, t)
 	if err != nil {
 		return Row{}, err
 	}
@@ -435,6 +453,10 @@ func targets(r *Report) []Target {
 	if best != nil {
 		ts = append(ts, Target{Name: "agent capacity with x-wing (best run)", Want: "≥ 2000 req/s",
 			Got: fmt.Sprintf("%.0f req/s on %d CPUs (%s, %s)", best.PerSecond, r.Machine.CPUs, best.Name, best.Settings), Met: best.PerSecond >= 2000})
+	}
+	if ratio := transportRatio(r.Transport); ratio > 0 {
+		ts = append(ts, Target{Name: "websockets+TLS ÷ plain AMQP throughput, agent capacity", Want: "≥ 0.90",
+			Got: fmt.Sprintf("%.2f", ratio), Met: ratio >= 0.90})
 	}
 	if g := find(r.Growth, "64 sessions"); g != nil && g.Agent != nil {
 		ts = append(ts, Target{Name: "agent peak RSS at 64 sessions", Want: "< 60 MiB",

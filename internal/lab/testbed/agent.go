@@ -114,6 +114,13 @@ type AgentConfig struct {
 	TrustedSenders []string
 	// LogLevel defaults to info.
 	LogLevel string
+	// ServiceBusExtra are more lines of the servicebus section (YAML,
+	// indented two spaces, each ending in a newline), e.g. transport and
+	// proxy settings.
+	ServiceBusExtra string
+	// Namespace, when set, replaces the connection string: the agent
+	// authenticates with the credential in ServiceBusExtra.
+	Namespace string
 }
 
 // AgentFiles are the files of one configured agent.
@@ -198,8 +205,13 @@ func WriteAgentConfig(c AgentConfig, d *Domain) (*AgentFiles, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nagent:\n  name: %s\n  stateDir: %s\n  decryptionKeys: %s\n  signingKey: %s\n  trustedSenders: [%s]\n  gracePeriod: %s\n",
 		q(c.Name), q(f.StateDir), list(c.DecryptionKeys), q(c.SigningKey), strings.Join(senders, ", "), c.GracePeriod)
-	fmt.Fprintf(&b, "servicebus:\n  connectionString: {env: %s}\n  queue: %s\n  sessions: %v\n  maxConcurrent: %d\n  settleTimeout: %s\n  sessionIdleTimeout: %s\n  retry: {maxRetries: 10, retryDelay: 100ms, maxRetryDelay: 1s}\n",
-		EnvConnection, q(c.Queue), c.Sessions, c.MaxConcurrent, c.SettleTimeout, c.SessionIdleTimeout)
+	endpoint := "connectionString: {env: " + EnvConnection + "}"
+	if c.Namespace != "" {
+		endpoint = "namespace: " + q(c.Namespace)
+	}
+	fmt.Fprintf(&b, "servicebus:\n  %s\n  queue: %s\n  sessions: %v\n  maxConcurrent: %d\n  settleTimeout: %s\n  sessionIdleTimeout: %s\n  retry: {maxRetries: 10, retryDelay: 100ms, maxRetryDelay: 1s}\n",
+		endpoint, q(c.Queue), c.Sessions, c.MaxConcurrent, c.SettleTimeout, c.SessionIdleTimeout)
+	b.WriteString(c.ServiceBusExtra)
 	dc := d.DC
 	fmt.Fprintf(&b, "directory:\n  domains:\n    - name: %s\n      netbios: %s\n      baseDN: %s\n      servers: %s\n      tls: {caFile: %s, serverName: %s}\n      bind: {method: simple, user: %s, password: {env: %s}}\n",
 		q(dc.Realm()), q(dc.NetBIOS()), q(dc.BaseDN()), list(c.Servers), q(dc.CACertPath()), q(dc.ServerName()),

@@ -53,7 +53,7 @@ func run(ctx context.Context) error {
 	quick := flag.Bool("quick", false, "short runs: a smoke test of the benchmark, not figures to quote")
 	profiles := flag.String("profiles", "", "write a CPU profile of every capacity agent into this folder")
 	dir := flag.String("dir", "", "keep the working folder (configs, agent logs, audit files) here instead of a temporary one")
-	only := flag.String("only", "", "run only these steps, comma-separated: e2e, capacity, growth, drain")
+	only := flag.String("only", "", "run only these steps, comma-separated: e2e, capacity, growth, drain, transport")
 	flag.Parse()
 	if *profiles != "" {
 		if err := os.MkdirAll(*profiles, 0o755); err != nil {

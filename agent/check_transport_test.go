@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"wbagent/internal/config"
+	"wbagent/internal/devbus"
+	"wbagent/internal/lab/proxy"
+	"wbagent/internal/secret"
+)
+
+// busOnlyConfig is a config whose servicebus section is sb; the rest is
+// only there to validate.
+func busOnlyConfig(t *testing.T, sb string) *config.Config {
+	t.Helper()
+	yaml := `version: 1
+agent:
+  decryptionKeys: [k]
+  signingKey: s
+  trustedSenders: [{name: portal, publicKey: p}]
+servicebus:
+` + sb + `directory:
+  domains:
+    - name: corp.example.test
+      servers: [ldaps://dc1.corp.example.test:636]
+      bind: {user: svc@corp.example.test, password: {env: X}}
+  scope: {includeOUs: ["OU=Staff,DC=corp,DC=example,DC=test"]}
+`
+	cfg, err := config.Parse([]byte(yaml), filepath.Join(t.TempDir(), "wbagent.yaml"))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	return cfg
+}
+
+// rowsText prints rows as check does, one per line, for failure messages
+// and assertions.
+func rowsText(rows []checkRow) string {
+	var b strings.Builder
+	for _, r := range rows {
+		st := "FAIL"
+		switch {
+		case r.OK && r.Warn:
+			st = "WARN"
+		case r.OK:
+			st = "OK"
+		}
+		b.WriteString(st + "  " + r.Name + ": " + r.Detail)
+		if !r.OK || r.Warn {
+			b.WriteString("  → " + r.Fix)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// TestCheckTransportHops runs the bus rows of `check` against devbus's TLS
+// and WebSocket listeners and a real tinyproxy: each broken hop gives a
+// FAIL row that names it, and the rows after it are not tried.
+func TestCheckTransportHops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: devbus and tinyproxy")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
+		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	caFile := filepath.Join(dir, devbus.CAFile)
+	env := map[string]string{
+		"SB_WS":    srv.WebSocketConnectionString().Reveal(),
+		"SB_TLS":   srv.TLSConnectionString().Reveal(),
+		"PROXY_PW": "pr0xy-pass",
+	}
+	getenv := func(k string) string { return env[k] }
+	open, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	authed, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), User: "agent", Password: "pr0xy-pass"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer authed.Close()
+	strict, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), ConnectPorts: []int{443}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer strict.Close()
+	dead, err := proxy.DeadAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]
+	base := "  connectionString: {env: SB_WS}\n  queue: requests\n  replyQueues: [replies]\n  transport: websockets\n"
+	for _, tc := range []struct {
+		name string
+		sb   string
+		ok   bool
+		want []string // substrings of the output, in order
+	}{
+		{"websockets, private CA, proxy", base + "  tls: {caFile: " + caFile + "}\n  proxy: " + open.URL().String() + "\n", true,
+			[]string{"OK  service bus proxy " + open.Addr + ": CONNECT " + ws + " allowed (HTTP 200",
+				"OK  service bus TLS " + ws + ": TLS 1.3, certificate", "issued by", "OK  service bus queue requests", "OK  service bus reply queue replies: Send allowed"}},
+		{"proxy with basic auth", base + "  tls: {caFile: " + caFile + "}\n  proxy: " + authed.URL().String() + "\n  proxyAuth: {user: agent, password: {env: PROXY_PW}}\n", true,
+			[]string{"OK  service bus proxy " + authed.Addr, "OK  service bus queue requests"}},
+		{"amqp over TLS", "  connectionString: {env: SB_TLS}\n  queue: requests\n  tls: {caFile: " + caFile + "}\n", true,
+			[]string{"OK  service bus TLS localhost:", "OK  service bus queue requests"}},
+		{"dead proxy", base + "  tls: {caFile: " + caFile + "}\n  proxy: http://" + dead + "\n", false,
+			[]string{"FAIL  service bus proxy " + dead + ": the proxy is unreachable", "connection refused", "check servicebus.proxy"}},
+		{"proxy refuses CONNECT", base + "  tls: {caFile: " + caFile + "}\n  proxy: " + strict.URL().String() + "\n", false,
+			[]string{"FAIL  service bus proxy " + strict.Addr + ": CONNECT " + ws + " refused: HTTP 403", "allow CONNECT to " + ws}},
+		{"proxy wants credentials", base + "  tls: {caFile: " + caFile + "}\n  proxy: " + authed.URL().String() + "\n", false,
+			[]string{"FAIL  service bus proxy " + authed.Addr + ": CONNECT " + ws + " refused: HTTP 407", "set servicebus.proxyAuth"}},
+		{"untrusted certificate", base + "  proxy: " + open.URL().String() + "\n", false,
+			[]string{"OK  service bus proxy", "FAIL  service bus TLS " + ws + ": x509: certificate signed by unknown authority", "issued by", "servicebus.tls.caFile"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
+			out := rowsText(rows)
+			t.Logf("\n%s", out)
+			failed := strings.Contains(out, "FAIL")
+			if failed == tc.ok {
+				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			if !tc.ok && strings.Count(out, "FAIL") != 1 {
+				t.Fatalf("one hop failed, yet:\n%s", out)
+			}
+			if strings.Contains(out, "pr0xy-pass") || strings.Contains(out, "SharedAccessKey=") {
+				t.Fatalf("the rows show a secret:\n%s", out)
+			}
+		})
+	}
+	if got := open.Connects(); len(got) == 0 {
+		t.Fatalf("the proxy logged no CONNECT:\n%s", open.Log())
+	}
+}
+
+// entraTestTenant is the stand-in's tenant in these tests.
+const entraTestTenant = "3c9d5e7a-wbagent-test"
+
+// writeClientCert writes a self-signed client certificate and its key as
+// one PEM file, as an admin exports it for certificateFile.
+func writeClientCert(t *testing.T, path string, notBefore, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "wbagent-" + filepath.Base(path)},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert
+}
+
+// TestCheckEntraCredentials runs the bus rows with Entra ID credentials
+// against devbus's stand-in: a secret and a certificate get tokens and
+// the rights; a wrong secret, an expired certificate and an app without
+// Listen each give one FAIL row that names it.
+func TestCheckEntraCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: devbus with its Entra ID stand-in")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	now := time.Now()
+	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
+	cert := writeClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired := writeClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
+		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}},
+		Entra: &devbus.EntraOptions{Tenant: entraTestTenant, Clients: []devbus.EntraClient{
+			{ID: "app-secret", Secret: secret.FromString("s3cret-value"), Listen: true, Send: true},
+			{ID: "app-cert", Certificate: cert, Listen: true, Send: true},
+			{ID: "app-expired", Certificate: expired, Listen: true, Send: true},
+			{ID: "app-sender", Secret: secret.FromString("s3nder-value"), Send: true},
+			{ID: "app-reader", Secret: secret.FromString("r3ader-value"), Listen: true},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value", "READER_SECRET": "r3ader-value"}
+	getenv := func(k string) string { return env[k] }
+	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]
+	base := "  namespace: " + ws + "\n  queue: requests\n  replyQueues: [replies]\n  transport: websockets\n  proxy: none\n  tls: {caFile: " +
+		filepath.Join(dir, devbus.CAFile) + "}\n"
+	cred := func(s string) string {
+		return "  credential: {tenantId: " + entraTestTenant + ", authorityHost: \"" + srv.AuthorityHost() + "\", " + s + "}\n"
+	}
+	for _, tc := range []struct {
+		name, sb string
+		ok       bool
+		want     []string
+	}{
+		{"client secret", base + cred("type: clientSecret, clientId: app-secret, clientSecret: {env: APP_SECRET}"), true,
+			[]string{"OK  service bus TLS " + ws, "OK  service bus token: credential clientSecret, tenant " + entraTestTenant + ", client app-secret: token issued",
+				"OK  service bus queue requests", "OK  service bus reply queue replies"}},
+		{"client certificate", base + cred("type: clientCertificate, clientId: app-cert, certificateFile: "+certFile), true,
+			[]string{"OK  service bus token: credential clientCertificate", "client app-cert: token issued", "OK  service bus queue requests", "OK  service bus reply queue replies"}},
+		{"wrong secret", base + cred("type: clientSecret, clientId: app-secret, clientSecret: {env: WRONG_SECRET}"), false,
+			[]string{"FAIL  service bus token: credential clientSecret, tenant " + entraTestTenant + ", client app-secret: AADSTS7000215", "the client secret is wrong or expired"}},
+		{"expired certificate", base + cred("type: clientCertificate, clientId: app-expired, certificateFile: "+expiredFile), false,
+			[]string{"FAIL  service bus token: credential clientCertificate", "client app-expired: the client certificate \"wbagent-app-expired.pem\" expired on", "issue a new certificate"}},
+		{"no Listen right", base + cred("type: clientSecret, clientId: app-sender, clientSecret: {env: SENDER_SECRET}"), false,
+			[]string{"OK  service bus token", "FAIL  service bus queue requests", "Listen"}},
+		{"no Send right", base + cred("type: clientSecret, clientId: app-reader, clientSecret: {env: READER_SECRET}"), false,
+			[]string{"OK  service bus token", "OK  service bus queue requests", "FAIL  service bus reply queue replies: Send refused", "Azure Service Bus Data Sender"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
+			out := rowsText(rows)
+			t.Logf("\n%s", out)
+			if failed := strings.Contains(out, "FAIL"); failed == tc.ok {
+				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
+			}
+			rest := out
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("output lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+			if !tc.ok && strings.Count(out, "FAIL") != 1 {
+				t.Fatalf("one thing is wrong, yet:\n%s", out)
+			}
+			for _, s := range env {
+				if strings.Contains(out, s) {
+					t.Fatalf("the rows show a secret:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckRefusesRemoteEmulator: UseDevelopmentEmulator=true (plain AMQP)
+// fails the bus rows for an endpoint that is not this machine, and only
+// warns on loopback.
+func TestCheckRefusesRemoteEmulator(t *testing.T) {
+	for _, tc := range []struct{ endpoint, want string }{
+		{"sb://bus.corp.example.test:5672", "FAIL  service bus TLS: UseDevelopmentEmulator=true is plain AMQP without TLS and is accepted only for a loopback endpoint"},
+		{"sb://127.0.0.1:1", "WARN  service bus TLS: UseDevelopmentEmulator=true: plain AMQP to 127.0.0.1:1 on this machine"},
+	} {
+		cs := "Endpoint=" + tc.endpoint + ";SharedAccessKeyName=k;SharedAccessKey=a2V5"
+		cfg := busOnlyConfig(t, "  connectionString: {env: SB}\n")
+		rows, _ := transportChecks(context.Background(), cfg, func(string) string { return cs + ";UseDevelopmentEmulator=true" })
+		if out := rowsText(rows); !strings.Contains(out, tc.want) {
+			t.Errorf("%s:\n%s\nwant %q", tc.endpoint, out, tc.want)
+		}
+	}
+}
