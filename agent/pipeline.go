@@ -149,6 +149,7 @@ func newPipeline(_ context.Context, cfg *config.Config, log *zap.Logger, env pip
 	}
 	p.consumer, err = bus.New(p.client, p.handler, bus.Options{
 		Queue:              cfg.ServiceBus.Queue,
+		Namespace:          conn.NamespaceName(),
 		Sessions:           cfg.ServiceBus.Sessions,
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
 		SettleTimeout:      cfg.ServiceBus.SettleTimeout.D(),

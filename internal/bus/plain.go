@@ -86,8 +86,7 @@ func (c *Consumer) runPlain() {
 		case err != nil:
 			c.health.fail(err, time.Now())
 			c.m.BusReconnect()
-			c.log.Warn("receiving failed; retrying", zap.Duration("after", backoff), zap.Error(err))
-			if !sleep(c.recvCtx, backoff) {
+			if !sleep(c.recvCtx, c.receiveFailed("receiving failed; retrying", err, backoff)) {
 				return
 			}
 			backoff = nextBackoff(backoff)
@@ -121,7 +120,11 @@ func (c *Consumer) probe(link *plainLink) (answered, waiting bool) {
 		return true, waiting
 	case c.recvCtx.Err() == nil:
 		c.health.fail(err, time.Now())
-		c.log.Warn("service bus does not answer", zap.Error(err))
+		if IsNotFound(err) {
+			c.receiveFailed("", err, 0)
+		} else {
+			c.log.Warn("service bus does not answer", errField(err))
+		}
 	}
 	return false, false
 }

@@ -40,8 +40,7 @@ func (c *Consumer) runSessions() {
 		default:
 			c.health.fail(err, time.Now())
 			c.m.BusReconnect()
-			c.log.Warn("accepting a session failed; retrying", zap.Duration("after", backoff), zap.Error(err))
-			if !sleep(c.recvCtx, backoff) {
+			if !sleep(c.recvCtx, c.receiveFailed("accepting a session failed; retrying", err, backoff)) {
 				return
 			}
 			backoff = nextBackoff(backoff)
@@ -75,7 +74,11 @@ func (c *Consumer) probeSessions() {
 				c.health.ok(time.Now())
 			case c.recvCtx.Err() == nil:
 				c.health.fail(err, time.Now())
-				c.log.Warn("service bus does not answer", zap.Error(err))
+				if IsNotFound(err) {
+					c.receiveFailed("", err, 0)
+				} else {
+					c.log.Warn("service bus does not answer", errField(err))
+				}
 			}
 		}
 		if !sleep(c.recvCtx, every) {
@@ -107,7 +110,7 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 			if !isLockLost(err) {
 				c.health.fail(err, time.Now())
 			}
-			log.Warn("receiving from the session failed; releasing it", zap.Error(err))
+			log.Warn("receiving from the session failed; releasing it", errField(err))
 			break
 		}
 		if len(msgs) == 0 {
