@@ -257,15 +257,22 @@ func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, 
 	return c.handler.Handle(ctx, d)
 }
 
-// execute carries out an outcome: the reply first, then the settlement. A
-// reply that cannot be sent turns the settlement into an abandon, so the
-// message is completed only after its result is on its way.
+// execute carries out an outcome: the reply first, then the settlement.
+// A request is completed (or dead-lettered) only after its result has been
+// accepted by the broker: a result that cannot be sent, or an outcome that
+// names a reply queue but carries no result, turns the settlement into an
+// abandon, and the redelivery is answered again from the ledger.
 func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, received time.Time, out writeback.Outcome) writeback.Outcome {
 	settle := out.Settle
 	if settle != writeback.Complete && settle != writeback.DeadLetter {
 		settle = writeback.Abandon
 	}
 	log := c.log.With(zap.String(logging.FieldRequestID, out.RequestID), zap.String(logging.FieldMessageID, m.MessageID))
+	if out.ReplyTo != "" && out.Reply == nil && settle != writeback.Abandon {
+		log.Error("the outcome names a reply queue but holds no result; abandoning the message rather than completing it unanswered",
+			zap.String(logging.FieldQueue, out.ReplyTo))
+		settle = writeback.Abandon
+	}
 	if out.Reply != nil && out.ReplyTo != "" && settle != writeback.Abandon {
 		err := c.replies.send(out.ReplyTo, out.Reply)
 		if err != nil {
