@@ -10,6 +10,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/Azure/go-amqp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/secret"
@@ -91,6 +93,36 @@ func TestMissingRequestQueue(t *testing.T) {
 				t.Fatalf("Ready() = %q", last)
 			}
 		})
+	}
+}
+
+// `run` logs a missing request queue as an error that says what it is and
+// what to do, once, not a warning per retry about receiving.
+func TestMissingRequestQueueIsLogged(t *testing.T) {
+	srv := startDevbus(t, devbus.QueueConfig{Name: "other"})
+	client := newTestClient(t, srv)
+	core, logs := observer.New(zap.InfoLevel)
+	c, err := New(client, &testHandler{}, Options{Queue: "requets", Namespace: "ns.example", MaxConcurrent: 2,
+		Sessions: true, AcceptTimeout: 2 * time.Second, ErrorBackoff: 50 * time.Millisecond, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	want := "queue requets does not exist in namespace ns.example: create it, or correct servicebus.queue; the agent retries until it exists"
+	waitFor(t, 30*time.Second, "the missing queue in the log", func() bool { return logs.FilterMessage(want).Len() > 0 })
+	time.Sleep(500 * time.Millisecond)
+	if n := logs.FilterMessage(want).Len(); n != 1 {
+		t.Errorf("logged %d times within a minute, want once", n)
+	}
+	for _, e := range logs.FilterLevelExact(zap.ErrorLevel).All() {
+		for _, f := range e.Context {
+			if strings.Contains(f.String, "*Error{") {
+				t.Errorf("log field %s is a struct dump: %s", f.Key, f.String)
+			}
+		}
 	}
 }
 
