@@ -97,9 +97,14 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 	defer lost()
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	renewed := make(chan struct{})
+	// Read here, before the renewal runs beside other calls on sr: the
+	// SDK rewrites the receiver's lock time whenever it recovers the
+	// link, unsynchronised, so LockedUntil must not be read concurrently
+	// with those calls.
+	lockedUntil := sr.LockedUntil()
 	go func() {
 		defer close(renewed)
-		c.renewSessionLock(renewCtx, sr, lost, log)
+		c.renewSessionLock(renewCtx, sr, lockedUntil, lost, log)
 	}()
 	state := &sessionState{sr: sr, bounded: c.bounded}
 	for c.recvCtx.Err() == nil && sessCtx.Err() == nil {
@@ -160,27 +165,33 @@ func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
 
 // renewSessionLock keeps the session lock alive until ctx ends; messages of
 // a session have no locks of their own. When the lock is lost it calls lost.
-func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lost func(), log *zap.Logger) {
-	lockedUntil := sr.LockedUntil()
+// It never reads sr.LockedUntil (see holdSession): a renewal granted at t
+// lasts until t plus the lock duration, which the first lock shows.
+func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lockedUntil time.Time, lost func(), log *zap.Logger) {
+	lockFor := time.Until(lockedUntil) // a little under the lock duration: renewals come early, never late
+	if lockFor <= 0 {
+		lockFor = c.o.SettleTimeout
+	}
 	for {
 		if !sleep(ctx, renewDelay(time.Until(lockedUntil))) {
 			return
 		}
+		asked := time.Now()
 		err := c.bounded(ctx, func(ctx context.Context) error { return sr.RenewSessionLock(ctx, nil) })
 		if ctx.Err() != nil {
 			return
 		}
 		c.m.LockRenewal(err == nil)
 		if err == nil {
-			lockedUntil = sr.LockedUntil()
+			lockedUntil = asked.Add(lockFor)
 			continue
 		}
 		if isLockLost(err) || time.Now().After(lockedUntil) {
-			log.Warn("session lock lost; its messages will be redelivered", zap.Error(err))
+			log.Warn("session lock lost; its messages will be redelivered", errField(err))
 			lost()
 			return
 		}
-		log.Warn("renewing the session lock failed; retrying", zap.Error(err))
+		log.Warn("renewing the session lock failed; retrying", errField(err))
 	}
 }
 
