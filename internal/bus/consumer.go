@@ -204,7 +204,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.linkMu.Unlock()
 	if link != nil {
 		if cerr := c.bounded(context.Background(), link.r.Close); cerr != nil {
-			c.log.Warn("closing receiver failed", zap.Error(cerr))
+			c.log.Warn("closing receiver failed", errField(cerr))
 		}
 	}
 	c.replies.closeAll()

@@ -37,6 +37,10 @@ var conditionMeanings = map[string]string{
 // as a Go struct, is the only way to them.
 var sdkAMQPError = regexp.MustCompile(`\*Error\{Condition: ([^,]+), Description: (.*), Info: map\[.*\]\}`)
 
+// rpcStatus finds the status and description of a failed $cbs or
+// $management request in the SDK's text for it.
+var rpcStatus = regexp.MustCompile(`status code (\d+) and description: (.*)$`)
+
 // Condition returns the broker's AMQP error condition in err
 // ("amqp:not-found", "amqp:unauthorized-access", …), or "" when err
 // carries none (a network failure, a timeout of our own).
@@ -75,6 +79,16 @@ func Describe(err error) string {
 		}
 		if desc != "" {
 			s += ": " + desc
+		}
+		return s
+	}
+	if m := rpcStatus.FindStringSubmatch(err.Error()); m != nil {
+		s := "the broker answered status " + m[1]
+		if IsUnauthorized(err) {
+			s += " (the key or identity is not allowed to do this)"
+		}
+		if d := cleanDescription(m[2]); d != "" {
+			s += ": " + d
 		}
 		return s
 	}

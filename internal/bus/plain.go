@@ -137,7 +137,7 @@ func (c *Consumer) replaceLink(old *plainLink) *plainLink {
 	}
 	r, err := c.client.NewReceiverForQueue(c.o.Queue, nil)
 	if err != nil {
-		c.log.Warn("creating a new receiver failed; keeping the old one", zap.Error(err))
+		c.log.Warn("creating a new receiver failed; keeping the old one", errField(err))
 		return old
 	}
 	nl := &plainLink{r: r}
@@ -150,7 +150,7 @@ func (c *Consumer) replaceLink(old *plainLink) *plainLink {
 		defer c.wg.Done()
 		old.inflight.Wait()
 		if err := c.bounded(context.Background(), old.r.Close); err != nil {
-			c.log.Debug("closing the replaced receiver failed", zap.Error(err))
+			c.log.Debug("closing the replaced receiver failed", errField(err))
 		}
 	}()
 	return nl
@@ -200,11 +200,11 @@ func (c *Consumer) renewMessageLock(ctx context.Context, r *azservicebus.Receive
 		}
 		if isLockLost(err) || time.Now().After(lockedUntil) {
 			c.log.Warn("message lock lost; the message will be redelivered",
-				zap.String(logging.FieldMessageID, m.MessageID), zap.Error(err))
+				zap.String(logging.FieldMessageID, m.MessageID), errField(err))
 			lost()
 			return
 		}
-		c.log.Warn("renewing the message lock failed; retrying", zap.String(logging.FieldMessageID, m.MessageID), zap.Error(err))
+		c.log.Warn("renewing the message lock failed; retrying", zap.String(logging.FieldMessageID, m.MessageID), errField(err))
 	}
 }
 

@@ -159,7 +159,7 @@ func (c *Consumer) sessionHasMore(sr *azservicebus.SessionReceiver, m *azservice
 func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
 	if err := c.bounded(context.Background(), sr.Close); err != nil {
 		c.log.Warn("closing a session failed; the broker releases it when its lock expires",
-			zap.String(logging.FieldSessionID, sr.SessionID()), zap.Error(err))
+			zap.String(logging.FieldSessionID, sr.SessionID()), errField(err))
 	}
 }
 
