@@ -26,7 +26,8 @@ func busChecks(ctx context.Context, cfg *config.Config, getenv func(string) stri
 		return []checkRow{{Name: name, Detail: err.Error(), Fix: "make the connection string or credential available to the service"}}
 	}
 	// One attempt: a check should answer quickly, not ride out outages.
-	conn.Retry = azservicebus.RetryOptions{MaxRetries: 0, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second}
+	// (The SDK reads MaxRetries 0 as its default of 3; -1 is none.)
+	conn.Retry = azservicebus.RetryOptions{MaxRetries: -1, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second}
 	client, err := bus.NewClient(conn)
 	if err != nil {
 		return []checkRow{{Name: name, Detail: err.Error(), Fix: "check servicebus.connectionString (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)"}}

@@ -68,7 +68,8 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 // localChecks tests what lives on this machine: secrets, state and audit
-// folders. Key files and servers are tested by dependencyChecks.
+// folders. Key files and servers have their own groups (keyChecks,
+// directoryRows, busChecks).
 func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 	var rows []checkRow
 	type ref struct {
