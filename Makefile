@@ -9,11 +9,28 @@ LDFLAGS := -s -w -X wbagent/internal/version.Version=$(VERSION) -X wbagent/inter
 
 .PHONY: help build build-windows lint test deps
 
-# Tools the tests use, as command:debian-package. Samba is the real AD DC of
-# the integration tests; the rest check the packages.
-TEST_TOOLS := samba:samba samba-tool:samba-ad-dc samba-tool:samba-ad-provision samba-tool:samba-dsdb-modules \
-  samba-tool:python3-samba ldapmodify:ldap-utils kinit:krb5-user wbinfo:winbind \
-  lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools tinyproxy:tinyproxy
+# Tools as command:debian-package. Samba is the real AD DC of the
+# integration tests, the demo, the benchmarks and the chaos suite; the
+# packaging tools build and check the packages (make package, make test);
+# tinyproxy is the HTTP proxy of the transport tests.
+SAMBA_TOOLS := samba:samba samba-tool:samba-ad-dc samba-tool:samba-ad-provision samba-tool:samba-dsdb-modules \
+  samba-tool:python3-samba ldapmodify:ldap-utils kinit:krb5-user wbinfo:winbind
+PACKAGE_TOOLS := lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools
+TEST_TOOLS := $(SAMBA_TOOLS) $(PACKAGE_TOOLS) tinyproxy:tinyproxy
+
+# install-tools installs the Debian packages of the tools in $(1) that are
+# missing (apt-get, when root), or says which to install.
+define install-tools
+	@missing=""; for t in $(1); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing tools. Install them (as root): apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,17 +47,15 @@ lint: ## gofmt, go vet and staticcheck (pinned as a tool in go.mod)
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-deps: ## install what the tests need: Go modules, and Samba (apt-get, when root)
+deps: deps-samba deps-package ## install what the tests need: Go modules, Samba and the packaging tools (apt-get, when root)
+
+.PHONY: deps-samba deps-package
+deps-samba: ## install Go modules and Samba, all the demo, benchmarks and chaos suite need
 	$(GO) mod download
-	@missing=""; for t in $(TEST_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing:$$missing (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else \
-	    echo "missing test tools. Install them (as root): apt-get install$$missing"; exit 1; \
-	  fi; \
-	fi
+	$(call install-tools,$(SAMBA_TOOLS))
+
+deps-package: ## install the packaging tools (lintian, rpm, debootstrap, wixl, msitools)
+	$(call install-tools,$(PACKAGE_TOOLS))
 
 # Packages with the most concurrency, run again under the race detector.
 RACE_PKGS := ./internal/devbus/... ./internal/bus/... ./internal/writeback/... ./internal/ledger/... ./internal/audit/... ./internal/telemetry/...
@@ -62,23 +77,23 @@ test: deps lint build build-windows ## everything: lint, builds, unit and integr
 	@echo "make test: all passed"
 
 .PHONY: package
-package: ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get installs msitools when root)
+package: deps-package ## build dist/: the .deb and .rpm (nfpm) and the .msi (wixl; apt-get installs msitools when root)
 	GO='$(GO)' GO_LDFLAGS='$(LDFLAGS)' installer/package.sh $(CURDIR)/dist
 
 .PHONY: demo
-demo: deps build ## provision a throwaway AD domain, run devbus and the agent, show five writebacks and the audit trail, tear down
+demo: deps-samba build ## provision a throwaway AD domain, run devbus and the agent, show five writebacks and the audit trail, tear down
 	$(GO) run ./internal/lab/demo/wbdemo --agent $(BIN)/wbagent
 
 .PHONY: bench
 BENCH_OUT ?= $(BIN)/bench.json
-bench: deps ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
+bench: deps-samba ## benchmark against a fresh Samba AD DC and devbus: prints a markdown table, writes BENCH_OUT (default bin/bench.json)
 	$(GO) build -o $(BIN)/wbbench ./internal/lab/bench/wbbench
 	BENCH_OUT='$(BENCH_OUT)' $(BIN)/wbbench
 	@echo "== micro-benchmarks: request verify+open, devbus, directory vs raw go-ldap, pipeline, ledger, audit"
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/protocol ./internal/devbus ./internal/directory ./internal/writeback ./internal/ledger ./internal/audit
 
 .PHONY: chaos
-chaos: deps ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
+chaos: deps-samba ## the full chaos suite: faults against Samba AD DC, devbus and agents, invariants checked (make test runs its short form)
 	WBAGENT_CHAOS=full $(GO) test -count=1 -timeout 60m -v ./internal/lab/chaos/
 
 .PHONY: test-windows

@@ -27,7 +27,8 @@ func queueChecks(ctx context.Context, cfg *config.Config, getenv func(string) st
 		return []checkRow{{Name: name, Detail: err.Error(), Fix: "make the connection string or credential available to the service"}}
 	}
 	// One attempt: a check should answer quickly, not ride out outages.
-	conn.Retry = azservicebus.RetryOptions{MaxRetries: 0, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second}
+	// (The SDK reads MaxRetries 0 as its default of 3; -1 is none.)
+	conn.Retry = azservicebus.RetryOptions{MaxRetries: -1, RetryDelay: 100 * time.Millisecond, MaxRetryDelay: time.Second}
 	client, err := bus.NewClient(conn)
 	if err != nil {
 		return []checkRow{{Name: name, Detail: err.Error(), Fix: "check servicebus.connectionString (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)"}}
@@ -56,26 +57,32 @@ func queueChecks(ctx context.Context, cfg *config.Config, getenv func(string) st
 		err = err2
 	}
 	if err != nil {
-		return []checkRow{{Name: name, Detail: err.Error(), Fix: busFix(err, cfg.ServiceBus.Sessions)}}
+		if bus.IsNotFound(err) {
+			return []checkRow{{Name: name, Detail: fmt.Sprintf("queue %s does not exist in namespace %s", cfg.ServiceBus.Queue, conn.NamespaceName()),
+				Fix: "create it, or correct servicebus.queue"}}
+		}
+		return []checkRow{{Name: name, Detail: bus.Describe(err), Fix: busFix(err, cfg.ServiceBus.Sessions)}}
 	}
 	return []checkRow{{Name: name, OK: true, Detail: mode}}
 }
 
+// busFix is the fix for a failed bus check, chosen by the broker's
+// condition: a session mismatch is only suggested when the broker says the
+// operation is not allowed on this queue.
 func busFix(err error, sessions bool) string {
-	var sbErr *azservicebus.Error
-	if errors.As(err, &sbErr) {
-		switch sbErr.Code {
-		case azservicebus.CodeUnauthorizedAccess:
-			return "the key or identity lacks Listen rights on the queue: grant Listen (and Send on the reply queues)"
-		case azservicebus.CodeNotFound:
-			return "the queue does not exist: check servicebus.queue"
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case bus.IsUnauthorized(err):
+		return "the key or identity lacks Listen rights on the queue: grant Listen (and Send on the reply queues)"
+	case bus.IsNotFound(err):
+		return "create it, or correct servicebus.queue"
+	case errors.Is(err, context.DeadlineExceeded):
 		return "no answer within 15 s: check the endpoint, DNS and that outbound TCP 5671 (AMQP over TLS) is open"
+	case bus.Condition(err) == "amqp:not-allowed" && sessions:
+		return "the queue does not require sessions: set servicebus.sessions: false, or use a session queue"
+	case bus.Condition(err) == "amqp:not-allowed":
+		return "the queue requires sessions: set servicebus.sessions: true"
+	case bus.Condition(err) != "":
+		return "the broker refused the check: see its answer above"
 	}
-	if sessions {
-		return fmt.Sprintf("check the endpoint and that the queue requires sessions (servicebus.sessions: %v)", sessions)
-	}
-	return "check the endpoint, and that the queue does not require sessions (else set servicebus.sessions: true)"
+	return "check servicebus.connectionString's Endpoint (or servicebus.namespace), DNS and that outbound TCP 5671 (AMQP over TLS) is open"
 }

@@ -53,9 +53,9 @@ func TestCheckAgainstRealDependencies(t *testing.T) {
 		if code != exitError || !strings.Contains(out, "FAIL") || !strings.Contains(out, "delegate") {
 			t.Fatalf("sessions=%v: check must fail on the undelegated OU with a fix: code %d\n%s\n%s", sessions, code, out, errOut)
 		}
-		for _, line := range strings.Split(out, "\n") {
-			if strings.HasPrefix(line, "FAIL") && !strings.Contains(line, "OU=Other") {
-				t.Errorf("sessions=%v: unexpected failure: %s", sessions, line)
+		for _, row := range checkOutputRows(out) {
+			if strings.HasPrefix(row, "FAIL") && !strings.Contains(row, "OU=Other") {
+				t.Errorf("sessions=%v: unexpected failure: %s", sessions, row)
 			}
 		}
 		// Only the delegated OU in scope: every row passes.
@@ -87,3 +87,20 @@ func TestCheckAgainstRealDependencies(t *testing.T) {
 }
 
 func quoteYAML(s string) string { return `"` + s + `"` }
+
+// checkOutputRows splits check's text output into rows: a row's first line
+// starts with its result, its wrapped lines and fix line are indented.
+func checkOutputRows(out string) []string {
+	var rows []string
+	for _, line := range strings.Split(out, "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, " ") && len(rows) > 0 {
+			rows[len(rows)-1] += "\n" + line
+			continue
+		}
+		rows = append(rows, line)
+	}
+	return rows
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,9 +41,29 @@ func editedExample(t *testing.T, old, new string) string {
 // check shows the effective scope and the built-in protections, and warns
 // for each privileged class the config allows.
 func TestCheckShowsScopeAndWarnsOnAllowedPrivilege(t *testing.T) {
-	out, errOut, code := runCLI(t, "", nil, "check", "--offline", "--config", exampleConfig)
-	if code != 0 || strings.Contains(out, "WARN") {
-		t.Fatalf("example config: code %d\n%s\n%s", code, out, errOut)
+	// The rows are read from --json: the text form wraps at 80 columns.
+	type row struct{ Check, Result, Detail, Fix string }
+	check := func(path string) (rows []row, text string) {
+		t.Helper()
+		out, errOut, code := runCLI(t, "", nil, "check", "--offline", "--json", "--config", path)
+		var doc struct {
+			OK   bool
+			Rows []row
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 0 || !doc.OK {
+			t.Fatalf("check %s: code %d, %v\n%s\n%s", path, code, err, out, errOut)
+		}
+		for _, r := range doc.Rows {
+			text += r.Result + " " + r.Check + ": " + r.Detail + "\n"
+			if r.Fix != "" {
+				text += "  fix: " + r.Fix + "\n"
+			}
+		}
+		return doc.Rows, text
+	}
+	rows, out := check(exampleConfig)
+	if strings.Contains(out, "WARN") {
+		t.Fatalf("example config warns:\n%s", out)
 	}
 	for _, want := range []string{"scope", "only accounts below OU=Staff,DC=corp,DC=example,DC=test", "built-in protection",
 		"Domain Admins (<domain SID>-512)", "Backup Operators (S-1-5-32-551)", "Enterprise Admins (<forest root SID>-519)", "computer, trust"} {
@@ -50,33 +71,26 @@ func TestCheckShowsScopeAndWarnsOnAllowedPrivilege(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
 	}
-	path := editedExample(t, "allowPrivileged: []", "allowPrivileged: [print operators]")
-	out, errOut, code = runCLI(t, "", nil, "check", "--offline", "--config", path)
-	if code != 0 {
-		t.Fatalf("allowPrivileged: code %d\n%s\n%s", code, out, errOut)
-	}
-	var warn string
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "WARN") {
-			warn += line + "\n"
+	rows, out = check(editedExample(t, "allowPrivileged: []", "allowPrivileged: [print operators]"))
+	warned := false
+	for _, r := range rows {
+		if r.Result == "WARN" && strings.Contains(r.Check, "privileged class allowed: Print Operators") && strings.Contains(r.Fix, "remove Print Operators") {
+			warned = true
+		}
+		if strings.Contains(r.Check, "built-in protection") && strings.Contains(r.Detail, "Print Operators") {
+			t.Fatalf("the allowed class is still listed as refused:\n%s", r.Detail)
 		}
 	}
-	if !strings.Contains(warn, "privileged class allowed: Print Operators") || !strings.Contains(out, "fix: remove Print Operators") {
+	if !warned {
 		t.Fatalf("no WARN row for the allowed class:\n%s", out)
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "built-in protection") && strings.Contains(line, "Print Operators") {
-			t.Fatalf("the allowed class is still listed as refused:\n%s", line)
-		}
-	}
-	path = editedExample(t, "    includeOUs: [\"OU=Staff,DC=corp,DC=example,DC=test\"]\n", "")
+	path := editedExample(t, "    includeOUs: [\"OU=Staff,DC=corp,DC=example,DC=test\"]\n", "")
 	data, _ := os.ReadFile(path)
 	if err := os.WriteFile(path, []byte(strings.Replace(string(data), "entireDomain: false", "entireDomain: true", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = runCLI(t, "", nil, "check", "--offline", "--config", path)
-	if code != 0 || !strings.Contains(out, "WARN") || !strings.Contains(out, "entire domain (scope.entireDomain)") {
-		t.Fatalf("entireDomain: code %d, want a WARN row\n%s\n%s", code, out, errOut)
+	if _, out = check(path); !strings.Contains(out, "WARN") || !strings.Contains(out, "entire domain (scope.entireDomain)") {
+		t.Fatalf("entireDomain: want a WARN row\n%s", out)
 	}
 }
 

@@ -97,9 +97,37 @@ func newFlags(env *cmdEnv, name, usage string) *flag.FlagSet {
 		if c := commands[strings.Fields(name)[0]]; c != nil {
 			fmt.Fprintf(env.stderr, "%s\n\n", c.summary)
 		}
-		fs.PrintDefaults()
+		printFlags(env.stderr, fs)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as they are written on a command line,
+// --name VALUE (the flag package prints -name), each with its usage and
+// any default that is not the zero value.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	listed := false
+	fs.VisitAll(func(f *flag.Flag) {
+		if !listed {
+			fmt.Fprintln(w, "flags:")
+			listed = true
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if kind != "" {
+			line += " " + strings.ToUpper(kind)
+		}
+		switch f.DefValue {
+		case "", "false", "0", "0s", "[]":
+		default:
+			if kind == "string" {
+				usage += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				usage += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, usage)
+	})
 }
 
 // parseFlags parses args and turns -h and flag errors into usage exits.
@@ -129,6 +157,8 @@ func runEnv(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	name := args[0]
 	switch name {
+	case "--version", "-version", "-v":
+		return commands["version"].run(ctx, env, args[1:])
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if c := commands[args[1]]; c != nil {
@@ -156,5 +186,5 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprint(w, "\nRun 'wbagent <command> -h' for a command's flags.\n")
+	fmt.Fprint(w, "\nRun 'wbagent <command> --help' for a command's flags; 'wbagent --version' prints the version.\n")
 }

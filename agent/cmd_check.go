@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"wbagent/internal/agent"
 	"wbagent/internal/config"
@@ -35,16 +33,19 @@ func init() {
 }
 
 func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "check", "check [--config FILE] [--offline]")
+	fs := newFlags(env, "check", "check [--config FILE] [--offline] [--json]")
 	cfgPath := fs.String("config", defaultConfigPath(), "config file to check")
-	offline := fs.Bool("offline", false, "only validate the config; touch no file, secret or server")
+	offline := fs.Bool("offline", false, "validate the config file alone: read no key or secret file, reach no server")
+	asJSON := fs.Bool("json", false, "print one JSON document "+checkJSONShape+" instead of rows")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	out := newCheckPrinter(env, *asJSON)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		printRows(env.stdout, []checkRow{{Name: "config", Detail: firstLine(err.Error()),
+		out.rows([]checkRow{{Name: "config", Detail: firstLine(err.Error()),
 			Fix: "fix the file as the message says; every key is described in config/wbagent.example.yaml"}})
+		out.finish()
 		return err
 	}
 	rows := []checkRow{{Name: "config", OK: true, Detail: fmt.Sprintf("%s (version %d, %d domain(s), queue %s)",
@@ -54,24 +55,25 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	rows = append(rows, scopeRows(cfg)...)
 	rows = append(rows, auditSafetyRows(cfg)...)
+	out.rows(rows)
 	if !*offline {
-		rows = append(rows, localChecks(cfg, env)...)
-		rows = append(rows, keyChecks(cfg)...)
-		rows = append(rows, aclChecks(cfg)...)
-		rows = append(rows, directoryRows(ctx, cfg, env.getenv)...)
-		rows = append(rows, busChecks(ctx, cfg, env.getenv)...)
+		// Each group prints as soon as it returns; the slow ones (the
+		// directory, Service Bus) show what is being waited for.
+		out.group("secrets and folders", func() []checkRow { return localChecks(cfg, env) })
+		out.group("key files", func() []checkRow { return keyChecks(cfg) })
+		out.group("folder permissions", func() []checkRow { return aclChecks(cfg) })
+		out.group("the directory", func() []checkRow { return directoryRows(ctx, cfg, env.getenv) })
+		out.group("service bus "+cfg.ServiceBus.Queue, func() []checkRow { return busChecks(ctx, cfg, env.getenv) })
 	}
-	printRows(env.stdout, rows)
-	for _, r := range rows {
-		if !r.OK {
-			return withCode(exitError, fmt.Errorf("check failed: see the FAIL rows above"))
-		}
+	if !out.finish() {
+		return withCode(exitError, fmt.Errorf("check failed: see the FAIL rows above"))
 	}
 	return nil
 }
 
 // localChecks tests what lives on this machine: secrets, state and audit
-// folders. Key files and servers are tested by dependencyChecks.
+// folders. Key files and servers have their own groups (keyChecks,
+// directoryRows, busChecks).
 func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 	var rows []checkRow
 	type ref struct {
@@ -97,7 +99,7 @@ func localChecks(cfg *config.Config, env *cmdEnv) []checkRow {
 		}
 		s, err := r.ref.Resolve(env.getenv)
 		if err != nil {
-			rows = append(rows, checkRow{Name: "secret " + r.path, Detail: err.Error(), Fix: "make " + r.ref.Source() + " available to the service"})
+			rows = append(rows, checkRow{Name: "secret " + r.path, Detail: err.Error(), Fix: secretFix(err, r.ref)})
 			continue
 		}
 		s.Destroy()
@@ -140,25 +142,6 @@ func writableDir(name, dir string) checkRow {
 	}
 	row.OK = true
 	return row
-}
-
-func printRows(w io.Writer, rows []checkRow) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RESULT\tCHECK\tDETAIL")
-	for _, r := range rows {
-		res := "OK"
-		switch {
-		case !r.OK:
-			res = "FAIL"
-		case r.Warn:
-			res = "WARN"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", res, r.Name, r.Detail)
-		if (!r.OK || r.Warn) && r.Fix != "" {
-			fmt.Fprintf(tw, "\t\tfix: %s\n", r.Fix)
-		}
-	}
-	tw.Flush()
 }
 
 func firstLine(s string) string {

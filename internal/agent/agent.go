@@ -187,6 +187,7 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 	}
 	a.consumer, err = bus.NewWatched(conn, a.handler, bus.Options{
 		Queue:              cfg.ServiceBus.Queue,
+		Namespace:          conn.NamespaceName(),
 		Sessions:           cfg.ServiceBus.Sessions,
 		MaxConcurrent:      cfg.ServiceBus.MaxConcurrent,
 		SettleTimeout:      cfg.ServiceBus.SettleTimeout.D(),

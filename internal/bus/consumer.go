@@ -31,6 +31,9 @@ type Handler interface {
 type Options struct {
 	// Queue is the request queue.
 	Queue string
+	// Namespace names the Service Bus namespace in diagnostics (a queue
+	// that does not exist); empty leaves it out.
+	Namespace string
 	// Sessions selects the session-queue mode (servicebus.sessions).
 	Sessions bool
 	// MaxConcurrent is the number of sessions held at once (session mode)
@@ -109,7 +112,10 @@ type Consumer struct {
 
 	started atomic.Bool
 	stopped atomic.Bool
-	wg      sync.WaitGroup
+	// missingLogged is when a missing request queue was last logged
+	// (UnixNano), so that retries do not flood the log.
+	missingLogged atomic.Int64
+	wg            sync.WaitGroup
 
 	// linkMu guards link, the receiver a plain queue is read from now
 	// (plain mode only; see plainLink).
@@ -129,6 +135,7 @@ func New(client *azservicebus.Client, h Handler, opts Options) (*Consumer, error
 	c.log = opts.Logger.With(zap.String(logging.FieldComponent, "bus"), zap.String(logging.FieldQueue, opts.Queue))
 	c.replies = newReplySenders(client, c.bounded)
 	c.health.staleAfter = 3*opts.AcceptTimeout + opts.SettleTimeout
+	c.health.queue, c.health.namespace = opts.Queue, opts.Namespace
 	c.recvCtx, c.stopRecv = context.WithCancel(context.Background())
 	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
 	return c, nil
@@ -194,7 +201,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.linkMu.Unlock()
 	if link != nil {
 		if cerr := c.bounded(context.Background(), link.r.Close); cerr != nil {
-			c.log.Warn("closing receiver failed", zap.Error(cerr))
+			c.log.Warn("closing receiver failed", errField(cerr))
 		}
 	}
 	c.replies.closeAll()
@@ -247,24 +254,36 @@ func (c *Consumer) handle(ctx context.Context, m *azservicebus.ReceivedMessage, 
 	return c.handler.Handle(ctx, d)
 }
 
-// execute carries out an outcome: the reply first, then the settlement. A
-// reply that cannot be sent turns the settlement into an abandon, so the
-// message is completed only after its result is on its way.
+// execute carries out an outcome: the reply first, then the settlement.
+// A request is completed (or dead-lettered) only after its result has been
+// accepted by the broker: a result that cannot be sent, or an outcome that
+// names a reply queue but carries no result, turns the settlement into an
+// abandon, and the redelivery is answered again from the ledger.
 func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, received time.Time, out writeback.Outcome) writeback.Outcome {
 	settle := out.Settle
 	if settle != writeback.Complete && settle != writeback.DeadLetter {
 		settle = writeback.Abandon
 	}
 	log := c.log.With(zap.String(logging.FieldRequestID, out.RequestID), zap.String(logging.FieldMessageID, m.MessageID))
+	if out.ReplyTo != "" && out.Reply == nil && settle != writeback.Abandon {
+		log.Error("the outcome names a reply queue but holds no result; abandoning the message rather than completing it unanswered",
+			zap.String(logging.FieldQueue, out.ReplyTo))
+		settle = writeback.Abandon
+	}
 	if out.Reply != nil && out.ReplyTo != "" && settle != writeback.Abandon {
 		err := c.replies.send(out.ReplyTo, out.Reply)
 		if err != nil {
-			c.health.fail(err, time.Now())
+			if IsNotFound(err) {
+				err = &MissingQueueError{Queue: out.ReplyTo, Namespace: c.o.Namespace,
+					Fix: "have the sender name an existing queue in ReplyTo", Err: err}
+			}
+			c.health.replyFailed(out.ReplyTo, err, time.Now())
 			log.Warn("sending the result failed; abandoning the message so the result is sent again on redelivery",
-				zap.String(logging.FieldQueue, out.ReplyTo), zap.Error(err))
+				zap.String(logging.FieldQueue, out.ReplyTo), errField(err))
 			settle = writeback.Abandon
 		} else {
 			c.health.ok(time.Now())
+			c.health.replySent(out.ReplyTo)
 		}
 	}
 	var err error
@@ -287,7 +306,7 @@ func (c *Consumer) execute(s settler, m *azservicebus.ReceivedMessage, received 
 	default:
 		c.health.fail(err, time.Now())
 		log.Warn("settling failed; the message will be redelivered when its lock expires",
-			zap.String(logging.FieldSettle, settle.String()), zap.Error(err))
+			zap.String(logging.FieldSettle, settle.String()), errField(err))
 	}
 	out.Settle = settle
 	fields := []zap.Field{zap.String(logging.FieldOp, out.Op), zap.String(logging.FieldCode, out.Code),
@@ -342,6 +361,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // nextBackoff doubles d up to maxErrorBackoff.
 func nextBackoff(d time.Duration) time.Duration {
 	return min(2*d, maxErrorBackoff)
+}
+
+// errField logs a broker failure as a sentence with its condition
+// (Describe), not as the SDK's struct dump.
+func errField(err error) zap.Field {
+	var mq *MissingQueueError
+	if errors.As(err, &mq) {
+		return zap.String("error", mq.Error())
+	}
+	return zap.String("error", Describe(err))
+}
+
+// receiveFailed logs a failed accept or receive on the request queue and
+// returns the pause before the next attempt. A queue that does not exist
+// is logged as an error saying so, at most once a minute per consumer
+// (every receiving goroutine meets it), and waits the longest pause: no
+// retry can help before an admin acts.
+func (c *Consumer) receiveFailed(msg string, err error, backoff time.Duration) time.Duration {
+	if IsNotFound(err) {
+		now := time.Now().UnixNano()
+		last := c.missingLogged.Load()
+		if now-last >= int64(time.Minute) && c.missingLogged.CompareAndSwap(last, now) {
+			c.log.Error(MissingQueue(c.o.Queue, c.o.Namespace, "correct servicebus.queue")+"; the agent retries until it exists",
+				zap.String("error", Describe(err)))
+		}
+		return maxErrorBackoff
+	}
+	c.log.Warn(msg, zap.Duration("after", backoff), errField(err))
+	return backoff
 }
 
 // isLockLost reports whether err says the message or session lock is gone.

@@ -90,8 +90,7 @@ func (c *Consumer) runPlain() {
 		case err != nil:
 			c.health.fail(err, time.Now())
 			c.m.BusReconnect()
-			c.log.Warn("receiving failed; retrying", zap.Duration("after", backoff), zap.Error(err))
-			if !sleep(c.recvCtx, backoff) {
+			if !sleep(c.recvCtx, c.receiveFailed("receiving failed; retrying", err, backoff)) {
 				return
 			}
 			backoff = nextBackoff(backoff)
@@ -128,7 +127,11 @@ func (c *Consumer) probe(link *plainLink) (answered, waiting bool) {
 		return true, seen.Load()
 	case c.recvCtx.Err() == nil:
 		c.health.fail(err, time.Now())
-		c.log.Warn("service bus does not answer", zap.Error(err))
+		if IsNotFound(err) {
+			c.receiveFailed("", err, 0)
+		} else {
+			c.log.Warn("service bus does not answer", errField(err))
+		}
 	}
 	return false, false
 }
@@ -141,7 +144,7 @@ func (c *Consumer) replaceLink(old *plainLink) *plainLink {
 	}
 	r, err := c.client.NewReceiverForQueue(c.o.Queue, nil)
 	if err != nil {
-		c.log.Warn("creating a new receiver failed; keeping the old one", zap.Error(err))
+		c.log.Warn("creating a new receiver failed; keeping the old one", errField(err))
 		return old
 	}
 	nl := &plainLink{r: r}
@@ -154,7 +157,7 @@ func (c *Consumer) replaceLink(old *plainLink) *plainLink {
 		defer c.wg.Done()
 		old.inflight.Wait()
 		if err := c.bounded(context.Background(), old.r.Close); err != nil {
-			c.log.Debug("closing the replaced receiver failed", zap.Error(err))
+			c.log.Debug("closing the replaced receiver failed", errField(err))
 		}
 	}()
 	return nl
@@ -204,11 +207,11 @@ func (c *Consumer) renewMessageLock(ctx context.Context, r *azservicebus.Receive
 		}
 		if isLockLost(err) || time.Now().After(lockedUntil) {
 			c.log.Warn("message lock lost; the message will be redelivered",
-				zap.String(logging.FieldMessageID, m.MessageID), zap.Error(err))
+				zap.String(logging.FieldMessageID, m.MessageID), errField(err))
 			lost()
 			return
 		}
-		c.log.Warn("renewing the message lock failed; retrying", zap.String(logging.FieldMessageID, m.MessageID), zap.Error(err))
+		c.log.Warn("renewing the message lock failed; retrying", zap.String(logging.FieldMessageID, m.MessageID), errField(err))
 	}
 }
 

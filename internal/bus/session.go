@@ -43,8 +43,7 @@ func (c *Consumer) runSessions() {
 		default:
 			c.health.fail(err, time.Now())
 			c.m.BusReconnect()
-			c.log.Warn("accepting a session failed; retrying", zap.Duration("after", backoff), zap.Error(err))
-			if !sleep(c.recvCtx, backoff) {
+			if !sleep(c.recvCtx, c.receiveFailed("accepting a session failed; retrying", err, backoff)) {
 				return
 			}
 			backoff = nextBackoff(backoff)
@@ -78,7 +77,11 @@ func (c *Consumer) probeSessions() {
 				c.health.ok(time.Now())
 			case c.recvCtx.Err() == nil:
 				c.health.fail(err, time.Now())
-				c.log.Warn("service bus does not answer", zap.Error(err))
+				if IsNotFound(err) {
+					c.receiveFailed("", err, 0)
+				} else {
+					c.log.Warn("service bus does not answer", errField(err))
+				}
 			}
 		}
 		if !sleep(c.recvCtx, every) {
@@ -97,9 +100,14 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 	defer lost()
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	renewed := make(chan struct{})
+	// Read here, before the renewal runs beside other calls on sr: the
+	// SDK rewrites the receiver's lock time whenever it recovers the
+	// link, unsynchronised, so LockedUntil must not be read concurrently
+	// with those calls.
+	lockedUntil := sr.LockedUntil()
 	go func() {
 		defer close(renewed)
-		c.renewSessionLock(renewCtx, sr, lost, log)
+		c.renewSessionLock(renewCtx, sr, lockedUntil, lost, log)
 	}()
 	state := &sessionState{sr: sr, bounded: c.bounded}
 	for c.recvCtx.Err() == nil && sessCtx.Err() == nil {
@@ -113,7 +121,7 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 			if !isLockLost(err) {
 				c.health.fail(err, time.Now())
 			}
-			log.Warn("receiving from the session failed; releasing it", zap.Error(err))
+			log.Warn("receiving from the session failed; releasing it", errField(err))
 			break
 		}
 		if len(msgs) == 0 {
@@ -157,33 +165,39 @@ func (c *Consumer) sessionHasMore(sr *azservicebus.SessionReceiver, m *azservice
 func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
 	if err := c.bounded(context.Background(), sr.Close); err != nil {
 		c.log.Warn("closing a session failed; the broker releases it when its lock expires",
-			zap.String(logging.FieldSessionID, sr.SessionID()), zap.Error(err))
+			zap.String(logging.FieldSessionID, sr.SessionID()), errField(err))
 	}
 }
 
 // renewSessionLock keeps the session lock alive until ctx ends; messages of
 // a session have no locks of their own. When the lock is lost it calls lost.
-func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lost func(), log *zap.Logger) {
-	lockedUntil := sr.LockedUntil()
+// It never reads sr.LockedUntil (see holdSession): a renewal granted at t
+// lasts until t plus the lock duration, which the first lock shows.
+func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lockedUntil time.Time, lost func(), log *zap.Logger) {
+	lockFor := time.Until(lockedUntil) // a little under the lock duration: renewals come early, never late
+	if lockFor <= 0 {
+		lockFor = c.o.SettleTimeout
+	}
 	for {
 		if !sleep(ctx, renewDelay(time.Until(lockedUntil))) {
 			return
 		}
+		asked := time.Now()
 		err := c.bounded(ctx, func(ctx context.Context) error { return sr.RenewSessionLock(ctx, nil) })
 		if ctx.Err() != nil {
 			return
 		}
 		c.m.LockRenewal(err == nil)
 		if err == nil {
-			lockedUntil = sr.LockedUntil()
+			lockedUntil = asked.Add(lockFor)
 			continue
 		}
 		if isLockLost(err) || time.Now().After(lockedUntil) {
-			log.Warn("session lock lost; its messages will be redelivered", zap.Error(err))
+			log.Warn("session lock lost; its messages will be redelivered", errField(err))
 			lost()
 			return
 		}
-		log.Warn("renewing the session lock failed; retrying", zap.Error(err))
+		log.Warn("renewing the session lock failed; retrying", errField(err))
 	}
 }
 

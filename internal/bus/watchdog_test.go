@@ -43,7 +43,7 @@ func watchdogRecovers(t *testing.T, sessions bool) {
 	h := &testHandler{}
 	const watchdog = 3 * time.Second
 	w, err := NewWatched(Connection{ConnectionString: secret.FromString(cs), Retry: fastRetry}, h,
-		Options{Queue: "q", Sessions: sessions, MaxConcurrent: 2, SessionIdleTimeout: 500 * time.Millisecond, SettleTimeout: 2 * time.Second, Metrics: m, Logger: zap.New(core)}, watchdog)
+		Options{Queue: "q", Sessions: sessions, MaxConcurrent: 2, SessionIdleTimeout: 500 * time.Millisecond, SettleTimeout: 2 * time.Second, AcceptTimeout: time.Second, ErrorBackoff: 50 * time.Millisecond, Metrics: m, Logger: zap.New(core)}, watchdog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestWatchdogLeavesLongWritebacksAlone(t *testing.T) {
 		return writeback.Outcome{Settle: writeback.Complete, RequestID: d.Message.MessageID}
 	}}
 	w, err := NewWatched(Connection{ConnectionString: srv.ConnectionString(), Retry: fastRetry}, h,
-		Options{Queue: "q", MaxConcurrent: 1, SettleTimeout: 2 * time.Second, Metrics: m}, watchdog)
+		Options{Queue: "q", MaxConcurrent: 1, SettleTimeout: 2 * time.Second, SessionIdleTimeout: 500 * time.Millisecond, AcceptTimeout: time.Second, ErrorBackoff: 50 * time.Millisecond, Metrics: m}, watchdog)
 	if err != nil {
 		t.Fatal(err)
 	}

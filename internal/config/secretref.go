@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -69,9 +68,9 @@ func (r *SecretRef) Resolve(getenv func(string) string) (*secret.Secret, error) 
 		}
 		return secret.FromString(v), nil
 	case r.File != "":
-		b, err := os.ReadFile(r.File)
+		b, err := readSecretFile(r.File)
 		if err != nil {
-			return nil, fmt.Errorf("read secret file: %w", err)
+			return nil, err
 		}
 		defer clear(b)
 		b = bytes.TrimRight(b, "\r\n")

@@ -11,7 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+
+	"wbagent/internal/fileperm"
 )
 
 // Key file names written by `wbagent keygen`.
@@ -192,15 +193,51 @@ func LoadAgentPublicKey(path string) (*AgentPublicKey, error) {
 	return k, nil
 }
 
-// readKeyFile reads a public key file of bounded size.
+// readKeyFile reads a public key file of bounded size, refusing a
+// private key given in its place.
 func readKeyFile(path string) ([]byte, error) { return readFile(path, false) }
 
-// readPrivateKeyFile reads a private key file, refusing one other users can
-// access: on a shared server that key would no longer be the agent's alone.
+// readPrivateKeyFile reads a private key file, refusing a public key given
+// in its place and a file other users can access: on a shared server that
+// key would no longer be the agent's alone.
 func readPrivateKeyFile(path string) ([]byte, error) { return readFile(path, true) }
 
-// readFile reads a key file, checking the mode of the file it opened (not
-// of whatever the path names a moment earlier).
+// WrongKindError is a public key file given where a private key belongs,
+// or the reverse: no chmod or keygen fixes that, the path is wrong.
+type WrongKindError struct {
+	Path string
+	// Holds is what the file holds: "a public key" or "a private key".
+	Holds string
+	// Want is what belongs there.
+	Want string
+}
+
+func (e *WrongKindError) Error() string {
+	return fmt.Sprintf("key file %s holds %s, but %s belongs here", e.Path, e.Holds, e.Want)
+}
+
+// keyKind tells what a key file holds from its first PEM block or JSON
+// document: "private", "public", or "" when it is neither.
+func keyKind(data []byte) string {
+	if block, _ := pem.Decode(data); block != nil {
+		switch block.Type {
+		case hpkePrivatePEMType, pkcs8PEMType, "EC PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+			return "private"
+		case pkixPEMType:
+			return "public"
+		}
+		return ""
+	}
+	var doc map[string]any
+	if json.Unmarshal(data, &doc) == nil && doc["kid"] != nil {
+		return "public" // an agent public key document (agent-hpke.pub.json)
+	}
+	return ""
+}
+
+// readFile reads a key file, checking the kind of key it holds and, for a
+// private key, the mode and owner of the file it opened (not of whatever
+// the path names a moment earlier).
 func readFile(path string, private bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -211,11 +248,6 @@ func readFile(path string, private bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
 	}
-	if private {
-		if err := checkPrivateMode(path, st.Mode()); err != nil {
-			return nil, err
-		}
-	}
 	if !st.Mode().IsRegular() || st.Size() > maxKeyFileSizeBytes {
 		return nil, fmt.Errorf("read key file %s: not a regular file of at most %d bytes", path, maxKeyFileSizeBytes)
 	}
@@ -224,29 +256,28 @@ func readFile(path string, private bool) ([]byte, error) {
 		clear(data)
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
 	}
+	switch kind := keyKind(data); {
+	case private && kind == "public":
+		clear(data)
+		return nil, &WrongKindError{Path: path, Holds: "a public key", Want: "the private key (agent-hpke.key or agent-sign.key from wbagent keygen)"}
+	case !private && kind == "private":
+		clear(data)
+		return nil, &WrongKindError{Path: path, Holds: "a private key", Want: "a public key (a sender's sender.pub, or agent-sign.pub); a private key given here is exposed"}
+	}
+	if private {
+		if err := fileperm.CheckPrivate("private key file", path, st); err != nil {
+			clear(data)
+			return nil, err
+		}
+	}
 	return data, nil
 }
 
 // CheckPrivateKeyMode returns an error naming the file and the fix when a
-// private key file grants any access to group or others.
+// private key file grants any access to group or others, or is owned by
+// another user than the one running the agent.
 func CheckPrivateKeyMode(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("read private key file: %w", err)
-	}
-	return checkPrivateMode(path, st.Mode())
-}
-
-// checkPrivateMode refuses group or other permission bits. Windows has no
-// such bits; there the installer sets the file's ACL.
-func checkPrivateMode(path string, mode fs.FileMode) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	if perm := mode.Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("private key file %s is accessible by group or others (mode %04o); restrict it with: chmod 600 %s", path, perm, path)
-	}
-	return nil
+	return fileperm.CheckPrivatePath("private key file", path)
 }
 
 // AgentKeyIDs are the kids of a key set WriteAgentKeys made.

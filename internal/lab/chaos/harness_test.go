@@ -305,7 +305,13 @@ func (w *world) waitAnswered(rs []*request, within time.Duration) {
 	ctx, cancel := context.WithTimeout(w.ctx, within)
 	defer cancel()
 	if err := w.sender.WaitAll(ctx, ids(rs)); err != nil {
-		w.t.Fatalf("%v (queue: %s)", err, w.queueState())
+		// Where a missing result may be: still queued as a request, on
+		// the reply queue (sent, not yet collected), or never sent.
+		reply := "?"
+		if st, err := w.srv.Stats(replyName); err == nil {
+			reply = fmt.Sprintf("%+v", st)
+		}
+		w.t.Fatalf("%v (queue: %s; reply queue: %s; collector errors: %v)", err, w.queueState(), reply, w.sender.Bad())
 	}
 }
 

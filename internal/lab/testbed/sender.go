@@ -53,6 +53,11 @@ type Sender struct {
 	recv   *azservicebus.Receiver
 	stop   context.CancelFunc
 	done   chan struct{}
+	// settling counts completes of received results still running.
+	settling sync.WaitGroup
+	// complete settles a received result: the reply receiver's
+	// CompleteMessage, or a test's stand-in.
+	complete func(context.Context, *azservicebus.ReceivedMessage) error
 
 	mu         sync.Mutex
 	resultKeys []ed25519.PublicKey
@@ -72,6 +77,12 @@ func NewClient(b *Bus) (*azservicebus.Client, error) {
 
 // NewSender connects to the bus and starts collecting results.
 func NewSender(b *Bus, keys *Keys, o SenderOptions) (*Sender, error) {
+	return newSender(b, keys, o, nil)
+}
+
+// newSender is NewSender with the way received results are completed;
+// nil completes them on the reply receiver.
+func newSender(b *Bus, keys *Keys, o SenderOptions, complete func(context.Context, *azservicebus.ReceivedMessage) error) (*Sender, error) {
 	if o.Queue == "" || o.ReplyQueue == "" {
 		return nil, errors.New("new sender: Queue and ReplyQueue are required")
 	}
@@ -92,11 +103,20 @@ func NewSender(b *Bus, keys *Keys, o SenderOptions) (*Sender, error) {
 		_ = client.Close(context.Background())
 		return nil, fmt.Errorf("new receiver for %s: %w", o.ReplyQueue, err)
 	}
+	s.complete = complete
+	if s.complete == nil {
+		s.complete = func(ctx context.Context, m *azservicebus.ReceivedMessage) error {
+			return s.recv.CompleteMessage(ctx, m, nil)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.collect(ctx)
 	return s, nil
 }
+
+// settleTimeout bounds the complete of one received result.
+const settleTimeout = 10 * time.Second
 
 // collect receives results until ctx ends.
 func (s *Sender) collect(ctx context.Context) {
@@ -115,7 +135,20 @@ func (s *Sender) collect(ctx context.Context) {
 		}
 		for _, rm := range msgs {
 			m := FromReceived(rm)
-			_ = s.recv.CompleteMessage(ctx, rm, nil)
+			// The result counts once it is received. Completing it is
+			// housekeeping that must hold up neither recording it nor
+			// the next receive: after a dropped connection the SDK's
+			// settle retries with its own default policy (seconds apart,
+			// with no deadline of its own), and a receive loop waiting on
+			// it stops collecting results for as long. A complete that
+			// fails brings the same result again after its lock expires.
+			s.settling.Add(1)
+			go func() {
+				defer s.settling.Done()
+				cctx, cancel := context.WithTimeout(ctx, settleTimeout)
+				defer cancel()
+				_ = s.complete(cctx, rm)
+			}()
 			s.mu.Lock()
 			var res *protocol.Result
 			var verr error
@@ -295,6 +328,7 @@ func (s *Sender) Client() *azservicebus.Client { return s.client }
 func (s *Sender) Close() error {
 	s.stop()
 	<-s.done
+	s.settling.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.client.Close(ctx)
