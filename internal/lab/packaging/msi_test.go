@@ -181,12 +181,14 @@ func TestMSI(t *testing.T) {
 	}
 
 	// PURGEDATA=1 removes %ProgramData%\wbagent on a real uninstall only:
-	// a command (34 = exe run in a folder) committed once the uninstall
-	// has succeeded, as SYSTEM, never on a repair or a major upgrade.
+	// a command (34 = exe run in a folder), deferred to the script's last
+	// step so a failed uninstall rolls back before it, as SYSTEM, never on
+	// a repair or a major upgrade. Not a commit or rollback action: those
+	// never run where policy disables rollback.
 	purge := find(table("CustomAction"), "Action", "PurgeDataDir")
-	const caBase, caContinue, caInScript, caCommit, caNoImpersonate = 0x3f, 0x40, 0x400, 0x200, 0x800
-	if ty, _ := strconv.Atoi(purge["Type"]); ty&caBase != 34 || ty&caInScript == 0 || ty&caCommit == 0 || ty&caNoImpersonate == 0 || ty&caContinue == 0 {
-		t.Errorf("PurgeDataDir type %s: want 34 (command in a folder), commit, not impersonated, exit code ignored", purge["Type"])
+	const caBase, caContinue, caInScript, caCommitOrRollback, caNoImpersonate = 0x3f, 0x40, 0x400, 0x300, 0x800
+	if ty, _ := strconv.Atoi(purge["Type"]); ty&caBase != 34 || ty&caInScript == 0 || ty&caCommitOrRollback != 0 || ty&caNoImpersonate == 0 || ty&caContinue == 0 {
+		t.Errorf("PurgeDataDir type %s: want 34 (command in a folder), deferred, not impersonated, exit code ignored", purge["Type"])
 	}
 	if want := `"[System64Folder]cmd.exe" /c if exist "[DATADIR]" rd /s /q "[DATADIR]"`; purge["Target"] != want || purge["Source"] != "TARGETDIR" {
 		t.Errorf("PurgeDataDir runs %q in %s, want %q in TARGETDIR", purge["Target"], purge["Source"], want)
@@ -200,7 +202,12 @@ func TestMSI(t *testing.T) {
 	if purgeCond != `PURGEDATA="1" AND REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE` {
 		t.Errorf("PurgeDataDir condition %q: want PURGEDATA=\"1\", a real uninstall, no upgrade", purgeCond)
 	}
-	if !(seq["InstallInitialize"] < seq["PurgeDataDir"] && seq["PurgeDataDir"] < seq["InstallFinalize"]) {
+	for action, n := range seq {
+		if action != "PurgeDataDir" && n > seq["PurgeDataDir"] && n < seq["InstallFinalize"] {
+			t.Errorf("%s (%d) runs after PurgeDataDir (%d): a failure there would roll back an uninstall whose data is gone", action, n, seq["PurgeDataDir"])
+		}
+	}
+	if seq["InstallInitialize"] >= seq["PurgeDataDir"] || seq["PurgeDataDir"] >= seq["InstallFinalize"] {
 		t.Errorf("PurgeDataDir (%d) must be scheduled between InstallInitialize (%d) and InstallFinalize (%d)", seq["PurgeDataDir"], seq["InstallInitialize"], seq["InstallFinalize"])
 	}
 	if got := find(props, "Property", "SecureCustomProperties")["Value"]; !strings.Contains(got+";", ";PURGEDATA;") {

@@ -260,8 +260,6 @@ func TestWindowsService(t *testing.T) {
 	if err := dom.Secrets.ScanError(filepath.Join(l.drive, "ProgramData", "wbagent", "logs"), files.Audit, files.StateDir, l.system); err != nil {
 		t.Error(err)
 	}
-
-	l.purge()
 	if t.Failed() {
 		for _, f := range []string{files.Log, l.system} {
 			if b, err := os.ReadFile(f); err == nil {
@@ -269,6 +267,9 @@ func TestWindowsService(t *testing.T) {
 			}
 		}
 	}
+
+	// Last, since it deletes the logs read above.
+	l.purge()
 }
 
 // purge proves that only a real uninstall asked to purge removes
