@@ -8,11 +8,12 @@ import (
 // The service-manager commands. Only install takes flags: the config the
 // service runs with (the registered command line is `run --service --config
 // FILE` on Windows, `run --config FILE` in the systemd unit) and, on
-// Windows, the account. The others act on the installed service by name.
+// Windows, the account. The others act on the installed service by name;
+// uninstall takes --purge on Windows.
 func init() {
 	for _, c := range []struct{ name, summary string }{
 		{"install", "install wbagent as a system service (systemd unit or Windows service) running `run --config FILE`; again to update it"},
-		{"uninstall", "stop and remove the system service (config, keys, state and logs stay)"},
+		{"uninstall", "stop and remove the system service (config, keys, state and logs stay; on Windows, --purge deletes them too)"},
 		{"start", "start the installed service"},
 		{"stop", "stop the installed service"},
 		{"restart", "restart the installed service (starts it when stopped)"},
@@ -27,7 +28,16 @@ func init() {
 
 func runServiceCommand(env *cmdEnv, name string, args []string) error {
 	if name != "install" {
-		fs := newFlags(env, name, name)
+		usage := name
+		if name == "uninstall" && runtime.GOOS == "windows" {
+			usage = "uninstall [--purge]"
+		}
+		fs := newFlags(env, name, usage)
+		// Data goes only when asked, as with the MSI's PURGEDATA=1.
+		purge := new(bool)
+		if name == "uninstall" && runtime.GOOS == "windows" {
+			purge = fs.Bool("purge", false, `also delete %ProgramData%\wbagent: config, keys, state, audit and logs (folders the config names elsewhere stay)`)
+		}
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -35,7 +45,7 @@ func runServiceCommand(env *cmdEnv, name string, args []string) error {
 		case "status":
 			return serviceStatus(env)
 		case "uninstall":
-			return serviceUninstall(env)
+			return serviceUninstall(env, *purge)
 		}
 		return serviceControl(env, name)
 	}

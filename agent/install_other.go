@@ -31,8 +31,9 @@ func serviceInstall(env *cmdEnv, cfg *config.Config, _ string) error {
 }
 
 // serviceUninstall removes the unit. The account, config, keys, state and
-// logs stay, as the packages' remove (not purge) does.
-func serviceUninstall(env *cmdEnv) error {
+// logs stay, as the packages' remove (not purge) does; purge is a Windows
+// flag (the packages' purge deletes the data here).
+func serviceUninstall(env *cmdEnv, _ bool) error {
 	s, err := newService(serviceProgram{}, defaultConfigPath())
 	if err != nil {
 		return err

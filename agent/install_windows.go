@@ -35,8 +35,14 @@ func serviceInstall(env *cmdEnv, cfg *config.Config, account string) error {
 }
 
 // serviceUninstall removes the service and its Event Log source; config,
-// keys, state and logs under %ProgramData%\wbagent stay.
-func serviceUninstall(env *cmdEnv) error { return winUninstall(newSCM(), env.stdout, serviceName) }
+// keys, state and logs under %ProgramData%\wbagent stay unless purge, and
+// then only once the service is gone (a running agent holds its files).
+func serviceUninstall(env *cmdEnv, purge bool) error {
+	if err := winUninstall(newSCM(), env.stdout, serviceName); err != nil || !purge {
+		return err
+	}
+	return winPurge(env.stdout, filepath.Dir(defaultConfigPath()))
+}
 
 // serviceControl starts, stops or restarts the service.
 func serviceControl(env *cmdEnv, verb string) error {

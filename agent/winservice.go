@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -262,6 +264,56 @@ func winUninstall(m scm, out io.Writer, name string) error {
 	}
 	if removed == 0 {
 		fmt.Fprintf(out, "service %s is not installed: nothing to remove\n", name)
+	}
+	return nil
+}
+
+// winPurge deletes dir, the agent's data folder (%ProgramData%\wbagent),
+// with everything in it: what `uninstall --purge` and the MSI's PURGEDATA=1
+// remove. Anything but an absolute folder named wbagent is refused, so a
+// strange %ProgramData% can never make it delete more.
+func winPurge(out io.Writer, dir string) error {
+	if !filepath.IsAbs(dir) || !strings.EqualFold(filepath.Base(dir), serviceName) {
+		return fmt.Errorf("purge %s: not the agent's data folder (an absolute path ending in %s); nothing deleted", dir, serviceName)
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(out, "%s does not exist: nothing to purge\n", dir)
+		return nil
+	}
+	if err := removeTree(dir); err != nil {
+		return fmt.Errorf("purge %s (close what holds its files open, then run uninstall --purge again): %w", dir, err)
+	}
+	fmt.Fprintf(out, "removed %s (config, keys, state, audit and logs)\n", dir)
+	return nil
+}
+
+// removeTree deletes dir and everything below it, deepest first, one plain
+// delete each: os.RemoveAll's handle-relative deletes fail under Wine
+// ("Invalid function"). Links and junctions are deleted, never followed.
+// It goes on past a file it cannot delete and says how many stayed.
+func removeTree(dir string) error {
+	var paths []string
+	if err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list what is in it: %w", err)
+	}
+	var first error
+	failed := 0
+	for i := len(paths) - 1; i >= 0; i-- {
+		if err := os.Remove(paths[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if first == nil {
+				first = err
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d entries not deleted, the first: %w", failed, len(paths), first)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -423,5 +424,48 @@ func TestServiceCommandFlags(t *testing.T) {
 	_, errOut, code := runCLI(t, "", nil, "install", "-h")
 	if code != exitOK || !strings.Contains(errOut, "-config") {
 		t.Errorf("install -h: code %d, %q", code, errOut)
+	}
+}
+
+// TestWinPurge: --purge deletes the whole data folder, nested state
+// included, says so, is content when it is already gone, and refuses any
+// folder that is not the agent's own.
+func TestWinPurge(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wbagent")
+	for _, f := range []string{"wbagent.yaml", "keys/agent-hpke.key", "state/dedup/0001", "logs/audit.jsonl"} {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := winPurge(&out, dir); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s is still there after purge: %v", dir, err)
+	}
+	if !strings.Contains(out.String(), "removed "+dir) {
+		t.Errorf("purge output: %q", out.String())
+	}
+	out.Reset()
+	if err := winPurge(&out, dir); err != nil || !strings.Contains(out.String(), "nothing to purge") {
+		t.Errorf("second purge: %v, %q", err, out.String())
+	}
+	other := t.TempDir()
+	keep := filepath.Join(other, "keep")
+	if err := os.WriteFile(keep, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{other, "wbagent", ""} {
+		if err := winPurge(&out, bad); err == nil || !strings.Contains(err.Error(), "nothing deleted") {
+			t.Errorf("purge of %q: %v, want a refusal", bad, err)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a refused purge deleted %s: %v", keep, err)
 	}
 }

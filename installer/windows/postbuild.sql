@@ -24,7 +24,8 @@ INSERT INTO `Upgrade` (`UpgradeCode`, `VersionMin`, `Attributes`, `ActionPropert
 
 -- <Property Secure="yes">: SERVICEACCOUNT given on the msiexec command line
 -- reaches the elevated (server) side of the install.
-UPDATE `Property` SET `Value` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;SERVICEACCOUNT' WHERE `Property` = 'SecureCustomProperties';
+-- PURGEDATA (below) likewise.
+UPDATE `Property` SET `Value` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;SERVICEACCOUNT;PURGEDATA' WHERE `Property` = 'SecureCustomProperties';
 
 -- <ServiceConfig> (native, Windows Installer 5): delayed automatic start (3),
 -- failure actions also when the service stops with an error exit code (4),
@@ -58,3 +59,22 @@ INSERT INTO `MsiLockPermissionsEx` (`MsiLockPermissionsEx`, `LockObject`, `Table
 -- show "the description cannot be found". A Registry value that starts
 -- with "#%" is written as REG_EXPAND_SZ.
 UPDATE `Registry` SET `Value` = '#%%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll' WHERE `Name` = 'EventMessageFile';
+
+-- <CustomAction Directory="TARGETDIR" ExeCommand=... Execute="deferred"
+-- Impersonate="no" Return="ignore">: `msiexec /x ... PURGEDATA=1` also
+-- removes %ProgramData%\wbagent (config, keys, sender keys, state, audit,
+-- logs), which the permanent components above otherwise keep. Only on a
+-- real uninstall: never on a repair or change (REMOVE is not ALL) nor when
+-- a major upgrade removes the older version (UPGRADINGPRODUCTCODE), and
+-- only for exactly "1". Type 3170 = 34 (a command run in a folder, here the
+-- root of the drive, which the uninstall does not remove) + 64 (exit code
+-- ignored) + 1024 (deferred: in the script) + 2048 (as SYSTEM, which the
+-- folder's ACL lets in). It is the script's last step (6590: after
+-- PublishProduct, before InstallFinalize), so an uninstall that fails or
+-- is cancelled rolls back before the data is touched. Not a commit action,
+-- which would do the same but never runs where policy disables rollback.
+-- cmd.exe's rd, not the installed wbagent.exe: the exe is gone by then
+-- (and Wine's msiexec runs every in-script action at InstallFinalize). A
+-- file another program holds open at that moment stays.
+INSERT INTO `CustomAction` (`Action`, `Type`, `Source`, `Target`) VALUES ('PurgeDataDir', 3170, 'TARGETDIR', '"[System64Folder]cmd.exe" /c if exist "[DATADIR]" rd /s /q "[DATADIR]"');
+INSERT INTO `InstallExecuteSequence` (`Action`, `Condition`, `Sequence`) VALUES ('PurgeDataDir', 'PURGEDATA="1" AND REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE', 6590);

@@ -17,7 +17,7 @@ import (
 // TestMSI inspects the MSI with msiinfo and msiextract: the service, its
 // recovery and configuration, the files and where they go, the Event Log
 // source, the data folder's ACL, the upgrade rules, and what stays on
-// uninstall.
+// uninstall unless PURGEDATA=1.
 func TestMSI(t *testing.T) {
 	p := packages(t)
 	requireTools(t, "msiinfo", "msiextract", "dpkg-deb")
@@ -178,6 +178,45 @@ func TestMSI(t *testing.T) {
 	}
 	if seq["RemoveExistingProducts"] == 0 || seq["LaunchConditions"] > seq["RemoveExistingProducts"] {
 		t.Errorf("RemoveExistingProducts %d must be scheduled after LaunchConditions %d", seq["RemoveExistingProducts"], seq["LaunchConditions"])
+	}
+
+	// PURGEDATA=1 removes %ProgramData%\wbagent on a real uninstall only:
+	// a command (34 = exe run in a folder), deferred to the script's last
+	// step so a failed uninstall rolls back before it, as SYSTEM, never on
+	// a repair or a major upgrade. Not a commit or rollback action: those
+	// never run where policy disables rollback.
+	purge := find(table("CustomAction"), "Action", "PurgeDataDir")
+	const caBase, caContinue, caInScript, caCommitOrRollback, caNoImpersonate = 0x3f, 0x40, 0x400, 0x300, 0x800
+	if ty, _ := strconv.Atoi(purge["Type"]); ty&caBase != 34 || ty&caInScript == 0 || ty&caCommitOrRollback != 0 || ty&caNoImpersonate == 0 || ty&caContinue == 0 {
+		t.Errorf("PurgeDataDir type %s: want 34 (command in a folder), deferred, not impersonated, exit code ignored", purge["Type"])
+	}
+	if want := `"[System64Folder]cmd.exe" /c if exist "[DATADIR]" rd /s /q "[DATADIR]"`; purge["Target"] != want || purge["Source"] != "TARGETDIR" {
+		t.Errorf("PurgeDataDir runs %q in %s, want %q in TARGETDIR", purge["Target"], purge["Source"], want)
+	}
+	var purgeCond string
+	for _, r := range table("InstallExecuteSequence") {
+		if r["Action"] == "PurgeDataDir" {
+			purgeCond = r["Condition"]
+		}
+	}
+	if purgeCond != `PURGEDATA="1" AND REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE` {
+		t.Errorf("PurgeDataDir condition %q: want PURGEDATA=\"1\", a real uninstall, no upgrade", purgeCond)
+	}
+	for action, n := range seq {
+		if action != "PurgeDataDir" && n > seq["PurgeDataDir"] && n < seq["InstallFinalize"] {
+			t.Errorf("%s (%d) runs after PurgeDataDir (%d): a failure there would roll back an uninstall whose data is gone", action, n, seq["PurgeDataDir"])
+		}
+	}
+	if seq["InstallInitialize"] >= seq["PurgeDataDir"] || seq["PurgeDataDir"] >= seq["InstallFinalize"] {
+		t.Errorf("PurgeDataDir (%d) must be scheduled between InstallInitialize (%d) and InstallFinalize (%d)", seq["PurgeDataDir"], seq["InstallInitialize"], seq["InstallFinalize"])
+	}
+	if got := find(props, "Property", "SecureCustomProperties")["Value"]; !strings.Contains(got+";", ";PURGEDATA;") {
+		t.Errorf("PURGEDATA is not a secure property: %q", got)
+	}
+	for _, r := range props {
+		if r["Property"] == "PURGEDATA" {
+			t.Errorf("PURGEDATA has a default value %q: the default must be to keep the data", r["Value"])
+		}
 	}
 
 	checkMSIPayload(t, p)

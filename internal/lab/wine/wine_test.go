@@ -180,10 +180,11 @@ func TestWindowsService(t *testing.T) {
 	l.verifyAudit(files.Audit, first)
 	l.wantEventLog(first)
 
-	// An upgrade keeps the configuration, the keys and the service account.
+	// An upgrade keeps the configuration, the keys and the service account,
+	// even when asked to purge: removing the older version is no uninstall.
 	conf, _ := os.ReadFile(files.Config)
 	copyFile(t, up, filepath.Join(l.drive, "wbagent-upgrade.msi"))
-	l.mustWine("msiexec", "/i", winUpgradeMSI, "/qn", "/l*v", `C:\msi-upgrade.log`)
+	l.mustWine("msiexec", "/i", winUpgradeMSI, "PURGEDATA=1", "/qn", "/l*v", `C:\msi-upgrade.log`)
 	if out := l.mustWine(winExe, "version"); !strings.Contains(out, upgradeVersion) {
 		t.Errorf("version after the upgrade: %q", out)
 	}
@@ -265,6 +266,82 @@ func TestWindowsService(t *testing.T) {
 				t.Logf("%s (last 6 KB):\n%s", f, tail(string(b), 6<<10))
 			}
 		}
+	}
+
+	// Last, since it deletes the logs read above.
+	l.purge()
+}
+
+// purge proves that only a real uninstall asked to purge removes
+// %ProgramData%\wbagent, through the MSI (PURGEDATA=1) and through
+// `wbagent uninstall --purge`; a repair and the removal of an older version
+// by an upgrade keep it, asked or not.
+func (l *lane) purge() {
+	t := l.t
+	data := filepath.Join(l.drive, "ProgramData", "wbagent")
+	// Something the MSI did not install, nested as the agent's state is.
+	nested := filepath.Join(data, "state", "purge-check", "record")
+	kept := func(step string) {
+		t.Helper()
+		for _, f := range []string{filepath.Join(data, "wbagent.yaml"), filepath.Join(data, "keys", "agent", "agent-hpke.key"), nested} {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("%s removed %s: %v", step, f, err)
+			}
+		}
+	}
+	gone := func(step string) {
+		t.Helper()
+		if _, err := os.Lstat(data); !os.IsNotExist(err) {
+			var left []string
+			filepath.WalkDir(data, func(p string, _ os.DirEntry, _ error) error { left = append(left, p); return nil })
+			t.Fatalf("%s left %%ProgramData%%\\wbagent (%v): %v", step, err, left)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(nested), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nested, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	l.mustWine("msiexec", "/i", winMSI, "/qn", "/l*v", `C:\msi-reinstall.log`)
+	// A repair (what msiexec /fa sets) asked to purge.
+	l.mustWine("msiexec", "/i", winMSI, "REINSTALL=ALL", "REINSTALLMODE=vomus", "PURGEDATA=1", "/qn", "/l*v", `C:\msi-repair.log`)
+	kept("a repair with PURGEDATA=1")
+	// The older version's removal inside a major upgrade, as
+	// RemoveExistingProducts runs it: UPGRADINGPRODUCTCODE names the newer
+	// product.
+	l.mustWine("msiexec", "/x", winMSI, "PURGEDATA=1", "UPGRADINGPRODUCTCODE={6B2F4E55-0C1D-4C55-9A47-2D1D4D8A5B01}", "/qn", "/l*v", `C:\msi-upgrade-remove.log`)
+	kept("the removal of an older version by an upgrade with PURGEDATA=1")
+	if _, err := os.Stat(filepath.Join(l.drive, "Program Files", "wbagent", "wbagent.exe")); err == nil {
+		t.Fatal("msiexec /x with UPGRADINGPRODUCTCODE did not uninstall")
+	}
+
+	// A real uninstall asked to purge.
+	l.mustWine("msiexec", "/i", winMSI, "/qn", "/l*v", `C:\msi-reinstall2.log`)
+	l.mustWine("msiexec", "/x", winMSI, "PURGEDATA=1", "/qn", "/l*v", `C:\msi-purge.log`)
+	gone("msiexec /x PURGEDATA=1")
+	if out, err := l.wine("reg", "query", serviceKey); err == nil || !strings.Contains(out, "Unable to find the specified registry key") {
+		t.Errorf("the service is still registered after msiexec /x PURGEDATA=1 (%v):\n%s", err, out)
+	}
+
+	// The exe's own: without --purge the data stays, with it it goes.
+	if err := os.MkdirAll(filepath.Dir(nested), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nested, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.mustWine(winCLIExe, "uninstall")
+	if _, err := os.Stat(nested); err != nil {
+		t.Fatalf("uninstall without --purge removed %s: %v", nested, err)
+	}
+	if out := l.mustWine(winCLIExe, "uninstall", "--purge"); !strings.Contains(out, `removed C:\ProgramData\wbagent`) {
+		t.Errorf("uninstall --purge output:\n%s", out)
+	}
+	gone("uninstall --purge")
+	if out := l.mustWine(winCLIExe, "uninstall", "--purge"); !strings.Contains(out, "nothing to purge") {
+		t.Errorf("second uninstall --purge: %q", out)
 	}
 }
 
