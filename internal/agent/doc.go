@@ -2,8 +2,9 @@
 // writeback agent from a config.Config (keys, directory, ledger, audit
 // trail, writeback handler, Service Bus consumer, metrics and HTTP
 // endpoints) and owns its lifecycle. `wbagent run`, the service, `wbagent
-// dev`, `wbagent check` and the capacity benchmark all build the agent
-// here, so what is benchmarked and checked is what runs.
+// dev` and the capacity benchmark all build the agent here, and `wbagent
+// check` tests the config through the same mappings (DirectoryOptions,
+// BusConnection), so what is benchmarked and checked is what runs.
 //
 // The API:
 //

@@ -62,6 +62,9 @@ type ProxyError struct {
 	Code   int
 }
 
+// Error names the proxy, the tunnel's target and the proxy's answer, and
+// for 401/407 and 403 what to change, so the log and `check` say which
+// hop failed and its fix.
 func (e *ProxyError) Error() string {
 	hint := ""
 	switch {

@@ -1,7 +1,3 @@
-// Package config loads the agent's versioned YAML configuration strictly:
-// unknown keys and wrong types are errors that name the key path and line,
-// defaults are filled in one place, relative paths resolve against the
-// config file's folder, and secrets stay references until the agent starts.
 package config
 
 import (
@@ -27,10 +23,14 @@ type AccessError struct {
 	Err  error
 }
 
+// Error says what an administrator checks first: the file's owner and
+// mode, since the service account, not root, reads it.
 func (e *AccessError) Error() string {
 	return fmt.Sprintf("config file %s cannot be read: %v (check its owner and mode: the service account needs read access)", e.Path, e.Err)
 }
 
+// Unwrap exposes the OS error, so callers can tell a permission problem
+// from another read failure with errors.Is.
 func (e *AccessError) Unwrap() error { return e.Err }
 
 // Problem is one thing wrong with a config file.
@@ -40,6 +40,8 @@ type Problem struct {
 	Msg  string
 }
 
+// String leads with the line and the key path, so an administrator can
+// go straight to the line in an editor.
 func (p Problem) String() string {
 	var b strings.Builder
 	if p.Line > 0 {
@@ -60,6 +62,8 @@ type Error struct {
 	Problems []Problem
 }
 
+// Error prints one problem alone, or all of them, one per line, so one
+// run of `check --offline` shows every fix needed.
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

@@ -1,8 +1,9 @@
 // Package devbus is a local Service Bus: an AMQP 1.0 broker that the
 // unmodified azservicebus SDK (and other Service Bus clients, such as the
 // JavaScript @azure/service-bus) use over plain TCP with a connection
-// string ending in UseDevelopmentEmulator=true. Tests start it on
-// loopback; `wbagent devbus` runs it as a process.
+// string ending in UseDevelopmentEmulator=true, and, so that the SDK takes
+// its production path, over TLS and WebSockets too (below). Tests start it
+// on loopback; `wbagent devbus` runs it as a process.
 //
 // # What it implements
 //

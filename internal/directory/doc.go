@@ -23,6 +23,7 @@
 //	err = d.Ready(ctx)                   // for /readyz
 //	d.Close()
 //	rows := directory.Check(ctx, opts)   // for `wbagent check`
+//	in, err := directory.Inspect(ctx, url, tls, timeout) // for `wbagent tls show`: the chain, never a bind
 //	directory.Classify(err), directory.Rules // the error table
 //
 // One modify per writeback: reset replaces unicodePwd, with lockoutTime=0
@@ -54,8 +55,9 @@
 // again by SID every few seconds; a failed lookup fails the write closed.
 //
 // DNS SRV discovery keeps only targets inside the domain's DNS name or
-// configured as servers, and needs a CA file (discoveryAnchored): the
-// system roots vouch for public names, not for a domain controller.
+// configured as servers, and needs a CA file or pinned keys
+// (discoveryAnchored): the system roots vouch for public names, not for a
+// domain controller.
 //
 // historyOnReset decides from each server's rootDSE supportedControl
 // whether a reset carries the policy hints control (critical, encoded with

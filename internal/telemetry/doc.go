@@ -17,6 +17,7 @@
 //	wbagent_lock_renewals_total{result}          ok or failed
 //	wbagent_directory_failovers_total            switches to another DC
 //	wbagent_bus_reconnects_total                 Service Bus connections re-established
+//	wbagent_bus_watchdog_rebuilds_total          connections rebuilt after the broker stayed silent
 //	wbagent_audit_write_failures_total           audit lines that could not be written
 //	wbagent_session_state_refused_total          session-state records whose MAC did not verify
 //	wbagent_intake_paused                        1 while no message is taken (audit or state disk failing)

@@ -2,7 +2,7 @@
 // how fast the agent writes passwords back and what it costs. It judges
 // nothing by wall-clock time; it measures and reports.
 //
-// Run provisions a throwaway Samba AD DC (internal/testbed) and a
+// Run provisions a throwaway Samba AD DC (internal/lab/testbed) and a
 // `wbagent devbus` process on loopback and measures:
 //
 //  1. the directory ceiling: bare go-ldap password sets (reset and
@@ -17,7 +17,10 @@
 //     queues; requests/s, agent CPU µs per request and peak RSS, read from
 //     /proc of the agent's own process (and the broker's CPU);
 //  4. growth: p99 and peak RSS with 1, 8 and 64 concurrent sessions, and
-//     the time to drain 10,000 queued requests.
+//     the time to drain 10,000 queued requests;
+//  5. transport: the same backlog drained by a capacity agent over plain
+//     AMQP, AMQP over TLS and AMQP over WebSockets over TLS, in turn, on
+//     one devbus: what TLS and the WebSocket framing cost, on both ends.
 //
 // The capacity agent is this package's RunCapacityAgent, run as a child
 // process of the benchmark binary (cmd wbbench, CapacityAgentCommand), so

@@ -18,11 +18,12 @@
 // duration (Proxy, a delaying TCP proxy), unreachable past the retry
 // budget; devbus dropping every connection every few seconds, forcing
 // links off, refusing CBS once; the agent killed -9 at random points five
-// times; two and three agents with one killed; the audit file on a full
-// disk (a tmpfs, root only); a storm of bad messages among valid ones;
+// times; two and three agents with one killed; the audit file and the
+// ledger on a full disk (a tmpfs, root only); a storm of bad messages among
+// valid ones;
 // clock skew at and beyond maxClockSkew.
 //
-// `go test ./internal/chaos` (and so `make test`) runs the short form;
+// `go test ./internal/lab/chaos` (and so `make test`) runs the short form;
 // `make chaos` runs the full one (go test -args -full, or WBAGENT_CHAOS=full).
 // `go test -short` skips the suite, which needs Samba (`make deps`).
 package chaos

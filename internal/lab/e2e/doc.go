@@ -4,9 +4,13 @@
 // They prove the acceptance list of the pipeline: every result code a
 // directory or a request can produce, answered, settled and audited as
 // protocol v1 says, on session and plain queues; the protocol vectors'
-// negative cases sent as real messages; replay; two agents on one session
-// queue; kill -9 mid-batch; and, after every test, no password in any file
-// the run wrote.
+// negative cases sent as real messages; replay; forged session state
+// ignored; two agents on one session queue; kill -9 mid-batch; the shortest
+// config refusing privileged accounts, and a config without includeOUs
+// stopping check and run; /readyz on an idle session queue; a reset over WebSockets through
+// a real proxy and with Entra ID credentials; the watchdog rebuilding a
+// silenced connection; and, after every test, no password in any file the
+// run wrote.
 //
 // The package has only tests (and this file). One DC is shared by the
 // whole test binary (TestMain); each test starts its own devbus and agents

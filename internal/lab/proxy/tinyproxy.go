@@ -1,6 +1,3 @@
-// Package proxy runs a real HTTP proxy, Debian's tinyproxy, on a loopback
-// port for tests of the agent's proxy support: CONNECT tunnels, basic
-// authentication, and a proxy that refuses CONNECT to a port.
 package proxy
 
 import (
@@ -105,17 +102,20 @@ func Start(ctx context.Context, o Options) (*Proxy, error) {
 	}
 }
 
-// URL is the proxy's http:// URL, without credentials.
+// URL is the proxy's http:// URL, without credentials: the agent takes
+// those from servicebus.proxyAuth, never from the URL.
 func (p *Proxy) URL() *url.URL { return &url.URL{Scheme: "http", Host: p.Addr} }
 
-// Log returns the proxy's log so far.
+// Log returns the proxy's log so far, for a failing test to show what the
+// proxy saw.
 func (p *Proxy) Log() string {
 	b, _ := os.ReadFile(p.LogPath)
 	return string(b)
 }
 
 // Connects returns the targets (host:port) of the CONNECT requests in the
-// log, in order.
+// log, in order: the proof that a connection went through the proxy
+// rather than around it.
 func (p *Proxy) Connects() []string {
 	var targets []string
 	for _, line := range strings.Split(p.Log(), "\n") {
@@ -129,7 +129,8 @@ func (p *Proxy) Connects() []string {
 	return targets
 }
 
-// Close stops the proxy and waits for it to exit.
+// Close stops the proxy and waits for it to exit, so its port and log are
+// free when the test's temporary folder is removed.
 func (p *Proxy) Close() {
 	p.once.Do(func() {
 		_ = p.cmd.Process.Signal(os.Interrupt)

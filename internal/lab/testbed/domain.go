@@ -252,6 +252,8 @@ type BindError struct {
 	Code string
 }
 
+// Error spells out AD's data code (52e, 775, …), so a failed test says
+// why the bind was refused without a lookup.
 func (e *BindError) Error() string {
 	what := map[string]string{"52e": "wrong password", "775": "account locked", "533": "account disabled",
 		"773": "must change password", "701": "account expired", "532": "password expired"}[e.Code]

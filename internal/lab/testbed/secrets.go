@@ -84,6 +84,8 @@ type Leak struct {
 	Encoding string
 }
 
+// String says where and in which encoding a password was found, never
+// the password itself, so a failing test's output leaks nothing.
 func (l Leak) String() string {
 	return fmt.Sprintf("%s: a password (%s) at byte %d", l.Where, l.Encoding, l.Offset)
 }
