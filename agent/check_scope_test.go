@@ -61,7 +61,7 @@ func TestCheckShowsScopeAndWarnsOnAllowedPrivilege(t *testing.T) {
 		}
 		return doc.Rows, text
 	}
-	rows, out := check(exampleConfig)
+	_, out := check(exampleConfig)
 	if strings.Contains(out, "WARN") {
 		t.Fatalf("example config warns:\n%s", out)
 	}
@@ -71,7 +71,7 @@ func TestCheckShowsScopeAndWarnsOnAllowedPrivilege(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
 	}
-	rows, out = check(editedExample(t, "allowPrivileged: []", "allowPrivileged: [print operators]"))
+	rows, out := check(editedExample(t, "allowPrivileged: []", "allowPrivileged: [print operators]"))
 	warned := false
 	for _, r := range rows {
 		if r.Result == "WARN" && strings.Contains(r.Check, "privileged class allowed: Print Operators") && strings.Contains(r.Fix, "remove Print Operators") {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"wbagent/internal/bus"
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/testbed"
@@ -110,11 +109,4 @@ func transportRatio(rows []Row) float64 {
 		return 0
 	}
 	return ws / plain
-}
-
-// benchTransport maps the transport keys the bench writes (transport,
-// tls.caFile, proxy: none) as the agent does.
-func benchTransport(sb config.ServiceBus) bus.Transport {
-	return bus.Transport{WebSockets: sb.Transport == config.TransportWebSockets, CAFile: sb.TLS.CAFile,
-		Proxy: bus.Proxy{None: sb.Proxy == config.ProxyNone}}
 }
