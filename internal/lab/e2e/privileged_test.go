@@ -170,16 +170,26 @@ func TestNoIncludeOUsStopsCheckAndRun(t *testing.T) {
 	}
 	for _, cmd := range []string{"check", "run"} {
 		out, err := runCLI(r.ctx, cmd, "--config", files.Config)
-		if err == nil || !strings.Contains(out, "directory.scope.includeOUs: missing") || !strings.Contains(out, "config line ") {
+		flat := strings.Join(strings.Fields(out), " ")
+		if err == nil || !strings.Contains(flat, "directory.scope.includeOUs: missing") || !strings.Contains(flat, "config line ") {
 			t.Errorf("%s without includeOUs: %v, want a config error naming directory.scope.includeOUs:\n%s", cmd, err, out)
 		}
 	}
 }
 
 // warnRow reports whether check's output has a WARN row containing name.
+// A row wraps at 80 columns onto indented lines, which belong to it.
 func warnRow(out, name string) bool {
+	var rows []string
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "WARN") && strings.Contains(line, name) {
+		if strings.HasPrefix(line, " ") && len(rows) > 0 {
+			rows[len(rows)-1] += " " + strings.TrimSpace(line)
+			continue
+		}
+		rows = append(rows, line)
+	}
+	for _, r := range rows {
+		if strings.HasPrefix(r, "WARN") && strings.Contains(strings.Join(strings.Fields(r), " "), name) {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ package wine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -544,16 +545,26 @@ func (l *lane) writeConfig(dom *testbed.Domain, bus *testbed.Bus, keys *testbed.
 // is in scope but deliberately not delegated.
 func (l *lane) checkOnline(dom *testbed.Domain) {
 	t := l.t
-	out, err := l.wine(winExe, "check", "--config", winConfig)
+	// --json: the text form wraps its rows at 80 columns.
+	out, err := l.wine(winExe, "check", "--json", "--config", winConfig)
+	var doc struct {
+		Rows []struct{ Check, Result, Detail string }
+	}
+	if i := strings.IndexByte(out, '{'); i < 0 {
+		t.Fatalf("check --json printed no document: %v\n%s", err, out)
+	} else if jerr := json.NewDecoder(strings.NewReader(out[i:])).Decode(&doc); jerr != nil {
+		t.Fatalf("check --json: %v\n%s", jerr, out)
+	}
 	var access, ok int
-	for _, line := range strings.Split(out, "\n") {
+	for _, r := range doc.Rows {
+		line := r.Result + " " + r.Check + ": " + r.Detail
 		switch {
-		case strings.HasPrefix(line, "FAIL") && strings.Contains(line, "access "):
+		case r.Result == "FAIL" && strings.Contains(line, "access "):
 			access++
-		case strings.HasPrefix(line, "FAIL") && strings.Contains(line, "rights on "+dom.Other):
-		case strings.HasPrefix(line, "FAIL"):
+		case r.Result == "FAIL" && strings.Contains(line, "rights on "+dom.Other):
+		case r.Result == "FAIL":
 			t.Errorf("check: %s", line)
-		case strings.HasPrefix(line, "OK"):
+		case r.Result == "OK":
 			ok++
 		}
 	}
