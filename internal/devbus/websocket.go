@@ -1,12 +1,13 @@
 package devbus
 
 import (
-	"context"
 	"net"
 	"net/http"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
+
+	"wbagent/internal/wsconn"
 )
 
 // Service Bus serves AMQP over WebSockets at this path, with this
@@ -30,10 +31,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close(websocket.StatusPolicyViolation, "offer the subprotocol "+WebSocketSubprotocol+" to speak AMQP over WebSockets")
 		return
 	}
-	// A message carries at most what one Write of the client holds: a few
-	// frames. The broker's frame limit applies to the frames themselves.
-	ws.SetReadLimit(max(int64(s.maxFrameSize)*4, 1<<20))
-	nc := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+	// The stream is read a piece at a time, whatever a message's size:
+	// the broker's frame limit applies to the frames themselves.
+	nc := wsconn.New(ws, wsMessageSize)
 	c := s.addConn(&remoteConn{Conn: nc, remote: r.RemoteAddr})
 	if c == nil {
 		return
@@ -41,8 +41,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.serve()
 }
 
-// remoteConn reports the client's address as the HTTP server saw it and
-// writes in messages of at most wsMessageSize bytes.
+// remoteConn reports the client's address as the HTTP server saw it.
 type remoteConn struct {
 	net.Conn
 	remote string
@@ -52,20 +51,6 @@ type remoteConn struct {
 // stream may be cut anywhere, and small messages stay within the default
 // read limit of WebSocket clients (32 KiB for coder/websocket).
 const wsMessageSize = 16 << 10
-
-func (c *remoteConn) Write(b []byte) (int, error) {
-	n := 0
-	for len(b) > 0 {
-		k := min(len(b), wsMessageSize)
-		w, err := c.Conn.Write(b[:k])
-		n += w
-		if err != nil {
-			return n, err
-		}
-		b = b[k:]
-	}
-	return n, nil
-}
 
 type tcpAddrString string
 
