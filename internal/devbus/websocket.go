@@ -1,6 +1,8 @@
 package devbus
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -21,7 +23,7 @@ const (
 // serveWebSocket upgrades a request to a WebSocket and runs an AMQP
 // connection over it until the connection ends.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{WebSocketSubprotocol}})
+	ws, err := websocket.Accept(recordWriter{w}, r, &websocket.AcceptOptions{Subprotocols: []string{WebSocketSubprotocol}})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", zap.String("remote", r.RemoteAddr), zap.Error(err))
 		return
@@ -49,8 +51,33 @@ type remoteConn struct {
 
 // wsMessageSize bounds the WebSocket messages the broker sends: the byte
 // stream may be cut anywhere, and small messages stay within the default
-// read limit of WebSocket clients (32 KiB for coder/websocket).
-const wsMessageSize = 16 << 10
+// read limit of WebSocket clients (32 KiB for coder/websocket). With its
+// 4-byte header (payloads under 64 KiB) a message fills one TLS record.
+const wsMessageSize = wsWriteBuffer - 4
+
+// wsWriteBuffer is the write buffer of a WebSocket connection: one whole
+// message, so that each goes out in one TLS record and one system call.
+// The HTTP server's own, which the WebSocket library would write through,
+// holds 4 KiB: each message longer than that took two of each.
+const wsWriteBuffer = 16 << 10
+
+// recordWriter gives the hijacked connection a write buffer of
+// wsWriteBuffer bytes.
+type recordWriter struct{ http.ResponseWriter }
+
+func (w recordWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The switching-protocols response is flushed before the hijack;
+	// anything still buffered goes out first.
+	if err := brw.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, fmt.Errorf("flush the upgrade response: %w", err)
+	}
+	return nc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(nc, wsWriteBuffer)), nil
+}
 
 type tcpAddrString string
 
