@@ -125,10 +125,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Close closes the WebSocket with status normal closure, waiting a short
-// while for the peer's close as the protocol asks.
+// while for the peer's close as the protocol asks. A Read or Write under
+// way is ended at once by closing the connection beneath instead, as
+// NetConn does: the closing handshake would wait for that Read.
 func (c *Conn) Close() error {
 	c.rd.stop()
 	c.wd.stop()
+	if c.rd.busy.Load() || c.wd.busy.Load() {
+		return c.ws.CloseNow()
+	}
 	return c.ws.Close(websocket.StatusNormalClosure, "")
 }
 

@@ -128,10 +128,38 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func TestReadRefusesTextMessages(t *testing.T) {
 	c, srv := pair(t, 0)
-	go func() { _ = srv.Write(ctxT(t), websocket.MessageText, []byte("hello")) }()
+	closed := make(chan error, 1)
+	go func() {
+		_ = srv.Write(ctxT(t), websocket.MessageText, []byte("hello"))
+		_, _, err := srv.Read(ctxT(t))
+		closed <- err
+	}()
 	_, err := c.Read(make([]byte, 16))
 	if err == nil || !strings.Contains(err.Error(), "binary") {
 		t.Fatalf("read of a text message: %v; want an error naming binary messages", err)
+	}
+	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusUnsupportedData {
+		t.Fatalf("the peer saw %v; want a close with status unsupported data", err)
+	}
+}
+
+func TestCloseEndsABlockedRead(t *testing.T) {
+	c, _ := pair(t, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 16))
+		done <- err
+	}()
+	// Let the Read block first; Close must end it either way.
+	time.Sleep(50 * time.Millisecond)
+	_ = c.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a read on a closed connection succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("close did not end a blocked read")
 	}
 }
 
