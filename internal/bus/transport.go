@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"wbagent/internal/secret"
+	"wbagent/internal/wsconn"
 )
 
 // WebSocketPath and WebSocketSubprotocol are what Service Bus serves AMQP
@@ -191,8 +192,10 @@ func (t Transport) clientOptions(opts *azservicebus.ClientOptions, namespace str
 			c.CloseNow()
 			return nil, fmt.Errorf("open websocket to %s: the server did not agree to subprotocol %s", redactHost(args.Host), WebSocketSubprotocol)
 		}
-		// The connection outlives the dial: its context must not be ctx.
-		return websocket.NetConn(context.Background(), c, websocket.MessageBinary), nil
+		// Each AMQP frame the SDK writes is one message: Service Bus reads
+		// messages of any size. wsconn rather than websocket.NetConn: the
+		// latter arms a context callback per frame read and per write.
+		return wsconn.New(c, 0), nil
 	}
 	return nil
 }

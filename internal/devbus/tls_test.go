@@ -16,6 +16,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/coder/websocket"
+
+	"wbagent/internal/wsconn"
 )
 
 // wsDialer is what a client passes as ClientOptions.NewWebSocketConn: a
@@ -27,8 +29,7 @@ func wsDialer(pool *x509.CertPool) func(context.Context, azservicebus.NewWebSock
 		if err != nil {
 			return nil, err
 		}
-		ws.SetReadLimit(1 << 20)
-		return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), nil
+		return wsconn.New(ws, 0), nil
 	}
 }
 

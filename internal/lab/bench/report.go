@@ -25,6 +25,8 @@ type Report struct {
 
 	// Transport compares plain AMQP with WebSockets over TLS.
 	Transport []Row `json:"transport,omitempty"`
+	// TransportRatios compare each transport's runs with plain AMQP's.
+	TransportRatios []TransportRatio `json:"transportRatios,omitempty"`
 }
 
 // Row is one measured run.
@@ -127,6 +129,13 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		section("backlog drain (instant directory)", []Row{*r.Drain})
 	}
 	section("transport (instant directory)", r.Transport)
+	if len(r.TransportRatios) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Transports in the same run (agent CPU ratio: plain's µs/req over the transport's, the throughput ratio where the agent's own CPU is the limit):")
+		for _, tr := range r.TransportRatios {
+			fmt.Fprintf(w, "- %s\n", tr.line())
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Targets:")
 	for _, t := range r.Targets {

@@ -454,9 +454,13 @@ func targets(r *Report) []Target {
 		ts = append(ts, Target{Name: "agent capacity with x-wing (best run)", Want: "≥ 2000 req/s",
 			Got: fmt.Sprintf("%.0f req/s on %d CPUs (%s, %s)", best.PerSecond, r.Machine.CPUs, best.Name, best.Settings), Met: best.PerSecond >= 2000})
 	}
-	if ratio := transportRatio(r.Transport); ratio > 0 {
+	for _, tr := range r.TransportRatios {
+		if tr.Transport != transportWS {
+			continue
+		}
 		ts = append(ts, Target{Name: "websockets+TLS ÷ plain AMQP throughput, agent capacity", Want: "≥ 0.90",
-			Got: fmt.Sprintf("%.2f", ratio), Met: ratio >= 0.90})
+			Got: fmt.Sprintf("%.2f (rounds %.2f–%.2f, median %.2f)", tr.Throughput, tr.RoundMin, tr.RoundMax, tr.RoundMedian),
+			Met: tr.Throughput >= 0.90})
 	}
 	if g := find(r.Growth, "64 sessions"); g != nil && g.Agent != nil {
 		ts = append(ts, Target{Name: "agent peak RSS at 64 sessions", Want: "< 60 MiB",

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"wbagent/internal/config"
@@ -81,6 +82,10 @@ func (b *bench) transport(ctx context.Context) error {
 			b.rep.Transport = append(b.rep.Transport, row)
 		}
 	}
+	b.rep.TransportRatios = transportRatios(b.rep.Transport)
+	for _, tr := range b.rep.TransportRatios {
+		b.logf("%s", tr.line())
+	}
 	return nil
 }
 
@@ -92,21 +97,102 @@ type agentTransport struct {
 	env   string
 }
 
-// transportRatio is the summed throughput of the WebSocket runs over the
-// plain ones' (rounds alternate, so drift on the machine hits both);
-// zero without both.
-func transportRatio(rows []Row) float64 {
-	var ws, plain float64
+// TransportRatio compares one transport's runs with plain AMQP's runs of
+// the same rounds, on one devbus.
+type TransportRatio struct {
+	// Transport is the compared transport, e.g. "websockets+TLS".
+	Transport string `json:"transport"`
+	// Rounds is the number of rounds compared.
+	Rounds int `json:"rounds"`
+	// Throughput is the transport's summed throughput over plain AMQP's
+	// (rounds alternate, so drift on the machine hits both).
+	Throughput float64 `json:"throughput"`
+	// RoundMin, RoundMedian and RoundMax are the ratios of each round
+	// (round r of the transport over round r of plain AMQP).
+	RoundMin    float64 `json:"roundMin"`
+	RoundMedian float64 `json:"roundMedian"`
+	RoundMax    float64 `json:"roundMax"`
+	// AgentCPUPerRequestUs and PlainAgentCPUPerRequestUs are the agent's
+	// own CPU per request, averaged over the rounds.
+	AgentCPUPerRequestUs      float64 `json:"agentCpuPerRequestUs"`
+	PlainAgentCPUPerRequestUs float64 `json:"plainAgentCpuPerRequestUs"`
+	// AgentCPURatio is plain AMQP's agent CPU per request over the
+	// transport's: the throughput ratio where the agent's CPU alone is the
+	// limit, as on an agent's host talking to a real namespace (the
+	// broker is not on that host).
+	AgentCPURatio float64 `json:"agentCpuRatio"`
+	// BrokerCPUPerRequestUs and PlainBrokerCPUPerRequestUs are devbus's
+	// CPU per request, averaged over the rounds.
+	BrokerCPUPerRequestUs      float64 `json:"brokerCpuPerRequestUs"`
+	PlainBrokerCPUPerRequestUs float64 `json:"plainBrokerCpuPerRequestUs"`
+}
+
+// transportRatios compares each transport of rows (the transport step's,
+// in the order it ran them) with plain AMQP, round by round; nil without
+// plain rows.
+func transportRatios(rows []Row) []TransportRatio {
+	byKind := map[string][]Row{}
 	for _, r := range rows {
-		switch {
-		case strings.HasPrefix(r.Name, transportWS):
-			ws += r.PerSecond
-		case strings.HasPrefix(r.Name, transportPlain):
-			plain += r.PerSecond
+		for _, k := range transportKinds {
+			if strings.HasPrefix(r.Name, k+",") {
+				byKind[k] = append(byKind[k], r)
+			}
 		}
 	}
-	if ws == 0 || plain == 0 {
-		return 0
+	plain := byKind[transportPlain]
+	var out []TransportRatio
+	for _, k := range transportKinds {
+		rs := byKind[k]
+		n := min(len(rs), len(plain))
+		if k == transportPlain || n == 0 {
+			continue
+		}
+		tr := TransportRatio{Transport: k, Rounds: n}
+		var sum, plainSum, cpu, plainCPU, broker, plainBroker float64
+		var perRound []float64
+		for i := range n {
+			sum += rs[i].PerSecond
+			plainSum += plain[i].PerSecond
+			if plain[i].PerSecond > 0 {
+				perRound = append(perRound, rs[i].PerSecond/plain[i].PerSecond)
+			}
+			if rs[i].Agent != nil && plain[i].Agent != nil {
+				cpu += rs[i].Agent.CPUPerRequestUs
+				plainCPU += plain[i].Agent.CPUPerRequestUs
+			}
+			broker += rs[i].BrokerCPUPerRequestUs
+			plainBroker += plain[i].BrokerCPUPerRequestUs
+		}
+		if plainSum > 0 {
+			tr.Throughput = round(sum/plainSum, 3)
+		}
+		if len(perRound) > 0 {
+			slices.Sort(perRound)
+			tr.RoundMin, tr.RoundMax = round(perRound[0], 3), round(perRound[len(perRound)-1], 3)
+			m := len(perRound) / 2
+			med := perRound[m]
+			if len(perRound)%2 == 0 {
+				med = (perRound[m-1] + perRound[m]) / 2
+			}
+			tr.RoundMedian = round(med, 3)
+		}
+		tr.AgentCPUPerRequestUs = round(cpu/float64(n), 0)
+		tr.PlainAgentCPUPerRequestUs = round(plainCPU/float64(n), 0)
+		if cpu > 0 {
+			tr.AgentCPURatio = round(plainCPU/cpu, 3)
+		}
+		tr.BrokerCPUPerRequestUs = round(broker/float64(n), 0)
+		tr.PlainBrokerCPUPerRequestUs = round(plainBroker/float64(n), 0)
+		out = append(out, tr)
 	}
-	return ws / plain
+	return out
+}
+
+// line is the ratio as the report prints it.
+func (tr TransportRatio) line() string {
+	return fmt.Sprintf("%s ÷ plain AMQP, %d rounds: throughput %.2f (rounds min %.2f, median %.2f, max %.2f); "+
+		"agent CPU %.0f vs %.0f µs/req, ratio %.2f; devbus CPU %.0f vs %.0f µs/req",
+		tr.Transport, tr.Rounds, tr.Throughput, tr.RoundMin, tr.RoundMedian, tr.RoundMax,
+		tr.AgentCPUPerRequestUs, tr.PlainAgentCPUPerRequestUs, tr.AgentCPURatio,
+		tr.BrokerCPUPerRequestUs, tr.PlainBrokerCPUPerRequestUs)
 }
