@@ -58,7 +58,7 @@ deps-package: ## install the packaging tools (lintian, rpm, debootstrap, wixl, m
 	$(call install-tools,$(PACKAGE_TOOLS))
 
 # Packages with the most concurrency, run again under the race detector.
-RACE_PKGS := ./internal/devbus/... ./internal/bus/... ./internal/writeback/... ./internal/ledger/... ./internal/audit/... ./internal/telemetry/...
+RACE_PKGS := ./internal/devbus/... ./internal/bus/... ./internal/wsconn/... ./internal/writeback/... ./internal/ledger/... ./internal/audit/... ./internal/telemetry/...
 # Short fuzz runs of every decoder that reads untrusted bytes (package:target).
 FUZZ := ./internal/devbus/amqp:FuzzParseFrame ./internal/devbus/amqp:FuzzUnmarshal \
   ./internal/protocol:FuzzOpen ./internal/protocol:FuzzParseRequest ./internal/protocol:FuzzStrictJSON \
