@@ -2,13 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +10,7 @@ import (
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/proxy"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
 )
 
@@ -163,32 +157,6 @@ func TestCheckTransportHops(t *testing.T) {
 // entraTestTenant is the stand-in's tenant in these tests.
 const entraTestTenant = "3c9d5e7a-wbagent-test"
 
-// writeClientCert writes a self-signed client certificate and its key as
-// one PEM file, as an admin exports it for certificateFile.
-func writeClientCert(t *testing.T, path string, notBefore, notAfter time.Time) *x509.Certificate {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "wbagent-" + filepath.Base(path)},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
-}
-
 // TestCheckEntraCredentials runs the bus rows with Entra ID credentials
 // against devbus's stand-in: a secret and a certificate get tokens and
 // the rights; a wrong secret, an expired certificate and an app without
@@ -202,8 +170,8 @@ func TestCheckEntraCredentials(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
-	cert := writeClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
-	expired := writeClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	cert := testbed.WriteClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired := testbed.WriteClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}},
 		Entra: &devbus.EntraOptions{Tenant: entraTestTenant, Clients: []devbus.EntraClient{

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -73,34 +71,13 @@ func TestDevbusCommandEntra(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("app-secret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	var errb bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(string) string { return "" }},
-			[]string{"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--tls-dir", dir, "--queue", "q",
-				"--entra-tenant", "contoso-test", "--entra-client", "app-1=secret:" + secretFile + ",listen,send",
-				"--entra-token-lifetime", "10m"})
-		pw.Close()
-	}()
-	br := bufio.NewReader(pr)
-	var lines []string
-	for range 2 {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("line %d: %v; stderr: %s", len(lines)+1, err, errb.String())
-		}
-		lines = append(lines, strings.TrimSpace(l))
-	}
-	go func() { _, _ = io.Copy(io.Discard, br) }()
+	d := startDevbusCmd(t, func(string) string { return "" }, 2,
+		"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--tls-dir", dir, "--queue", "q",
+		"--entra-tenant", "contoso-test", "--entra-client", "app-1=secret:"+secretFile+",listen,send",
+		"--entra-token-lifetime", "10m")
+	lines := d.lines
 	host := strings.TrimSuffix(strings.TrimPrefix(strings.Split(lines[1], ";")[0], "Endpoint=sb://"), "/")
-	pemCA, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCA)
+	pool := caPool(t, filepath.Join(dir, "ca.pem"))
 	cred, err := azidentity.NewClientSecretCredential("contoso-test", "app-1", "app-secret-value", &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: azcore.ClientOptions{
 			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: "https://" + host + "/"},
@@ -114,21 +91,10 @@ func TestDevbusCommandEntra(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte("with Entra ID")}, nil); err != nil {
-		t.Fatalf("send with an Entra ID token: %v", err)
-	}
-	_ = c.Close(context.Background())
+	sendOne(t, c, "q", "with Entra ID")
 	devbusRoundTrip(t, lines[0], "q", "with Entra ID")
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("devbus returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("devbus did not stop")
-	}
+	d.stop(t)
+	errb := d.stderr
 	if strings.Contains(errb.String(), "app-secret-value") {
 		t.Fatal("the client secret reached the log")
 	}
