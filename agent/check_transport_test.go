@@ -82,21 +82,9 @@ func TestCheckTransportHops(t *testing.T) {
 		"PROXY_PW": "pr0xy-pass",
 	}
 	getenv := func(k string) string { return env[k] }
-	open, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer open.Close()
-	authed, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), User: "agent", Password: "pr0xy-pass"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer authed.Close()
-	strict, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), ConnectPorts: []int{443}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer strict.Close()
+	open := proxy.StartTest(t, proxy.Options{})
+	authed := proxy.StartTest(t, proxy.Options{User: "agent", Password: "pr0xy-pass"})
+	strict := proxy.StartTest(t, proxy.Options{ConnectPorts: []int{443}})
 	dead, err := proxy.DeadAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -126,31 +114,38 @@ func TestCheckTransportHops(t *testing.T) {
 			[]string{"OK  service bus proxy", "FAIL  service bus TLS " + ws + ": x509: certificate signed by unknown authority", "issued by", "servicebus.tls.caFile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
-			out := rowsText(rows)
-			t.Logf("\n%s", out)
-			failed := strings.Contains(out, "FAIL")
-			if failed == tc.ok {
-				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
-			}
-			rest := out
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("output lacks %q (in order):\n%s", w, out)
-				}
-				rest = rest[i+len(w):]
-			}
-			if !tc.ok && strings.Count(out, "FAIL") != 1 {
-				t.Fatalf("one hop failed, yet:\n%s", out)
-			}
-			if strings.Contains(out, "pr0xy-pass") || strings.Contains(out, "SharedAccessKey=") {
-				t.Fatalf("the rows show a secret:\n%s", out)
-			}
+			wantBusRows(t, busChecks(ctx, busOnlyConfig(t, tc.sb), getenv), tc.ok, tc.want, "pr0xy-pass", "SharedAccessKey=")
 		})
 	}
 	if got := open.Connects(); len(got) == 0 {
 		t.Fatalf("the proxy logged no CONNECT:\n%s", open.Log())
+	}
+}
+
+// wantBusRows fails unless rows pass (ok) or have exactly one FAIL row
+// (!ok), show each of want in that order, and show none of secrets.
+func wantBusRows(t *testing.T, rows []checkRow, ok bool, want []string, secrets ...string) {
+	t.Helper()
+	out := rowsText(rows)
+	t.Logf("\n%s", out)
+	if failed := strings.Contains(out, "FAIL"); failed == ok {
+		t.Fatalf("ok = %v, want %v:\n%s", !failed, ok, out)
+	}
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("output lacks %q (in order):\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+	if !ok && strings.Count(out, "FAIL") != 1 {
+		t.Fatalf("one thing is wrong, yet:\n%s", out)
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Fatalf("the rows show a secret:\n%s", out)
+		}
 	}
 }
 
@@ -213,28 +208,11 @@ func TestCheckEntraCredentials(t *testing.T) {
 			[]string{"OK  service bus token", "OK  service bus queue requests", "FAIL  service bus reply queue replies: Send refused", "Azure Service Bus Data Sender"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
-			out := rowsText(rows)
-			t.Logf("\n%s", out)
-			if failed := strings.Contains(out, "FAIL"); failed == tc.ok {
-				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
-			}
-			rest := out
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("output lacks %q (in order):\n%s", w, out)
-				}
-				rest = rest[i+len(w):]
-			}
-			if !tc.ok && strings.Count(out, "FAIL") != 1 {
-				t.Fatalf("one thing is wrong, yet:\n%s", out)
-			}
+			secrets := make([]string, 0, len(env))
 			for _, s := range env {
-				if strings.Contains(out, s) {
-					t.Fatalf("the rows show a secret:\n%s", out)
-				}
+				secrets = append(secrets, s)
 			}
+			wantBusRows(t, busChecks(ctx, busOnlyConfig(t, tc.sb), getenv), tc.ok, tc.want, secrets...)
 		})
 	}
 }

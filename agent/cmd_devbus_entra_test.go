@@ -3,38 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"wbagent/internal/lab/testbed"
 )
 
 func TestParseEntraClient(t *testing.T) {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secret")
 	os.WriteFile(secretFile, []byte("pw\n"), 0o600)
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	certFile := filepath.Join(dir, "cert.pem")
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	testbed.WriteClientCert(t, certFile, time.Now(), time.Now().Add(time.Hour))
 	// A key before the certificate, as in a combined PEM, is skipped.
-	os.WriteFile(certFile, append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...), 0o600)
+	combined, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := pem.Decode(combined)
+	os.WriteFile(certFile, append(key, pem.EncodeToMemory(cert)...), 0o600)
 
 	c, err := parseEntraClient("app1=secret:" + secretFile + ",listen")
 	if err != nil || c.ID != "app1" || string(c.Secret.Bytes()) != "pw" || !c.Listen || c.Send || c.Certificate != nil {
@@ -78,16 +69,7 @@ func TestDevbusCommandEntra(t *testing.T) {
 	lines := d.lines
 	host := strings.TrimSuffix(strings.TrimPrefix(strings.Split(lines[1], ";")[0], "Endpoint=sb://"), "/")
 	pool := caPool(t, filepath.Join(dir, "ca.pem"))
-	cred, err := azidentity.NewClientSecretCredential("contoso-test", "app-1", "app-secret-value", &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: "https://" + host + "/"},
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-		},
-		DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	c, err := testbed.EntraSecretClient("https://"+host+"/", host, pool, "contoso-test", "app-1", "app-secret-value")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,15 +35,9 @@ func TestAgentWithSambaOwnCertificate(t *testing.T) {
 		t.Fatalf("start a Samba AD DC with its own certificate: %v", err)
 	}
 	defer dc.Stop()
-	staff, err := dc.CreateOU(ctx, "Staff", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svcPw := "Svc-Writeback-Passw0rd"
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: secret.FromString(svcPw)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dc.Delegate(ctx, "svc-wb", staff); err != nil {
+	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{

@@ -40,15 +40,9 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {
 		t.Fatal(err)
 	}
-	staff, err := dc.CreateOU(ctx, "Staff", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svcPw := "Svc-Writeback-Passw0rd"
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: secret.FromString(svcPw)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dc.Delegate(ctx, "svc-wb", staff); err != nil {
+	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))
+	if err != nil {
 		t.Fatal(err)
 	}
 	firstPw := "First-Passw0rd-1"

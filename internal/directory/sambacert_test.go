@@ -41,13 +41,7 @@ func startSambaCertDC(t *testing.T) *sambaCertDC {
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0)), LockoutThreshold: sambadc.Ptr(3)}); err != nil {
 		t.Fatal(err)
 	}
-	if s.staff, err = dc.CreateOU(ctx, "Staff", ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: s.svcPw}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dc.Delegate(ctx, "svc-wb", s.staff); err != nil {
+	if s.staff, err = dc.StaffWithService(ctx, "svc-wb", s.svcPw); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(filepath.Dir(dc.CACertPath()), "cert.pem"))

@@ -16,13 +16,7 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs wbagent")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bin, err := BuildAgent(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, bin := agentBed(t, 2*time.Minute)
 	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true,
 		Queues: []devbus.QueueConfig{{Name: "q", LockDuration: 5 * time.Second}}})
 	if err != nil {
@@ -66,4 +60,18 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "kept" {
 		t.Fatalf("after the restart: %v %v", msgs, err)
 	}
+}
+
+// agentBed starts a process test: a context that ends with the test or
+// after timeout, a folder for the test, and wbagent built into it.
+func agentBed(t *testing.T, timeout time.Duration) (ctx context.Context, dir, bin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	dir = t.TempDir()
+	bin, err := BuildAgent(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dir, bin
 }

@@ -1,15 +1,9 @@
 package testbed
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,30 +47,11 @@ func ServeTLS(t testing.TB, cert tls.Certificate) string {
 	})
 }
 
-// WriteClientCert writes a self-signed client certificate valid from
-// notBefore to notAfter and its key as one PEM file at path, as an admin
-// exports it for credential.certificateFile, and returns the certificate.
+// WriteClientCert is EntraClientCert for a test: the common name is
+// wbagent-<file name>, and a failure fails t.
 func WriteClientCert(t testing.TB, path string, notBefore, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "wbagent-" + filepath.Base(path)},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := EntraClientCert(path, "wbagent-"+filepath.Base(path), notBefore, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
