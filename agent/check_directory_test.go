@@ -20,11 +20,7 @@ func TestDirectoryChecks(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{})
-	if err != nil {
-		t.Fatalf("start Samba AD DC (run `make deps` if Samba is missing): %v", err)
-	}
-	defer dc.Stop()
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
 	ou, err := dc.CreateOU(ctx, "Staff", "")
 	if err != nil {
 		t.Fatal(err)

@@ -22,11 +22,7 @@ func TestCheckAgainstRealDependencies(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dom, err := testbed.StartDomain(ctx, testbed.DomainOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dom.Stop()
+	dom := testbed.StartDomainTest(ctx, t, testbed.DomainOptions{})
 	for _, sessions := range []bool{false, true} {
 		b, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: []devbus.QueueConfig{{Name: "requests", RequiresSession: sessions}}})
 		if err != nil {

@@ -69,12 +69,8 @@ func TestCheckTransportHops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	caFile := filepath.Join(dir, devbus.CAFile)
 	env := map[string]string{
 		"SB_WS":    srv.WebSocketConnectionString().Reveal(),
@@ -167,7 +163,7 @@ func TestCheckEntraCredentials(t *testing.T) {
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
 	cert := testbed.WriteClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
 	expired := testbed.WriteClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}},
 		Entra: &devbus.EntraOptions{Tenant: entraTestTenant, Clients: []devbus.EntraClient{
 			{ID: "app-secret", Secret: secret.FromString("s3cret-value"), Listen: true, Send: true},
@@ -176,10 +172,6 @@ func TestCheckEntraCredentials(t *testing.T) {
 			{ID: "app-sender", Secret: secret.FromString("s3nder-value"), Send: true},
 			{ID: "app-reader", Secret: secret.FromString("r3ader-value"), Listen: true},
 		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value", "READER_SECRET": "r3ader-value"}
 	getenv := func(k string) string { return env[k] }
 	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]

@@ -22,11 +22,7 @@ func TestDev(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dom, err := testbed.StartDomain(ctx, testbed.DomainOptions{})
-	if err != nil {
-		t.Fatalf("%v (run `make deps` to install Samba)", err)
-	}
-	defer dom.Stop()
+	dom := testbed.StartDomainTest(ctx, t, testbed.DomainOptions{})
 
 	t.Run("throwaway keys, sessions", func(t *testing.T) {
 		dir := t.TempDir()

@@ -30,23 +30,15 @@ func TestAgentWithSambaOwnCertificate(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{SambaCert: true})
-	if err != nil {
-		t.Fatalf("start a Samba AD DC with its own certificate: %v", err)
-	}
-	defer dc.Stop()
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{SambaCert: true})
 	svcPw := "Svc-Writeback-Passw0rd"
 	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 5 * time.Second}, {Name: "replies"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	vars := map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()}
 	base := testbed.PipelineConfig{Queue: "requests", Sessions: true,
 		LDAPSURL: dc.LDAPSURL(), CAFile: dc.CACertPath(), ServerName: dc.ServerName(),

@@ -31,11 +31,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{})
-	if err != nil {
-		t.Fatalf("start a Samba AD DC (run `make deps` to install Samba): %v", err)
-	}
-	defer dc.Stop()
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
 	// A change right after a reset must not be refused as too young.
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {
 		t.Fatal(err)
@@ -50,13 +46,9 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 5 * time.Second}, {Name: "replies"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 
 	dir := t.TempDir()
 	cfg := testbed.WritePipelineConfig(t, testbed.PipelineConfig{

@@ -3,6 +3,7 @@ package sambadc
 import (
 	"context"
 	"fmt"
+	"testing"
 
 	"wbagent/internal/secret"
 )
@@ -23,4 +24,16 @@ func (dc *DC) StaffWithService(ctx context.Context, name string, pw *secret.Secr
 		return "", fmt.Errorf("delegate %s on %s: %w", name, staff, err)
 	}
 	return staff, nil
+}
+
+// StartTest is Start for a test: a DC that fails t when it cannot start
+// (with the hint that installs Samba) and stops when the test ends.
+func StartTest(ctx context.Context, t testing.TB, o Options) *DC {
+	t.Helper()
+	dc, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start a Samba AD DC (run `make deps` to install Samba): %v", err)
+	}
+	t.Cleanup(func() { _ = dc.Stop() })
+	return dc
 }

@@ -64,11 +64,7 @@ func TestBed(t *testing.T) {
 		t.Skip("needs Samba AD DC")
 	}
 	ctx, dir, bin := agentBed(t, 3*time.Minute)
-	dom, err := StartDomain(ctx, DomainOptions{})
-	if err != nil {
-		t.Fatalf("%v (run `make deps` to install Samba)", err)
-	}
-	defer dom.Stop()
+	dom := StartDomainTest(ctx, t, DomainOptions{})
 	if err := dom.CheckPassword(ctx, dom.Sample.Locked, dom.Sample.Locked.Password); BindCode(err) != "775" {
 		t.Fatalf("locked sample: %v", err)
 	}
