@@ -108,11 +108,5 @@ func TestBusProcessSecureListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wc.Close(ctx)
-	r, _ := wc.NewReceiverForQueue("q", nil)
-	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer rcancel()
-	msgs, err := r.ReceiveMessages(rctx, 1, nil)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "over TLS with Entra ID" {
-		t.Fatalf("receive over WebSockets after the restart: %v %v", msgs, err)
-	}
+	receiveBody(ctx, t, wc, "q", "over TLS with Entra ID", "receive over WebSockets after the restart")
 }

@@ -50,16 +50,7 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	r, err := c.NewReceiverForQueue("q", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-	defer rcancel()
-	msgs, err := r.ReceiveMessages(rctx, 1, nil)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "kept" {
-		t.Fatalf("after the restart: %v %v", msgs, err)
-	}
+	receiveBody(ctx, t, c, "q", "kept", "after the restart")
 }
 
 // agentBed starts a process test: a context that ends with the test or
@@ -74,4 +65,20 @@ func agentBed(t *testing.T, timeout time.Duration) (ctx context.Context, dir, bi
 		t.Fatal(err)
 	}
 	return ctx, dir, bin
+}
+
+// receiveBody receives one message on queue through c and fails, naming
+// when, unless it comes within 20 seconds with body want.
+func receiveBody(ctx context.Context, t *testing.T, c *azservicebus.Client, queue, want, when string) {
+	t.Helper()
+	r, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	msgs, err := r.ReceiveMessages(rctx, 1, nil)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != want {
+		t.Fatalf("%s: %v %v", when, msgs, err)
+	}
 }
