@@ -63,11 +63,7 @@ func rowsText(rows []checkRow) string {
 // and WebSocket listeners and a real tinyproxy: each broken hop gives a
 // FAIL row that names it, and the rows after it are not tried.
 func TestCheckTransportHops(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: devbus and tinyproxy")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: devbus and tinyproxy", 3*time.Minute)
 	dir := t.TempDir()
 	srv := testbed.StartDevbus(ctx, t, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}}})
@@ -153,11 +149,7 @@ const entraTestTenant = "3c9d5e7a-wbagent-test"
 // the rights; a wrong secret, an expired certificate and an app without
 // Listen each give one FAIL row that names it.
 func TestCheckEntraCredentials(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: devbus with its Entra ID stand-in")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: devbus with its Entra ID stand-in", 3*time.Minute)
 	dir := t.TempDir()
 	now := time.Now()
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")

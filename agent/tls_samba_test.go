@@ -25,11 +25,7 @@ import (
 // WARN about the legacy certificate, and the pin `wbagent tls show` prints,
 // put in the config instead of the CA file, makes the agent ready too.
 func TestAgentWithSambaOwnCertificate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Samba AD DC and devbus")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC and devbus", 4*time.Minute)
 	dc := sambadc.StartTest(ctx, t, sambadc.Options{SambaCert: true})
 	svcPw := "Svc-Writeback-Passw0rd"
 	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))

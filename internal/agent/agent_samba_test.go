@@ -26,11 +26,7 @@ import (
 // The whole pipeline against a real Samba AD DC and devbus, with requests
 // sent and results read through the real SDK.
 func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Samba AD DC and devbus")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC and devbus", 4*time.Minute)
 	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
 	// A change right after a reset must not be refused as too young.
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"testing"
+	"time"
 
 	"wbagent/internal/devbus"
 )
@@ -30,4 +31,17 @@ func StartDevbus(ctx context.Context, t testing.TB, o devbus.Options) *devbus.Se
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv
+}
+
+// IntegrationContext starts an integration test: under -short it skips t
+// with needs (what the test starts), else it returns a context that ends
+// after timeout or with the test, whichever comes first.
+func IntegrationContext(t testing.TB, needs string, timeout time.Duration) context.Context {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(needs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
 }
