@@ -12,6 +12,7 @@ import (
 	"wbagent/internal/bus"
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 )
@@ -178,11 +179,7 @@ func TestBusCheckMissingQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs devbus on loopback")
 	}
-	srv, err := devbus.Start(context.Background(), devbus.Options{Queues: []devbus.QueueConfig{{Name: "requests"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testbed.StartDevbus(context.Background(), t, devbus.Options{Queues: []devbus.QueueConfig{{Name: "requests"}}})
 	for _, sessions := range []bool{false, true} {
 		cfg := &config.Config{}
 		cfg.Agent.Name = "agent-1"
@@ -202,11 +199,7 @@ func TestBusCheckUnauthorizedIsASentence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs devbus on loopback")
 	}
-	srv, err := devbus.Start(context.Background(), devbus.Options{Queues: []devbus.QueueConfig{{Name: "requests"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testbed.StartDevbus(context.Background(), t, devbus.Options{Queues: []devbus.QueueConfig{{Name: "requests"}}})
 	cs := srv.ConnectionString().Reveal()
 	i := strings.Index(cs, "SharedAccessKey=")
 	wrong := cs[:i] + "SharedAccessKey=d3JvbmcK" + cs[i+len("SharedAccessKey="):][strings.IndexByte(cs[i+len("SharedAccessKey="):]+";", ';'):]

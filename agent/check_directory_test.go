@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"wbagent/internal/directory"
 	"wbagent/internal/lab/sambadc"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
 )
 
@@ -15,16 +15,8 @@ import (
 // delegated by the installer script, and a FAIL with the script as the fix
 // before the delegation.
 func TestDirectoryChecks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: starts a Samba AD DC")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{})
-	if err != nil {
-		t.Fatalf("start Samba AD DC (run `make deps` if Samba is missing): %v", err)
-	}
-	defer dc.Stop()
+	ctx := testbed.IntegrationContext(t, "integration test: starts a Samba AD DC", 2*time.Minute)
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
 	ou, err := dc.CreateOU(ctx, "Staff", "")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
@@ -17,16 +16,8 @@ import (
 // scope OU the account has no rights on, check names the missing right,
 // gives the fix and exits non-zero.
 func TestCheckAgainstRealDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Samba AD DC")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dom, err := testbed.StartDomain(ctx, testbed.DomainOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dom.Stop()
+	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC", 3*time.Minute)
+	dom := testbed.StartDomainTest(ctx, t, testbed.DomainOptions{})
 	for _, sessions := range []bool{false, true} {
 		b, err := testbed.StartBus(ctx, testbed.BusOptions{Queues: []devbus.QueueConfig{{Name: "requests", RequiresSession: sessions}}})
 		if err != nil {

@@ -2,13 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +10,7 @@ import (
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/proxy"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
 )
 
@@ -69,18 +63,10 @@ func rowsText(rows []checkRow) string {
 // and WebSocket listeners and a real tinyproxy: each broken hop gives a
 // FAIL row that names it, and the rows after it are not tried.
 func TestCheckTransportHops(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: devbus and tinyproxy")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: devbus and tinyproxy", 3*time.Minute)
 	dir := t.TempDir()
-	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir, AcceptSessionTimeout: time.Second,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	caFile := filepath.Join(dir, devbus.CAFile)
 	env := map[string]string{
 		"SB_WS":    srv.WebSocketConnectionString().Reveal(),
@@ -88,21 +74,9 @@ func TestCheckTransportHops(t *testing.T) {
 		"PROXY_PW": "pr0xy-pass",
 	}
 	getenv := func(k string) string { return env[k] }
-	open, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer open.Close()
-	authed, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), User: "agent", Password: "pr0xy-pass"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer authed.Close()
-	strict, err := proxy.Start(ctx, proxy.Options{Dir: t.TempDir(), ConnectPorts: []int{443}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer strict.Close()
+	open := proxy.StartTest(t, proxy.Options{})
+	authed := proxy.StartTest(t, proxy.Options{User: "agent", Password: "pr0xy-pass"})
+	strict := proxy.StartTest(t, proxy.Options{ConnectPorts: []int{443}})
 	dead, err := proxy.DeadAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -132,27 +106,7 @@ func TestCheckTransportHops(t *testing.T) {
 			[]string{"OK  service bus proxy", "FAIL  service bus TLS " + ws + ": x509: certificate signed by unknown authority", "issued by", "servicebus.tls.caFile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
-			out := rowsText(rows)
-			t.Logf("\n%s", out)
-			failed := strings.Contains(out, "FAIL")
-			if failed == tc.ok {
-				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
-			}
-			rest := out
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("output lacks %q (in order):\n%s", w, out)
-				}
-				rest = rest[i+len(w):]
-			}
-			if !tc.ok && strings.Count(out, "FAIL") != 1 {
-				t.Fatalf("one hop failed, yet:\n%s", out)
-			}
-			if strings.Contains(out, "pr0xy-pass") || strings.Contains(out, "SharedAccessKey=") {
-				t.Fatalf("the rows show a secret:\n%s", out)
-			}
+			wantBusRows(t, busChecks(ctx, busOnlyConfig(t, tc.sb), getenv), tc.ok, tc.want, "pr0xy-pass", "SharedAccessKey=")
 		})
 	}
 	if got := open.Connects(); len(got) == 0 {
@@ -160,51 +114,48 @@ func TestCheckTransportHops(t *testing.T) {
 	}
 }
 
+// wantBusRows fails unless rows pass (ok) or have exactly one FAIL row
+// (!ok), show each of want in that order, and show none of secrets.
+func wantBusRows(t *testing.T, rows []checkRow, ok bool, want []string, secrets ...string) {
+	t.Helper()
+	out := rowsText(rows)
+	t.Logf("\n%s", out)
+	if failed := strings.Contains(out, "FAIL"); failed == ok {
+		t.Fatalf("ok = %v, want %v:\n%s", !failed, ok, out)
+	}
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("output lacks %q (in order):\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+	if !ok && strings.Count(out, "FAIL") != 1 {
+		t.Fatalf("one thing is wrong, yet:\n%s", out)
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Fatalf("the rows show a secret:\n%s", out)
+		}
+	}
+}
+
 // entraTestTenant is the stand-in's tenant in these tests.
 const entraTestTenant = "3c9d5e7a-wbagent-test"
-
-// writeClientCert writes a self-signed client certificate and its key as
-// one PEM file, as an admin exports it for certificateFile.
-func writeClientCert(t *testing.T, path string, notBefore, notAfter time.Time) *x509.Certificate {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "wbagent-" + filepath.Base(path)},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
-}
 
 // TestCheckEntraCredentials runs the bus rows with Entra ID credentials
 // against devbus's stand-in: a secret and a certificate get tokens and
 // the rights; a wrong secret, an expired certificate and an app without
 // Listen each give one FAIL row that names it.
 func TestCheckEntraCredentials(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: devbus with its Entra ID stand-in")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "integration test: devbus with its Entra ID stand-in", 3*time.Minute)
 	dir := t.TempDir()
 	now := time.Now()
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
-	cert := writeClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
-	expired := writeClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	srv, err := devbus.Start(ctx, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
+	cert := testbed.WriteClientCert(t, certFile, now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired := testbed.WriteClientCert(t, expiredFile, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{TLSAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", TLSDir: dir,
 		Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}},
 		Entra: &devbus.EntraOptions{Tenant: entraTestTenant, Clients: []devbus.EntraClient{
 			{ID: "app-secret", Secret: secret.FromString("s3cret-value"), Listen: true, Send: true},
@@ -213,10 +164,6 @@ func TestCheckEntraCredentials(t *testing.T) {
 			{ID: "app-sender", Secret: secret.FromString("s3nder-value"), Send: true},
 			{ID: "app-reader", Secret: secret.FromString("r3ader-value"), Listen: true},
 		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	env := map[string]string{"APP_SECRET": "s3cret-value", "WRONG_SECRET": "not-the-secret", "SENDER_SECRET": "s3nder-value", "READER_SECRET": "r3ader-value"}
 	getenv := func(k string) string { return env[k] }
 	ws := "localhost" + srv.WebSocketAddr()[strings.LastIndex(srv.WebSocketAddr(), ":"):]
@@ -245,28 +192,11 @@ func TestCheckEntraCredentials(t *testing.T) {
 			[]string{"OK  service bus token", "OK  service bus queue requests", "FAIL  service bus reply queue replies: Send refused", "Azure Service Bus Data Sender"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows := busChecks(ctx, busOnlyConfig(t, tc.sb), getenv)
-			out := rowsText(rows)
-			t.Logf("\n%s", out)
-			if failed := strings.Contains(out, "FAIL"); failed == tc.ok {
-				t.Fatalf("ok = %v, want %v:\n%s", !failed, tc.ok, out)
-			}
-			rest := out
-			for _, w := range tc.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("output lacks %q (in order):\n%s", w, out)
-				}
-				rest = rest[i+len(w):]
-			}
-			if !tc.ok && strings.Count(out, "FAIL") != 1 {
-				t.Fatalf("one thing is wrong, yet:\n%s", out)
-			}
+			secrets := make([]string, 0, len(env))
 			for _, s := range env {
-				if strings.Contains(out, s) {
-					t.Fatalf("the rows show a secret:\n%s", out)
-				}
+				secrets = append(secrets, s)
 			}
+			wantBusRows(t, busChecks(ctx, busOnlyConfig(t, tc.sb), getenv), tc.ok, tc.want, secrets...)
 		})
 	}
 }

@@ -17,16 +17,8 @@ import (
 // resets a password; with the config's keys present it uses them; at exit
 // its throwaway folder is gone and no password reached a file.
 func TestDev(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a Samba AD DC")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dom, err := testbed.StartDomain(ctx, testbed.DomainOptions{})
-	if err != nil {
-		t.Fatalf("%v (run `make deps` to install Samba)", err)
-	}
-	defer dom.Stop()
+	ctx := testbed.IntegrationContext(t, "needs a Samba AD DC", 3*time.Minute)
+	dom := testbed.StartDomainTest(ctx, t, testbed.DomainOptions{})
 
 	t.Run("throwaway keys, sessions", func(t *testing.T) {
 		dir := t.TempDir()

@@ -28,26 +28,6 @@ func init() {
 	})
 }
 
-// queueFlags collects repeated --queue values.
-type queueFlags []devbus.QueueConfig
-
-func (q *queueFlags) String() string {
-	parts := make([]string, len(*q))
-	for i, c := range *q {
-		parts[i] = c.Name
-	}
-	return strings.Join(parts, " ")
-}
-
-func (q *queueFlags) Set(v string) error {
-	c, err := parseQueueSpec(v)
-	if err != nil {
-		return err
-	}
-	*q = append(*q, c)
-	return nil
-}
-
 const queueSpecHelp = "NAME[,sessions][,lock=30s][,maxdelivery=10][,ttl=15m][,dlexpired][,dedup=10m|off]"
 
 // parseQueueSpec reads one --queue value: a name, then options.
@@ -101,7 +81,7 @@ func parseQueueSpec(spec string) (devbus.QueueConfig, error) {
 func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "devbus", "devbus [--listen 127.0.0.1:5672] --queue "+queueSpecHelp+" ... [--key KEY] [--state FILE] [--tls-listen ADDR] [--ws-listen ADDR] [--tls-dir DIR] [--entra-tenant ID --entra-client "+entraClientHelp+" ...]")
 	listen := fs.String("listen", "127.0.0.1:5672", "TCP address to listen on; port 0 picks a free port")
-	var queues queueFlags
+	queues := repeatedFlag[devbus.QueueConfig]{parse: parseQueueSpec, name: func(c devbus.QueueConfig) string { return c.Name }}
 	fs.Var(&queues, "queue", "a queue to create, repeatable: "+queueSpecHelp)
 	key := fs.String("key", "", "shared access key clients sign with (default: $"+devbusKeyEnv+", else random)")
 	keyName := fs.String("key-name", devbus.DefaultKeyName, "shared access key name")
@@ -110,14 +90,14 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 	tlsListen := fs.String("tls-listen", "", "also serve AMQP over TLS on this address (Service Bus uses 5671); port 0 picks a free port")
 	wsListen := fs.String("ws-listen", "", "also serve AMQP over WebSockets over TLS on this address, at "+devbus.WebSocketPath+" (Service Bus uses 443)")
 	entraTenant := fs.String("entra-tenant", "", "serve an Entra ID stand-in for this tenant id on the TLS listeners (authority https://localhost:TLSPORT/)")
-	var entraClients entraClientFlags
+	entraClients := repeatedFlag[devbus.EntraClient]{parse: parseEntraClient, name: func(c devbus.EntraClient) string { return c.ID }}
 	fs.Var(&entraClients, "entra-client", "an app registered with the stand-in, repeatable: "+entraClientHelp)
 	entraLifetime := fs.Duration("entra-token-lifetime", devbus.DefaultEntraTokenLifetime, "lifetime of the stand-in's access tokens")
 	tlsDir := fs.String("tls-dir", "", "directory for the CA devbus issues itself ("+devbus.CAFile+", which clients trust) and its server certificate; reused when present")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if len(queues) == 0 && *state == "" {
+	if len(queues.list) == 0 && *state == "" {
 		return withCode(exitUsage, fmt.Errorf("devbus: give at least one --queue %s (or a --state file that has queues)", queueSpecHelp))
 	}
 	if (*tlsListen != "" || *wsListen != "") && *tlsDir == "" {
@@ -135,8 +115,8 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 		if *entraLifetime <= 0 {
 			return withCode(exitUsage, fmt.Errorf("devbus: --entra-token-lifetime %s must be positive", *entraLifetime))
 		}
-		entra = &devbus.EntraOptions{Tenant: *entraTenant, Clients: entraClients, TokenLifetime: *entraLifetime}
-	case len(entraClients) > 0:
+		entra = &devbus.EntraOptions{Tenant: *entraTenant, Clients: entraClients.list, TokenLifetime: *entraLifetime}
+	case len(entraClients.list) > 0:
 		return withCode(exitUsage, errors.New("devbus: --entra-client needs --entra-tenant ID, the tenant the app is registered in"))
 	}
 	log, err := logging.New(logging.Options{Level: *level}, env.stderr)
@@ -153,7 +133,7 @@ func runDevbus(ctx context.Context, env *cmdEnv, args []string) error {
 		keySecret = secret.FromString(k)
 	}
 	srv, err := devbus.Start(ctx, devbus.Options{
-		Addr: *listen, Key: keySecret, KeyName: *keyName, Queues: queues, StateFile: *state, Logger: log.Logger,
+		Addr: *listen, Key: keySecret, KeyName: *keyName, Queues: queues.list, StateFile: *state, Logger: log.Logger,
 		TLSAddr: *tlsListen, WSAddr: *wsListen, TLSDir: *tlsDir, Entra: entra,
 	})
 	if err != nil {

@@ -13,26 +13,6 @@ import (
 
 const entraClientHelp = "ID=secret:FILE|cert:FILE[,listen][,send]"
 
-// entraClientFlags collects repeated --entra-client values.
-type entraClientFlags []devbus.EntraClient
-
-func (e *entraClientFlags) String() string {
-	ids := make([]string, len(*e))
-	for i, c := range *e {
-		ids[i] = c.ID
-	}
-	return strings.Join(ids, " ")
-}
-
-func (e *entraClientFlags) Set(v string) error {
-	c, err := parseEntraClient(v)
-	if err != nil {
-		return err
-	}
-	*e = append(*e, c)
-	return nil
-}
-
 // parseEntraClient reads one --entra-client value. The secret comes from
 // a file so that it stays off the command line; cert:FILE is the client's
 // certificate (PEM), whose public key verifies its client assertions.

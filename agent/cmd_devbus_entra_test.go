@@ -1,42 +1,31 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
-	"math/big"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"wbagent/internal/lab/testbed"
 )
 
 func TestParseEntraClient(t *testing.T) {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "secret")
 	os.WriteFile(secretFile, []byte("pw\n"), 0o600)
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	certFile := filepath.Join(dir, "cert.pem")
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	testbed.WriteClientCert(t, certFile, time.Now(), time.Now().Add(time.Hour))
 	// A key before the certificate, as in a combined PEM, is skipped.
-	os.WriteFile(certFile, append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...), 0o600)
+	combined, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := pem.Decode(combined)
+	os.WriteFile(certFile, append(key, pem.EncodeToMemory(cert)...), 0o600)
 
 	c, err := parseEntraClient("app1=secret:" + secretFile + ",listen")
 	if err != nil || c.ID != "app1" || string(c.Secret.Bytes()) != "pw" || !c.Listen || c.Send || c.Certificate != nil {
@@ -73,62 +62,21 @@ func TestDevbusCommandEntra(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("app-secret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	var errb bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(string) string { return "" }},
-			[]string{"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--tls-dir", dir, "--queue", "q",
-				"--entra-tenant", "contoso-test", "--entra-client", "app-1=secret:" + secretFile + ",listen,send",
-				"--entra-token-lifetime", "10m"})
-		pw.Close()
-	}()
-	br := bufio.NewReader(pr)
-	var lines []string
-	for range 2 {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("line %d: %v; stderr: %s", len(lines)+1, err, errb.String())
-		}
-		lines = append(lines, strings.TrimSpace(l))
-	}
-	go func() { _, _ = io.Copy(io.Discard, br) }()
+	d := startDevbusCmd(t, func(string) string { return "" }, 2,
+		"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--tls-dir", dir, "--queue", "q",
+		"--entra-tenant", "contoso-test", "--entra-client", "app-1=secret:"+secretFile+",listen,send",
+		"--entra-token-lifetime", "10m")
+	lines := d.lines
 	host := strings.TrimSuffix(strings.TrimPrefix(strings.Split(lines[1], ";")[0], "Endpoint=sb://"), "/")
-	pemCA, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	pool := caPool(t, filepath.Join(dir, "ca.pem"))
+	c, err := testbed.EntraSecretClient("https://"+host+"/", host, pool, "contoso-test", "app-1", "app-secret-value")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemCA)
-	cred, err := azidentity.NewClientSecretCredential("contoso-test", "app-1", "app-secret-value", &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: "https://" + host + "/"},
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-		},
-		DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte("with Entra ID")}, nil); err != nil {
-		t.Fatalf("send with an Entra ID token: %v", err)
-	}
-	_ = c.Close(context.Background())
+	sendOne(t, c, "q", "with Entra ID")
 	devbusRoundTrip(t, lines[0], "q", "with Entra ID")
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("devbus returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("devbus did not stop")
-	}
+	d.stop(t)
+	errb := d.stderr
 	if strings.Contains(errb.String(), "app-secret-value") {
 		t.Fatal("the client secret reached the log")
 	}

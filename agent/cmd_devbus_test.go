@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"os"
@@ -97,39 +96,20 @@ func TestDevbusCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts devbus")
 	}
-	pr, pw := io.Pipe()
-	var errb bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(k string) string {
-			if k == devbusKeyEnv {
-				return "a-key-from-the-environment"
-			}
-			return ""
-		}}, []string{"devbus", "--listen", "127.0.0.1:0", "--queue", "q,lock=5s"})
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("first line: %v", err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	line = strings.TrimSpace(line)
+	d := startDevbusCmd(t, func(k string) string {
+		if k == devbusKeyEnv {
+			return "a-key-from-the-environment"
+		}
+		return ""
+	}, 1, "devbus", "--listen", "127.0.0.1:0", "--queue", "q,lock=5s")
+	line := d.lines[0]
 	if !strings.HasPrefix(line, "Endpoint=sb://127.0.0.1:") || !strings.HasSuffix(line, ";SharedAccessKey=a-key-from-the-environment;UseDevelopmentEmulator=true") ||
 		!strings.Contains(line, ";SharedAccessKeyName=RootManageSharedAccessKey;") {
 		t.Fatalf("first line %q", line)
 	}
 	devbusRoundTrip(t, line, "q", "in process")
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("devbus returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("devbus did not stop when its context ended")
-	}
+	d.stop(t)
+	errb := d.stderr
 	if strings.Contains(errb.String(), "a-key-from-the-environment") {
 		t.Fatal("the key reached the log")
 	}
@@ -260,26 +240,10 @@ func TestDevbusCommandSecureListeners(t *testing.T) {
 		t.Skip("starts devbus")
 	}
 	dir := t.TempDir()
-	pr, pw := io.Pipe()
-	var errb bytes.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runEnv(ctx, &cmdEnv{stdout: pw, stderr: &errb, getenv: func(string) string { return "" }},
-			[]string{"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
-				"--tls-dir", dir, "--queue", "q"})
-		pw.Close()
-	}()
-	br := bufio.NewReader(pr)
-	var lines []string
-	for range 3 {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("line %d: %v; stderr: %s", len(lines)+1, err, errb.String())
-		}
-		lines = append(lines, strings.TrimSpace(l))
-	}
-	go func() { _, _ = io.Copy(io.Discard, br) }()
+	d := startDevbusCmd(t, func(string) string { return "" }, 3,
+		"devbus", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0",
+		"--tls-dir", dir, "--queue", "q")
+	lines := d.lines
 	if !strings.HasPrefix(lines[0], "Endpoint=sb://127.0.0.1:") || !strings.HasSuffix(lines[0], ";UseDevelopmentEmulator=true") {
 		t.Fatalf("plain line %q", lines[0])
 	}
@@ -291,32 +255,15 @@ func TestDevbusCommandSecureListeners(t *testing.T) {
 	if lines[1] == lines[2] {
 		t.Fatal("the TLS and WebSocket listeners share a port")
 	}
-	pem, err := os.ReadFile(filepath.Join(dir, devbus.CAFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+	pool := caPool(t, filepath.Join(dir, devbus.CAFile))
 	c, err := azservicebus.NewClientFromConnectionString(lines[1], &azservicebus.ClientOptions{
 		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := c.NewSender("q", nil)
-	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte("over TLS")}, nil); err != nil {
-		t.Fatalf("send over TLS: %v", err)
-	}
-	_ = c.Close(context.Background())
+	sendOne(t, c, "q", "over TLS")
 	devbusRoundTrip(t, lines[0], "q", "over TLS") // the plain listener sees the same queue
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("devbus returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("devbus did not stop when its context ended")
-	}
+	d.stop(t)
 }
 
 // TestDevbusTLSFlagsNeedEachOther: a secure listener without --tls-dir,

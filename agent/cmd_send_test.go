@@ -15,6 +15,7 @@ import (
 
 	"wbagent/internal/bus"
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
 	"wbagent/internal/wire"
 )
@@ -252,14 +253,10 @@ func TestSendRoundTrip(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "writeback"}, {Name: "results"},
 		{Name: "writeback-s", RequiresSession: true}, {Name: "results-s", RequiresSession: true},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	cs := srv.ConnectionString()
 	client, err := azservicebus.NewClientFromConnectionString(cs.Reveal(), nil)
 	if err != nil {

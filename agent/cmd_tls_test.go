@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"wbagent/internal/directory"
+	"wbagent/internal/lab/testbed"
 )
 
 // chainServer serves TLS on loopback with a leaf for name signed by a fresh
@@ -44,26 +45,7 @@ func chainServer(t *testing.T, name string, withCA bool) (string, *x509.Certific
 	if withCA {
 		chain = append(chain, caDER)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = c.Read(make([]byte, 1))
-			}()
-		}
-	}()
-	return ln.Addr().String(), ca
+	return testbed.ServeTLS(t, tls.Certificate{Certificate: chain, PrivateKey: key}), ca
 }
 
 func runTLSShow(t *testing.T, args ...string) (string, error) {

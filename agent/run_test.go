@@ -165,11 +165,7 @@ func TestRunRefusesBrokenInstall(t *testing.T) {
 // and stops it with SIGTERM: it must answer /healthz, then exit 0 within
 // the grace period.
 func TestRunProcessSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "builds the binary", 2*time.Minute)
 	bin, err := testbed.BuildAgent(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -25,34 +25,16 @@ import (
 // WARN about the legacy certificate, and the pin `wbagent tls show` prints,
 // put in the config instead of the CA file, makes the agent ready too.
 func TestAgentWithSambaOwnCertificate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Samba AD DC and devbus")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{SambaCert: true})
-	if err != nil {
-		t.Fatalf("start a Samba AD DC with its own certificate: %v", err)
-	}
-	defer dc.Stop()
-	staff, err := dc.CreateOU(ctx, "Staff", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC and devbus", 4*time.Minute)
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{SambaCert: true})
 	svcPw := "Svc-Writeback-Passw0rd"
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: secret.FromString(svcPw)}); err != nil {
+	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dc.Delegate(ctx, "svc-wb", staff); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 5 * time.Second}, {Name: "replies"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	vars := map[string]string{"TEST_SB_CONNECTION": srv.ConnectionString().Reveal()}
 	base := testbed.PipelineConfig{Queue: "requests", Sessions: true,
 		LDAPSURL: dc.LDAPSURL(), CAFile: dc.CACertPath(), ServerName: dc.ServerName(),

@@ -240,10 +240,8 @@ func winUninstall(m scm, out io.Writer, name string) error {
 	}
 	removed := 0
 	if st != winNotInstalled {
-		if st != winStopped {
-			if err := m.Stop(name, winStopTimeout); err != nil {
-				return err
-			}
+		if err := winStopUnlessStopped(m, name, st); err != nil {
+			return err
 		}
 		if err := m.Delete(name); err != nil {
 			return err
@@ -322,6 +320,16 @@ func removeTree(dir string) error {
 // service to control.
 var errWinNotInstalled = errors.New("service wbagent is not installed: install it with the MSI or `wbagent install`")
 
+// winStopUnlessStopped stops the service found in state st, waiting up to
+// winStopTimeout; the manager fails a stop of a stopped service, so that
+// one is left as it is.
+func winStopUnlessStopped(m scm, name string, st winState) error {
+	if st == winStopped {
+		return nil
+	}
+	return m.Stop(name, winStopTimeout)
+}
+
 // winControl runs start, stop and restart. Each ends in the state it names
 // whatever the state it found: restart of a stopped service starts it.
 func winControl(m scm, out io.Writer, name, verb string) error {
@@ -352,10 +360,8 @@ func winControl(m scm, out io.Writer, name, verb string) error {
 		}
 		fmt.Fprintf(out, "service %s started\n", name)
 	case "restart":
-		if st != winStopped {
-			if err := m.Stop(name, winStopTimeout); err != nil {
-				return err
-			}
+		if err := winStopUnlessStopped(m, name, st); err != nil {
+			return err
 		}
 		if err := m.Start(name); err != nil {
 			return err

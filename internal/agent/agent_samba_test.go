@@ -26,29 +26,15 @@ import (
 // The whole pipeline against a real Samba AD DC and devbus, with requests
 // sent and results read through the real SDK.
 func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Samba AD DC and devbus")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{})
-	if err != nil {
-		t.Fatalf("start a Samba AD DC (run `make deps` to install Samba): %v", err)
-	}
-	defer dc.Stop()
+	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC and devbus", 4*time.Minute)
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
 	// A change right after a reset must not be refused as too young.
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {
 		t.Fatal(err)
 	}
-	staff, err := dc.CreateOU(ctx, "Staff", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	svcPw := "Svc-Writeback-Passw0rd"
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: secret.FromString(svcPw)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dc.Delegate(ctx, "svc-wb", staff); err != nil {
+	staff, err := dc.StaffWithService(ctx, "svc-wb", secret.FromString(svcPw))
+	if err != nil {
 		t.Fatal(err)
 	}
 	firstPw := "First-Passw0rd-1"
@@ -56,13 +42,9 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 5 * time.Second}, {Name: "replies"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 
 	dir := t.TempDir()
 	cfg := testbed.WritePipelineConfig(t, testbed.PipelineConfig{

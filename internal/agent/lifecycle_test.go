@@ -35,13 +35,9 @@ func newLifecycleBed(t *testing.T, edit func(*testbed.PipelineConfig)) *lifecycl
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	srv, err := devbus.Start(ctx, devbus.Options{Queues: []devbus.QueueConfig{
+	srv := testbed.StartDevbus(ctx, t, devbus.Options{Queues: []devbus.QueueConfig{
 		{Name: "requests", RequiresSession: true, LockDuration: 30 * time.Second}, {Name: "replies"},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	pc := testbed.PipelineConfig{
 		Dir: t.TempDir(), Queue: "requests", Sessions: true,
 		LDAPSURL: "ldaps://127.0.0.1:1", CAFile: "/nonexistent-ca.pem", BindUser: "svc@corp.example.test", BindPass: "bind-Passw0rd",

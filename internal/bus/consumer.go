@@ -373,6 +373,27 @@ func errField(err error) zap.Field {
 	return zap.String("error", Describe(err))
 }
 
+// probed records the answer of a readiness probe, plain or session, and
+// reports whether the broker answered. A failure while the consumer stops
+// is neither: only a live consumer's failed probe marks it unhealthy and is
+// logged, a missing queue as receiveFailed says it, anything else as a
+// silent broker.
+func (c *Consumer) probed(err error) bool {
+	switch {
+	case err == nil:
+		c.health.ok(time.Now())
+		return true
+	case c.recvCtx.Err() == nil:
+		c.health.fail(err, time.Now())
+		if IsNotFound(err) {
+			c.receiveFailed("", err, 0)
+		} else {
+			c.log.Warn("service bus does not answer", errField(err))
+		}
+	}
+	return false
+}
+
 // receiveFailed logs a failed accept or receive on the request queue and
 // returns the pause before the next attempt. A queue that does not exist
 // is logged as an error saying so, at most once a minute per consumer

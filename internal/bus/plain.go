@@ -121,17 +121,8 @@ func (c *Consumer) probe(link *plainLink) (answered, waiting bool) {
 		seen.Store(len(msgs) > 0)
 		return err
 	})
-	switch {
-	case err == nil:
-		c.health.ok(time.Now())
+	if c.probed(err) {
 		return true, seen.Load()
-	case c.recvCtx.Err() == nil:
-		c.health.fail(err, time.Now())
-		if IsNotFound(err) {
-			c.receiveFailed("", err, 0)
-		} else {
-			c.log.Warn("service bus does not answer", errField(err))
-		}
 	}
 	return false, false
 }

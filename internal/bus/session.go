@@ -72,17 +72,7 @@ func (c *Consumer) probeSessions() {
 				}
 				return sr.Close(ctx)
 			})
-			switch {
-			case err == nil:
-				c.health.ok(time.Now())
-			case c.recvCtx.Err() == nil:
-				c.health.fail(err, time.Now())
-				if IsNotFound(err) {
-					c.receiveFailed("", err, 0)
-				} else {
-					c.log.Warn("service bus does not answer", errField(err))
-				}
-			}
+			c.probed(err)
 		}
 		if !sleep(c.recvCtx, every) {
 			return

@@ -69,6 +69,14 @@ func roundTrip(t *testing.T, srv *devbus.Server, c Connection) error {
 	return r.CompleteMessage(ctx, msgs[0], nil)
 }
 
+// webSocketsVia is srv's WebSocket listener, trusting caFile, through p as
+// user agent with password.
+func webSocketsVia(srv *devbus.Server, caFile string, p *proxy.Proxy, password string) Connection {
+	return Connection{ConnectionString: srv.WebSocketConnectionString(),
+		Transport: Transport{WebSockets: true, CAFile: caFile,
+			Proxy: Proxy{URL: p.URL(), User: "agent", Password: secret.FromString(password)}}}
+}
+
 func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 	srv, caFile := startSecureDevbus(t)
 	ws := "localhost:" + portOf(srv.WebSocketAddr())
@@ -80,15 +88,8 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("websockets through tinyproxy with basic auth", func(t *testing.T) {
-		p, err := proxy.Start(context.Background(), proxy.Options{Dir: t.TempDir(), User: "agent", Password: "s3cret-proxy"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
-			Transport: Transport{WebSockets: true, CAFile: caFile,
-				Proxy: Proxy{URL: p.URL(), User: "agent", Password: secret.FromString("s3cret-proxy")}}})
-		if err != nil {
+		p := proxy.StartTest(t, proxy.Options{User: "agent", Password: "s3cret-proxy"})
+		if err := roundTrip(t, srv, webSocketsVia(srv, caFile, p, "s3cret-proxy")); err != nil {
 			t.Fatal(err)
 		}
 		if got := p.Connects(); len(got) == 0 || got[0] != ws {
@@ -96,14 +97,8 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("wrong proxy password", func(t *testing.T) {
-		p, err := proxy.Start(context.Background(), proxy.Options{Dir: t.TempDir(), User: "agent", Password: "s3cret-proxy"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
-			Transport: Transport{WebSockets: true, CAFile: caFile,
-				Proxy: Proxy{URL: p.URL(), User: "agent", Password: secret.FromString("wrong")}}})
+		p := proxy.StartTest(t, proxy.Options{User: "agent", Password: "s3cret-proxy"})
+		err := roundTrip(t, srv, webSocketsVia(srv, caFile, p, "wrong"))
 		// The SDK's error does not unwrap to the dialer's; its text does
 		// carry it.
 		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+ws+" with HTTP 401") || !strings.Contains(err.Error(), "servicebus.proxyAuth") {
@@ -114,12 +109,8 @@ func TestTransportTLSAndWebSocketsThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("proxy refuses CONNECT to the port", func(t *testing.T) {
-		p, err := proxy.Start(context.Background(), proxy.Options{Dir: t.TempDir(), ConnectPorts: []int{443}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		err = roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
+		p := proxy.StartTest(t, proxy.Options{ConnectPorts: []int{443}})
+		err := roundTrip(t, srv, Connection{ConnectionString: srv.WebSocketConnectionString(),
 			Transport: Transport{WebSockets: true, CAFile: caFile, Proxy: Proxy{URL: p.URL()}}})
 		if err == nil || !strings.Contains(err.Error(), "refused CONNECT to "+ws+" with HTTP 403") {
 			t.Fatalf("got %v, want the proxy's 403", err)

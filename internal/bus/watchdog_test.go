@@ -42,19 +42,8 @@ func watchdogRecovers(t *testing.T, sessions bool) {
 	core, logs := observer.New(zap.WarnLevel)
 	h := &testHandler{}
 	const watchdog = 3 * time.Second
-	w, err := NewWatched(Connection{ConnectionString: secret.FromString(cs), Retry: fastRetry}, h,
+	w := startWatched(t, Connection{ConnectionString: secret.FromString(cs), Retry: fastRetry}, h,
 		Options{Queue: "q", Sessions: sessions, MaxConcurrent: 2, SessionIdleTimeout: 500 * time.Millisecond, SettleTimeout: 2 * time.Second, AcceptTimeout: time.Second, ErrorBackoff: 50 * time.Millisecond, Metrics: m, Logger: zap.New(core)}, watchdog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	}()
 	sender := newTestClient(t, srv)
 	s, err := sender.NewSender("q", nil)
 	if err != nil {
@@ -146,19 +135,8 @@ func TestWatchdogLeavesLongWritebacksAlone(t *testing.T) {
 		}
 		return writeback.Outcome{Settle: writeback.Complete, RequestID: d.Message.MessageID}
 	}}
-	w, err := NewWatched(Connection{ConnectionString: srv.ConnectionString(), Retry: fastRetry}, h,
+	startWatched(t, Connection{ConnectionString: srv.ConnectionString(), Retry: fastRetry}, h,
 		Options{Queue: "q", MaxConcurrent: 1, SettleTimeout: 2 * time.Second, SessionIdleTimeout: 500 * time.Millisecond, AcceptTimeout: time.Second, ErrorBackoff: 50 * time.Millisecond, Metrics: m}, watchdog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	}()
 	s, err := newTestClient(t, srv).NewSender("q", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -181,4 +159,22 @@ func TestWatchdogLeavesLongWritebacksAlone(t *testing.T) {
 	if h.count() != 1 {
 		t.Fatalf("handled %d times, want once", h.count())
 	}
+}
+
+// startWatched starts a watched consumer that stops when the test ends.
+func startWatched(t *testing.T, conn Connection, h Handler, o Options, watchdog time.Duration) *Watched {
+	t.Helper()
+	w, err := NewWatched(conn, h, o, watchdog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	return w
 }

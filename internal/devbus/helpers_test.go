@@ -48,17 +48,7 @@ func startServerWith(t testing.TB, opts Options) *Server {
 // newClient connects the real SDK to srv.
 func newClient(t testing.TB, srv *Server) *azservicebus.Client {
 	t.Helper()
-	c, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString().Reveal(),
-		&azservicebus.ClientOptions{RetryOptions: fastRetry})
-	if err != nil {
-		t.Fatalf("new client: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c
+	return newClientOpts(t, srv.ConnectionString().Reveal(), &azservicebus.ClientOptions{})
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

@@ -187,11 +187,7 @@ func TestTwoDomains(t *testing.T) {
 	needDC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	emea, err := sambadc.Start(ctx, sambadc.Options{Realm: "emea.example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emea.Stop()
+	emea := sambadc.StartTest(ctx, t, sambadc.Options{Realm: "emea.example.test"})
 	staff, err := emea.CreateOU(ctx, "Staff", "")
 	if err != nil {
 		t.Fatal(err)

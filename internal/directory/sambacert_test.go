@@ -32,24 +32,16 @@ func startSambaCertDC(t *testing.T) *sambaCertDC {
 	needDC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dc, err := sambadc.Start(ctx, sambadc.Options{SambaCert: true})
-	if err != nil {
-		t.Fatalf("start a Samba AD DC with its own certificate: %v", err)
-	}
-	t.Cleanup(func() { _ = dc.Stop() })
+	dc := sambadc.StartTest(ctx, t, sambadc.Options{SambaCert: true})
 	s := &sambaCertDC{dc: dc, svcPw: secret.FromString("Svc-Writeback-Passw0rd")}
 	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0)), LockoutThreshold: sambadc.Ptr(3)}); err != nil {
 		t.Fatal(err)
 	}
-	if s.staff, err = dc.CreateOU(ctx, "Staff", ""); err != nil {
+	staff, err := dc.StaffWithService(ctx, "svc-wb", s.svcPw)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dc.CreateUser(ctx, sambadc.UserSpec{Name: "svc-wb", Password: s.svcPw}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dc.Delegate(ctx, "svc-wb", s.staff); err != nil {
-		t.Fatal(err)
-	}
+	s.staff = staff
 	raw, err := os.ReadFile(filepath.Join(filepath.Dir(dc.CACertPath()), "cert.pem"))
 	if err != nil {
 		t.Fatalf("Samba wrote no certificate: %v", err)

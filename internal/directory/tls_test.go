@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
@@ -76,7 +77,7 @@ func wantTLSError(t *testing.T, err error, cause string, words ...string) *TLSEr
 
 func TestTLSSANCertificate(t *testing.T) {
 	ca := newTestCA(t, "Corp Root CA")
-	addr := tlsServer(t, ca.issue(t, leafSpec{cn: dcName, dnsNames: []string{dcName}}))
+	addr := testbed.ServeTLS(t, ca.issue(t, leafSpec{cn: dcName, dnsNames: []string{dcName}}))
 	caFile := writePEM(t, "ca.pem", ca.cert)
 	if err := openTLS(t, "ldaps://"+addr, TLS{CAFile: caFile, ServerName: dcName}, nil); err != nil {
 		t.Fatalf("SAN certificate refused: %v", err)
@@ -101,7 +102,7 @@ func TestTLSCNOnlyCertificates(t *testing.T) {
 			if hasSANExtension(cert.Leaf) {
 				t.Fatal("test certificate has a SAN extension")
 			}
-			addr := tlsServer(t, cert)
+			addr := testbed.ServeTLS(t, cert)
 			if err := openTLS(t, "ldaps://"+addr, TLS{CAFile: writePEM(t, "ca.pem", ca.cert), ServerName: dcName}, nil); err != nil {
 				t.Fatalf("CN-only certificate with its CA refused: %v", err)
 			}
@@ -147,12 +148,12 @@ func TestTLSRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			addr := tlsServer(t, ca.issue(t, c.spec))
+			addr := testbed.ServeTLS(t, ca.issue(t, c.spec))
 			wantTLSError(t, openTLS(t, "ldaps://"+addr, c.ts, nil), c.cause, c.words...)
 		})
 	}
 	t.Run("wildcard CN in the left-most label", func(t *testing.T) {
-		addr := tlsServer(t, ca.issue(t, leafSpec{cn: "*.corp.example.test"}))
+		addr := testbed.ServeTLS(t, ca.issue(t, leafSpec{cn: "*.corp.example.test"}))
 		if err := openTLS(t, "ldaps://"+addr, TLS{CAFile: caFile, ServerName: dcName}, nil); err != nil {
 			t.Fatalf("*.corp.example.test for %s refused: %v", dcName, err)
 		}
@@ -187,12 +188,12 @@ func TestCNMatches(t *testing.T) {
 func TestTLSPins(t *testing.T) {
 	ca := newTestCA(t, "Corp Root CA")
 	cert := ca.issue(t, leafSpec{cn: "DC1.corp.example.test", negative: true})
-	addr := tlsServer(t, cert)
+	addr := testbed.ServeTLS(t, cert)
 	leafPin, caPin := PinSHA256(cert.Leaf), PinSHA256(ca.cert)
 	// A chain that carries its CA, as many AD CS DCs send it.
 	chained := cert
 	chained.Certificate = append([][]byte{cert.Certificate[0]}, ca.cert.Raw)
-	chainAddr := tlsServer(t, chained)
+	chainAddr := testbed.ServeTLS(t, chained)
 
 	if err := openTLS(t, "ldaps://"+addr, TLS{PinSHA256: []string{leafPin}}, nil); err != nil {
 		t.Fatalf("right leaf pin without a CA file refused: %v", err)
@@ -225,7 +226,7 @@ func TestTLSPins(t *testing.T) {
 
 func TestCAFileDiagnosis(t *testing.T) {
 	ca := newTestCA(t, "Corp Root CA")
-	addr := tlsServer(t, ca.issue(t, leafSpec{cn: dcName}))
+	addr := testbed.ServeTLS(t, ca.issue(t, leafSpec{cn: dcName}))
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
@@ -269,7 +270,7 @@ func TestCAFileDiagnosis(t *testing.T) {
 func TestNegativeSerialWithoutSetting(t *testing.T) {
 	ca := newTestCA(t, "Corp Root CA")
 	cert := ca.issue(t, leafSpec{cn: dcName, negative: true})
-	addr := tlsServer(t, cert)
+	addr := testbed.ServeTLS(t, cert)
 	caFile := writePEM(t, "ca.pem", ca.cert)
 	neg := writePEM(t, "neg.pem", cert.Leaf)
 	t.Setenv("GODEBUG", "x509negativeserial=0")
@@ -346,7 +347,7 @@ func TestStartTLSSuccess(t *testing.T) {
 // refused StartTLS.
 func TestStartTLSOnLDAPSPort(t *testing.T) {
 	ca := newTestCA(t, "Corp Root CA")
-	addr := tlsServer(t, ca.issue(t, leafSpec{cn: dcName}))
+	addr := testbed.ServeTLS(t, ca.issue(t, leafSpec{cn: dcName}))
 	ts := TLS{ServerName: dcName, StartTLS: true, CAFile: writePEM(t, "ca.pem", ca.cert)}
 	words := []string{"636 is the LDAPS port", "ldaps://127.0.0.1:636", "ldap://127.0.0.1:389 with StartTLS"}
 	te := wantTLSError(t, openTLS(t, "ldap://127.0.0.1:636", ts, redirect(addr)), CauseLDAPSPort, words...)
@@ -404,7 +405,7 @@ func tlsRow(t *testing.T, rows []CheckRow) CheckRow {
 // diagnosis as row and fix.
 func TestCheckTLSRows(t *testing.T) {
 	ca := newTestCA(t, "Samba CA")
-	addr := tlsServer(t, ca.issue(t, leafSpec{cn: "DC1.corp.example.test", negative: true, rsaBits: 1024}))
+	addr := testbed.ServeTLS(t, ca.issue(t, leafSpec{cn: "DC1.corp.example.test", negative: true, rsaBits: 1024}))
 	opts := func(ts TLS) Options {
 		return Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://" + addr}, TLS: ts,
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},

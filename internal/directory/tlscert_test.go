@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"wbagent/internal/lab/testbed"
 )
 
 // The package's tests parse negative serials as the wbagent binary does
@@ -168,33 +170,6 @@ func writePEM(t testing.TB, name string, certs ...*x509.Certificate) string {
 	return p
 }
 
-// tlsServer serves TLS with cert on a loopback port: it completes the
-// handshake and closes. It returns host:port.
-func tlsServer(t testing.TB, cert tls.Certificate) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				_ = c.(*tls.Conn).Handshake()
-				buf := make([]byte, 512)
-				_, _ = c.Read(buf)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // rawServer answers each connection with reply (after reading what the
 // client sends first) and closes it; a nil reply closes at once.
 func rawServer(t testing.TB, reply []byte) string {
@@ -203,27 +178,15 @@ func rawServer(t testing.TB, reply []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 4096)
-				_, _ = c.Read(buf)
-				if reply == nil {
-					return
-				}
-				_, _ = c.Write(reply)
-				_, _ = c.Read(buf)
-			}()
+	return testbed.Serve(t, ln, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		if reply == nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		_, _ = c.Write(reply)
+		_, _ = c.Read(buf)
+	})
 }
 
 // tlsServerConn is the server side of TLS on c (after StartTLS).

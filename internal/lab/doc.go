@@ -3,6 +3,6 @@
 // Samba AD DC harness (sambadc), the agent and devbus process harness
 // (testbed), a real HTTP proxy for the proxy tests (proxy), the end-to-end,
 // chaos and packaging suites, the Windows lane under Wine (wine), the
-// benchmark and the demo. Nothing the agent ships imports any of it;
-// layout_test.go enforces that.
+// protocol vectors reader (vectors), the benchmark and the demo. Nothing
+// the agent ships imports any of it; layout_test.go enforces that.
 package lab

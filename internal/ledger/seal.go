@@ -145,34 +145,10 @@ func (s *SessionSeal) tags(b SessionBinding, id, text string) string {
 // within MaxSessionStateBytes, and fails only if the newest alone does not
 // fit.
 func (s *SessionSeal) Encode(st *SessionState, b SessionBinding) ([]byte, error) {
-	lines := make([]string, len(st.Records))
-	size := len(SealedStateHeader) + 1
-	for i, r := range st.Records {
-		if err := r.check(); err != nil {
-			return nil, fmt.Errorf("encode session state: %w", err)
-		}
+	return st.encode(SealedStateHeader, func(r Record) string {
 		text := r.String()
-		lines[i] = s.tags(b, r.ID, text) + " " + text
-		size += len(lines[i]) + 1
-	}
-	first := 0
-	for size > MaxSessionStateBytes && first < len(lines)-1 {
-		size -= len(lines[first]) + 1
-		first++
-	}
-	if size > MaxSessionStateBytes {
-		return nil, fmt.Errorf("encode session state: the record of %s is %d bytes, more than the %d a session state may hold", st.Records[len(st.Records)-1].ID, size, MaxSessionStateBytes)
-	}
-	st.Records = append(st.Records[:0], st.Records[first:]...)
-	var buf bytes.Buffer
-	buf.Grow(size)
-	buf.WriteString(SealedStateHeader)
-	buf.WriteByte('\n')
-	for _, l := range lines[first:] {
-		buf.WriteString(l)
-		buf.WriteByte('\n')
-	}
-	return buf.Bytes(), nil
+		return s.tags(b, r.ID, text) + " " + text
+	})
 }
 
 // Decode reads a session state and keeps only the records that

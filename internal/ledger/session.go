@@ -79,13 +79,20 @@ func (s *SessionState) Remove(id string) {
 // MaxSessionStateBytes the oldest are dropped (from s too); the newest record
 // is never dropped, and if it alone does not fit Encode fails.
 func (s *SessionState) Encode() ([]byte, error) {
+	return s.encode(SessionStateHeader, Record.String)
+}
+
+// encode writes header and then line(r) for each record, dropping the
+// oldest records until the whole fits MaxSessionStateBytes, so the plain
+// and the sealed form keep the same retention rule.
+func (s *SessionState) encode(header string, line func(Record) string) ([]byte, error) {
 	lines := make([]string, len(s.Records))
-	size := len(SessionStateHeader) + 1
+	size := len(header) + 1
 	for i, r := range s.Records {
 		if err := r.check(); err != nil {
 			return nil, fmt.Errorf("encode session state: %w", err)
 		}
-		lines[i] = r.String()
+		lines[i] = line(r)
 		size += len(lines[i]) + 1
 	}
 	first := 0
@@ -99,7 +106,7 @@ func (s *SessionState) Encode() ([]byte, error) {
 	s.Records = append(s.Records[:0], s.Records[first:]...)
 	var b bytes.Buffer
 	b.Grow(size)
-	b.WriteString(SessionStateHeader)
+	b.WriteString(header)
 	b.WriteByte('\n')
 	for _, l := range lines[first:] {
 		b.WriteString(l)

@@ -4,95 +4,38 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"wbagent/internal/lab/vectors"
 	"wbagent/internal/wire"
 )
 
-// vectorFile is the layout of shared/testvectors/protocol-v1.json, made by an
-// independent implementation of the spec.
-type vectorFile struct {
-	AgentDecryptionKeys []struct {
-		DeriveKeyPairIKM string          `json:"deriveKeyPairIKM"`
-		PrivateKey       string          `json:"privateKey"`
-		Public           json.RawMessage `json:"public"`
-		Suite            string          `json:"suite"`
-	} `json:"agentDecryptionKeys"`
-	AgentSigningKey vectorEd25519 `json:"agentSigningKey"`
-	TrustedSender   vectorEd25519 `json:"trustedSender"`
-	UntrustedSender vectorEd25519 `json:"untrustedSender"`
-	Now             time.Time     `json:"now"`
-	Requests        []struct {
-		Name                  string         `json:"name"`
-		MessageID             string         `json:"messageId"`
-		ContentType           string         `json:"contentType"`
-		SessionID             string         `json:"sessionId"`
-		ApplicationProperties map[string]any `json:"applicationProperties"`
-		Body                  string         `json:"body"`
-		Expect                struct {
-			Outcome   string `json:"outcome"`
-			Reason    string `json:"reason"`
-			Code      string `json:"code"`
-			Settle    string `json:"settle"`
-			Op        string `json:"op"`
-			TargetKey string `json:"targetKey"`
-			Options   *struct {
-				Unlock     bool `json:"unlock"`
-				MustChange bool `json:"mustChange"`
-			} `json:"options"`
-			Secret *struct {
-				New string  `json:"new"`
-				Old *string `json:"old"`
-			} `json:"secret"`
-		} `json:"expect"`
-	} `json:"requests"`
-	Result struct {
-		ApplicationProperties map[string]any `json:"applicationProperties"`
-		Body                  string         `json:"body"`
-		ContentType           string         `json:"contentType"`
-	} `json:"result"`
-}
-
-type vectorEd25519 struct {
-	KID           string `json:"kid"`
-	PrivateKeyPEM string `json:"privateKeyPEM"`
-	PublicKeyPEM  string `json:"publicKeyPEM"`
-}
-
 // loadVectors finds shared/testvectors/protocol-v1.json by walking up from
 // the package directory, so the test works from any checkout beside shared/.
-func loadVectors(t testing.TB) *vectorFile {
+func loadVectors(t testing.TB) *vectors.File {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "testvectors", "protocol-v1.json")
-		if data, err := os.ReadFile(p); err == nil {
-			var v vectorFile
-			if err := json.Unmarshal(data, &v); err != nil {
-				t.Fatalf("parse %s: %v", p, err)
-			}
-			if len(v.Requests) == 0 {
-				t.Fatalf("%s holds no request vectors", p)
-			}
-			return &v
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/testvectors/protocol-v1.json not found beside the repository (looked in every parent of the package directory); the protocol vector tests need the shared/ folder")
-		}
-		dir = parent
+	p := vectors.Find(dir)
+	if p == "" {
+		t.Skip("shared/testvectors/protocol-v1.json not found beside the repository (looked in every parent of the package directory); the protocol vector tests need the shared/ folder")
 	}
+	v, err := vectors.Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Requests) == 0 {
+		t.Fatalf("%s holds no request vectors", p)
+	}
+	return v
 }
 
-func vectorOpener(t testing.TB, v *vectorFile) *Opener {
+func vectorOpener(t testing.TB, v *vectors.File) *Opener {
 	t.Helper()
 	var keys []*DecryptionKey
 	for _, k := range v.AgentDecryptionKeys {
@@ -151,7 +94,7 @@ func TestVectorKeys(t *testing.T) {
 			t.Errorf("%s: PEM round trip gave %v, %v", k.Suite, back, err)
 		}
 	}
-	for _, e := range []vectorEd25519{v.AgentSigningKey, v.TrustedSender, v.UntrustedSender} {
+	for _, e := range []vectors.Ed25519{v.AgentSigningKey, v.TrustedSender, v.UntrustedSender} {
 		pub, err := ParsePublicKeyPEM([]byte(e.PublicKeyPEM))
 		if err != nil {
 			t.Fatal(err)

@@ -49,50 +49,59 @@ func (d *decoder) need(n int) error {
 	return nil
 }
 
-func (d *decoder) u8() (byte, error) {
-	if err := d.need(1); err != nil {
-		return 0, err
-	}
-	v := d.b[d.pos]
-	d.pos++
-	return v, nil
-}
-
-func (d *decoder) u16() (uint16, error) {
-	if err := d.need(2); err != nil {
-		return 0, err
-	}
-	v := binary.BigEndian.Uint16(d.b[d.pos:])
-	d.pos += 2
-	return v, nil
-}
-
-func (d *decoder) u32() (uint32, error) {
-	if err := d.need(4); err != nil {
-		return 0, err
-	}
-	v := binary.BigEndian.Uint32(d.b[d.pos:])
-	d.pos += 4
-	return v, nil
-}
-
-func (d *decoder) u64() (uint64, error) {
-	if err := d.need(8); err != nil {
-		return 0, err
-	}
-	v := binary.BigEndian.Uint64(d.b[d.pos:])
-	d.pos += 8
-	return v, nil
-}
-
-func (d *decoder) bytes(n int) ([]byte, error) {
+// take returns the next n bytes, still backed by the frame, and moves past
+// them: every fixed-width read goes through it so the bounds check is in one
+// place.
+func (d *decoder) take(n int) ([]byte, error) {
 	if err := d.need(n); err != nil {
 		return nil, err
 	}
-	v := make([]byte, n)
-	copy(v, d.b[d.pos:d.pos+n])
+	v := d.b[d.pos : d.pos+n]
 	d.pos += n
 	return v, nil
+}
+
+func (d *decoder) u8() (byte, error) {
+	v, err := d.take(1)
+	if err != nil {
+		return 0, err
+	}
+	return v[0], nil
+}
+
+func (d *decoder) u16() (uint16, error) {
+	v, err := d.take(2)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint16(v), nil
+}
+
+func (d *decoder) u32() (uint32, error) {
+	v, err := d.take(4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(v), nil
+}
+
+func (d *decoder) u64() (uint64, error) {
+	v, err := d.take(8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// bytes copies, unlike take, because the value outlives the frame buffer.
+func (d *decoder) bytes(n int) ([]byte, error) {
+	v, err := d.take(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, n)
+	copy(out, v)
+	return out, nil
 }
 
 // value reads a constructor and the value it introduces.

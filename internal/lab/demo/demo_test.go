@@ -2,7 +2,6 @@ package demo
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +12,7 @@ import (
 // The demo, as `make demo` runs it: every step must end as the demo says,
 // or Run fails.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a Samba AD DC")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testbed.IntegrationContext(t, "needs a Samba AD DC", 3*time.Minute)
 	bin, err := testbed.BuildAgent(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,7 +170,7 @@ func TestResetWithEntraCredentials(t *testing.T) {
 	const tenant = "5b1e0c44-wbagent-e2e"
 	const clientSecret = "e2e-Client-Secret-value"
 	certFile := filepath.Join(t.TempDir(), "app.pem")
-	cert := writeCertAndKey(t, certFile)
+	cert := testbed.WriteClientCert(t, certFile, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	r := newSecureRun(t, &devbus.EntraOptions{Tenant: tenant, Clients: []devbus.EntraClient{
 		{ID: "app-secret", Secret: secret.FromString(clientSecret), Listen: true, Send: true},
 		{ID: "app-cert", Certificate: cert, Listen: true, Send: true},
@@ -220,33 +214,6 @@ func TestResetWithEntraCredentials(t *testing.T) {
 			t.Fatal("the stand-in issued no token to app-cert")
 		}
 	})
-}
-
-// writeCertAndKey writes a self-signed client certificate and its key as
-// one PEM file, as an admin exports it for credential.certificateFile.
-func writeCertAndKey(t *testing.T, path string) *x509.Certificate {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "wbagent e2e"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert
 }
 
 // TestWatchdogRecoversAStalledAgent: devbus silences the agent process's

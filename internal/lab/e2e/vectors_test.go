@@ -12,74 +12,34 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/vectors"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
 
-// vectors is the part of shared/testvectors/protocol-v1.json this test
-// uses.
-type vectors struct {
-	Now                 time.Time `json:"now"`
-	AgentDecryptionKeys []struct {
-		PrivateKey string `json:"privateKey"`
-		Suite      string `json:"suite"`
-	} `json:"agentDecryptionKeys"`
-	AgentSigningKey struct {
-		PrivateKeyPEM string `json:"privateKeyPEM"`
-		PublicKeyPEM  string `json:"publicKeyPEM"`
-	} `json:"agentSigningKey"`
-	TrustedSender struct {
-		PrivateKeyPEM string `json:"privateKeyPEM"`
-		PublicKeyPEM  string `json:"publicKeyPEM"`
-	} `json:"trustedSender"`
-	Requests []struct {
-		Name                  string         `json:"name"`
-		MessageID             string         `json:"messageId"`
-		ContentType           string         `json:"contentType"`
-		SessionID             string         `json:"sessionId"`
-		ApplicationProperties map[string]any `json:"applicationProperties"`
-		Body                  string         `json:"body"`
-		Expect                struct {
-			Outcome string `json:"outcome"`
-			Reason  string `json:"reason"`
-			Code    string `json:"code"`
-			Settle  string `json:"settle"`
-			Op      string `json:"op"`
-			Secret  *struct {
-				New string  `json:"new"`
-				Old *string `json:"old"`
-			} `json:"secret"`
-		} `json:"expect"`
-	} `json:"requests"`
-}
-
 // loadVectors reads the vectors from shared/, beside the checkout.
-func loadVectors(t *testing.T) *vectors {
+func loadVectors(t *testing.T) *vectors.File {
 	t.Helper()
 	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(root, "..", "shared", "testvectors", "protocol-v1.json")
-	b, err := os.ReadFile(path)
+	path := filepath.Join(root, "..", vectors.RelPath)
+	v, err := vectors.Read(path)
 	if err != nil {
 		t.Fatalf("the protocol vectors belong beside the checkout: %v", err)
-	}
-	var v vectors
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
 	}
 	if len(v.Requests) < 12 || v.Now.IsZero() {
 		t.Fatalf("%s: %d requests, now %v: not the vectors this test knows", path, len(v.Requests), v.Now)
 	}
-	return &v
+	return v
 }
 
 // vectorKeys writes the vectors' agent keys and trusted sender as key
 // files and returns them for the agent's config, with the sender's signing
 // key.
-func vectorKeys(t *testing.T, v *vectors, dir string) (decryption []string, signing, sender string, signer *protocol.SigningKey) {
+func vectorKeys(t *testing.T, v *vectors.File, dir string) (decryption []string, signing, sender string, signer *protocol.SigningKey) {
 	t.Helper()
 	write := func(name string, b []byte, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -148,7 +108,7 @@ func TestProtocolVectors(t *testing.T) {
 	}
 }
 
-func protocolVectors(t *testing.T, v *vectors, sessions bool) {
+func protocolVectors(t *testing.T, v *vectors.File, sessions bool) {
 	r := newRun(t, sessions)
 	dec, signing, sender, signer := vectorKeys(t, v, r.dir)
 	agent := r.agent("agent-v", func(c *testbed.AgentConfig) {
@@ -263,7 +223,7 @@ func vectorOp(t *testing.T, body string) string {
 // vectors' old password, and an account whose mS-DS-ConsistencyGuid is
 // the immutableId vector's anchor. The objectGUID vector names a GUID no
 // DC here can have: user_not_found.
-func acceptedVectors(t *testing.T, r *run, v *vectors, agent *testbed.Agent, build func(int) protocol.Message) {
+func acceptedVectors(t *testing.T, r *run, v *vectors.File, agent *testbed.Agent, build func(int) protocol.Message) {
 	ctx := r.ctx
 	byName := map[string]int{}
 	for i, req := range v.Requests {

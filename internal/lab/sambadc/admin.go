@@ -137,20 +137,31 @@ func (dc *DC) CreateUser(ctx context.Context, u UserSpec) (*User, error) {
 	for k, v := range u.Attrs {
 		req.Attribute(k, v)
 	}
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
-		return nil, fmt.Errorf("create user %s: %w", dn, err)
-	}
-	e, err := dc.Entry(ctx, dn, "objectGUID")
+	guid, raw, err := dc.addWithGUID(ctx, "user", req)
 	if err != nil {
 		return nil, err
 	}
-	raw := e.GetRawAttributeValue("objectGUID")
-	var guid [16]byte
+	return &User{DN: dn, SAMAccountName: u.Name, UPN: upn, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
+}
+
+// addWithGUID adds the entry req describes and reads back the objectGUID
+// the DC gave it, the value a request names its target by; what names the
+// kind of object in errors.
+func (dc *DC) addWithGUID(ctx context.Context, what string, req *ldap.AddRequest) (guid [16]byte, raw []byte, err error) {
+	dn := req.DN
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+		return guid, nil, fmt.Errorf("create %s %s: %w", what, dn, err)
+	}
+	e, err := dc.Entry(ctx, dn, "objectGUID")
+	if err != nil {
+		return guid, nil, err
+	}
+	raw = e.GetRawAttributeValue("objectGUID")
 	if len(raw) != len(guid) {
-		return nil, fmt.Errorf("create user %s: objectGUID has %d bytes, want 16", dn, len(raw))
+		return guid, nil, fmt.Errorf("create %s %s: objectGUID has %d bytes, want 16", what, dn, len(raw))
 	}
 	copy(guid[:], raw)
-	return &User{DN: dn, SAMAccountName: u.Name, UPN: upn, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
+	return guid, raw, nil
 }
 
 // CreateGroup adds a global security group named name under parent (CN=Users
@@ -505,18 +516,9 @@ func (dc *DC) CreateComputer(ctx context.Context, name, parent string, password 
 	req.Attribute("sAMAccountName", []string{sam})
 	req.Attribute("userAccountControl", []string{"4096"}) // WORKSTATION_TRUST_ACCOUNT
 	req.Attribute("unicodePwd", []string{string(EncodePassword(password))})
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
-		return nil, fmt.Errorf("create computer %s: %w", dn, err)
-	}
-	e, err := dc.Entry(ctx, dn, "objectGUID")
+	guid, raw, err := dc.addWithGUID(ctx, "computer", req)
 	if err != nil {
 		return nil, err
 	}
-	raw := e.GetRawAttributeValue("objectGUID")
-	var guid [16]byte
-	if len(raw) != len(guid) {
-		return nil, fmt.Errorf("create computer %s: objectGUID has %d bytes, want 16", dn, len(raw))
-	}
-	copy(guid[:], raw)
 	return &User{DN: dn, SAMAccountName: sam, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
 }

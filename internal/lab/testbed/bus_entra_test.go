@@ -2,14 +2,9 @@ package testbed
 
 import (
 	"context"
-	"crypto/tls"
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"wbagent/internal/devbus"
@@ -41,15 +36,7 @@ func TestBusEntraTokenRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := azidentity.NewClientSecretCredential("tenant-1", "app", "pw", &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: b.AuthorityHost()},
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}},
-		DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := azservicebus.NewClient(connHost(b.TLSConnectionString().Reveal()), cred,
-		&azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	c, err := EntraSecretClient(b.AuthorityHost(), connHost(b.TLSConnectionString().Reveal()), pool, "tenant-1", "app", "pw")
 	if err != nil {
 		t.Fatal(err)
 	}

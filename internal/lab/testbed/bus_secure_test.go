@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
@@ -29,13 +27,7 @@ func TestBusProcessSecureListeners(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs wbagent")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bin, err := BuildAgent(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, bin := agentBed(t, 3*time.Minute)
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
 	cert, err := EntraClientCert(certFile, "app-cert", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {
@@ -64,13 +56,6 @@ func TestBusProcessSecureListeners(t *testing.T) {
 	if err != nil || pool == nil || b.CAFile() == "" {
 		t.Fatalf("CA: %v %q", err, b.CAFile())
 	}
-	cred, err := azidentity.NewClientSecretCredential("tenant-1", "app", "app-secret", &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: b.AuthorityHost()},
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}},
-		DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The certificate files as an admin would point the agent at them:
 	// the valid one gets a token, the expired one AADSTS700027.
 	for file, want := range map[string]string{certFile: "", expiredFile: "AADSTS700027"} {
@@ -84,9 +69,7 @@ func TestBusProcessSecureListeners(t *testing.T) {
 		}
 		id := strings.TrimSuffix(filepath.Base(file), ".pem")
 		cc, err := azidentity.NewClientCertificateCredential("tenant-1", id, certs, key, &azidentity.ClientCertificateCredentialOptions{
-			ClientOptions: azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: b.AuthorityHost()},
-				Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}},
-			DisableInstanceDiscovery: true})
+			ClientOptions: StandInClientOptions(b.AuthorityHost(), pool), DisableInstanceDiscovery: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +79,7 @@ func TestBusProcessSecureListeners(t *testing.T) {
 		}
 	}
 	host := connHost(b.TLSConnectionString().Reveal())
-	c, err := azservicebus.NewClient(host, cred, &azservicebus.ClientOptions{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
+	c, err := EntraSecretClient(b.AuthorityHost(), host, pool, "tenant-1", "app", "app-secret")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +108,5 @@ func TestBusProcessSecureListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wc.Close(ctx)
-	r, _ := wc.NewReceiverForQueue("q", nil)
-	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer rcancel()
-	msgs, err := r.ReceiveMessages(rctx, 1, nil)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "over TLS with Entra ID" {
-		t.Fatalf("receive over WebSockets after the restart: %v %v", msgs, err)
-	}
+	receiveBody(ctx, t, wc, "q", "over TLS with Entra ID", "receive over WebSockets after the restart")
 }

@@ -16,13 +16,7 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs wbagent")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bin, err := BuildAgent(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, bin := agentBed(t, 2*time.Minute)
 	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true,
 		Queues: []devbus.QueueConfig{{Name: "q", LockDuration: 5 * time.Second}}})
 	if err != nil {
@@ -56,14 +50,35 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	r, err := c.NewReceiverForQueue("q", nil)
+	receiveBody(ctx, t, c, "q", "kept", "after the restart")
+}
+
+// agentBed starts a process test: a context that ends with the test or
+// after timeout, a folder for the test, and wbagent built into it.
+func agentBed(t *testing.T, timeout time.Duration) (ctx context.Context, dir, bin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	dir = t.TempDir()
+	bin, err := BuildAgent(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+	return ctx, dir, bin
+}
+
+// receiveBody receives one message on queue through c and fails, naming
+// when, unless it comes within 20 seconds with body want.
+func receiveBody(ctx context.Context, t *testing.T, c *azservicebus.Client, queue, want, when string) {
+	t.Helper()
+	r, err := c.NewReceiverForQueue(queue, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer rcancel()
 	msgs, err := r.ReceiveMessages(rctx, 1, nil)
-	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "kept" {
-		t.Fatalf("after the restart: %v %v", msgs, err)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != want {
+		t.Fatalf("%s: %v %v", when, msgs, err)
 	}
 }

@@ -23,11 +23,7 @@ import (
 // the chaos suite saw as a request that left the queue without a result.
 // Here no complete ever returns; every result must still be recorded.
 func TestSenderRecordsResultsWhileCompletesHang(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs devbus on loopback")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := IntegrationContext(t, "runs devbus on loopback", 3*time.Minute)
 	b, err := StartBus(ctx, BusOptions{Queues: []devbus.QueueConfig{{Name: "requests"}, {Name: "replies"}}})
 	if err != nil {
 		t.Fatal(err)

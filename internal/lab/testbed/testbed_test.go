@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,18 +63,8 @@ func TestBed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Samba AD DC")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bin, err := BuildAgent(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dom, err := StartDomain(ctx, DomainOptions{})
-	if err != nil {
-		t.Fatalf("%v (run `make deps` to install Samba)", err)
-	}
-	defer dom.Stop()
+	ctx, dir, bin := agentBed(t, 3*time.Minute)
+	dom := StartDomainTest(ctx, t, DomainOptions{})
 	if err := dom.CheckPassword(ctx, dom.Sample.Locked, dom.Sample.Locked.Password); BindCode(err) != "775" {
 		t.Fatalf("locked sample: %v", err)
 	}
