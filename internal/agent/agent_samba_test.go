@@ -1,3 +1,8 @@
+//go:debug x509negativeserial=1
+
+// The test binary parses certificates as the wbagent binary does
+// (agent/main.go): Samba's own certificates often carry a negative serial.
+
 package agent
 
 import (
@@ -24,12 +29,25 @@ import (
 )
 
 // The whole pipeline against a real Samba AD DC and devbus, with requests
-// sent and results read through the real SDK.
+// sent and results read through the real SDK: once with the certificate
+// the harness issues (with subjectAltName), once with the one Samba makes
+// for itself (CN only, often a negative serial), trusted through the DC's
+// own ca.pem, as an admin who leaves Samba's TLS alone would.
 func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		own  bool
+	}{{"harness certificate", false}, {"Samba's own certificate", true}} {
+		t.Run(tc.name, func(t *testing.T) { pipelineAgainstSamba(t, sambadc.Options{SambaCert: tc.own}) })
+	}
+}
+
+func pipelineAgainstSamba(t *testing.T, opts sambadc.Options) {
 	ctx := testbed.IntegrationContext(t, "integration test: needs a Samba AD DC and devbus", 4*time.Minute)
-	dc := sambadc.StartTest(ctx, t, sambadc.Options{})
-	// A change right after a reset must not be refused as too young.
-	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0))}); err != nil {
+	dc := sambadc.StartTest(ctx, t, opts)
+	// A change right after a reset must not be refused as too young; a
+	// lockout threshold lets the test lock an account to unlock it.
+	if err := dc.SetPasswordPolicy(ctx, sambadc.PasswordPolicy{MinAge: sambadc.Ptr(time.Duration(0)), LockoutThreshold: sambadc.Ptr(3)}); err != nil {
 		t.Fatal(err)
 	}
 	svcPw := "Svc-Writeback-Passw0rd"
@@ -184,6 +202,21 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 	if err := dc.Bind(ctx, alice.DN, secret.FromString(changePw)); err != nil {
 		t.Fatalf("bind with the changed password: %v", err)
 	}
+	// Locked out by bad binds, then unlocked through the agent.
+	if err := dc.Lock(ctx, alice.UPN, alice.DN); err != nil {
+		t.Fatal(err)
+	}
+	unlock := request(wire.OpUnlock, byGUID, "", "")
+	send(unlock)
+	if r := result(unlock.MessageID); r.Code != wire.CodeOK {
+		t.Fatalf("unlock: %+v", r)
+	}
+	if locked, err := dc.Locked(ctx, alice.DN); err != nil || locked {
+		t.Fatalf("still locked after the unlock: %v %v", locked, err)
+	}
+	if err := dc.Bind(ctx, alice.DN, secret.FromString(changePw)); err != nil {
+		t.Fatalf("bind after the unlock: %v", err)
+	}
 	// Nobody by that name; an account outside the scope.
 	nobody := request(wire.OpUnlock, protocol.Target{SAMAccountName: "nobody"}, "", "")
 	send(nobody)
@@ -233,7 +266,7 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := audit.Verify(bytes.NewReader(raw))
-	if err != nil || rep.Broken != 0 || rep.Lines != 7 {
+	if err != nil || rep.Broken != 0 || rep.Lines != 8 {
 		t.Fatalf("audit verify: %+v %v\n%s", rep, err, raw)
 	}
 	var events []string
@@ -244,11 +277,11 @@ func TestPipelineAgainstSambaAndDevbus(t *testing.T) {
 		}
 		events = append(events, r.Event+":"+r.Code)
 	}
-	want := "result:ok replayed:ok result:wrong_old_password result:ok result:user_not_found"
-	if got := strings.Join(events[:5], " "); got != want {
+	want := "result:ok replayed:ok result:wrong_old_password result:ok result:ok result:user_not_found"
+	if got := strings.Join(events[:6], " "); got != want {
 		t.Fatalf("audit events %s, want %s", got, want)
 	}
-	if events[6] != "dead_lettered:unauthenticated" {
+	if events[7] != "dead_lettered:unauthenticated" {
 		t.Fatalf("audit events %v", events)
 	}
 	// No password reached the log or the audit trail.
