@@ -29,7 +29,7 @@ func (c *Consumer) runSessions() {
 		switch {
 		case c.recvCtx.Err() != nil:
 			if err == nil {
-				c.closeSession(sr)
+				c.closeSession(sr, make(sdkGate, 1))
 			}
 			return
 		case err == nil:
@@ -95,17 +95,23 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 	// link, unsynchronised, so LockedUntil must not be read concurrently
 	// with those calls.
 	lockedUntil := sr.LockedUntil()
+	gate := make(sdkGate, 1)
 	go func() {
 		defer close(renewed)
-		c.renewSessionLock(renewCtx, sr, lockedUntil, lost, log)
+		c.renewSessionLock(renewCtx, sr, gate, lockedUntil, lost, log)
 	}()
-	state := &sessionState{sr: sr, bounded: c.bounded}
+	state := &sessionState{sr: sr, gate: gate, bounded: c.bounded}
 	for c.recvCtx.Err() == nil && sessCtx.Err() == nil {
 		if c.paused() {
 			break // release the session: its messages wait on the queue
 		}
 		ctx, cancel := context.WithTimeout(c.recvCtx, c.o.SessionIdleTimeout)
-		msgs, err := sr.ReceiveMessages(ctx, 1, nil)
+		var msgs []*azservicebus.ReceivedMessage
+		err := gate.do(ctx, func(ctx context.Context) error {
+			var err error
+			msgs, err = sr.ReceiveMessages(ctx, 1, nil)
+			return err
+		})
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			if !isLockLost(err) {
@@ -121,15 +127,15 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 		received := time.Now()
 		done := c.m.InFlight()
 		out := c.handle(sessCtx, msgs[0], state)
-		out = c.execute(sr, msgs[0], received, out)
+		out = c.execute(gatedSettler{sr, gate}, msgs[0], received, out)
 		done()
-		if out.Settle != writeback.Abandon && !c.sessionHasMore(sr, msgs[0]) {
+		if out.Settle != writeback.Abandon && !c.sessionHasMore(sr, gate, msgs[0]) {
 			break
 		}
 	}
 	stopRenew()
 	<-renewed
-	c.closeSession(sr)
+	c.closeSession(sr, gate)
 	log.Debug("session released")
 }
 
@@ -138,22 +144,24 @@ func (c *Consumer) holdSession(sr *azservicebus.SessionReceiver) {
 // SessionIdleTimeout on each empty session would hold a slot idle that
 // another session's requests are queued for; a peek tells at once. When the
 // peek fails the answer is yes, and the idle wait decides as before.
-func (c *Consumer) sessionHasMore(sr *azservicebus.SessionReceiver, m *azservicebus.ReceivedMessage) bool {
+func (c *Consumer) sessionHasMore(sr *azservicebus.SessionReceiver, gate sdkGate, m *azservicebus.ReceivedMessage) bool {
 	if m.SequenceNumber == nil {
 		return true
 	}
 	from := *m.SequenceNumber + 1
 	var next []*azservicebus.ReceivedMessage
 	err := c.bounded(c.recvCtx, func(ctx context.Context) error {
-		var err error
-		next, err = sr.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
-		return err
+		return gate.do(ctx, func(ctx context.Context) error {
+			var err error
+			next, err = sr.PeekMessages(ctx, 1, &azservicebus.PeekMessagesOptions{FromSequenceNumber: &from})
+			return err
+		})
 	})
 	return err != nil || len(next) > 0
 }
 
-func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
-	if err := c.bounded(context.Background(), sr.Close); err != nil {
+func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver, gate sdkGate) {
+	if err := c.bounded(context.Background(), func(ctx context.Context) error { return gate.do(ctx, sr.Close) }); err != nil {
 		c.log.Warn("closing a session failed; the broker releases it when its lock expires",
 			zap.String(logging.FieldSessionID, sr.SessionID()), errField(err))
 	}
@@ -163,7 +171,7 @@ func (c *Consumer) closeSession(sr *azservicebus.SessionReceiver) {
 // a session have no locks of their own. When the lock is lost it calls lost.
 // It never reads sr.LockedUntil (see holdSession): a renewal granted at t
 // lasts until t plus the lock duration, which the first lock shows.
-func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, lockedUntil time.Time, lost func(), log *zap.Logger) {
+func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.SessionReceiver, gate sdkGate, lockedUntil time.Time, lost func(), log *zap.Logger) {
 	lockFor := time.Until(lockedUntil) // a little under the lock duration: renewals come early, never late
 	if lockFor <= 0 {
 		lockFor = c.o.SettleTimeout
@@ -173,7 +181,9 @@ func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.Sessio
 			return
 		}
 		asked := time.Now()
-		err := c.bounded(ctx, func(ctx context.Context) error { return sr.RenewSessionLock(ctx, nil) })
+		err := c.bounded(ctx, func(ctx context.Context) error {
+			return gate.do(ctx, func(ctx context.Context) error { return sr.RenewSessionLock(ctx, nil) })
+		})
 		if ctx.Err() != nil {
 			return
 		}
@@ -196,6 +206,7 @@ func (c *Consumer) renewSessionLock(ctx context.Context, sr *azservicebus.Sessio
 // it, so later reads come from memory.
 type sessionState struct {
 	sr      *azservicebus.SessionReceiver
+	gate    sdkGate
 	bounded func(context.Context, func(context.Context) error) error
 	mu      sync.Mutex
 	loaded  bool
@@ -211,9 +222,11 @@ func (s *sessionState) Get(ctx context.Context) ([]byte, error) {
 	}
 	var st []byte
 	err := s.bounded(ctx, func(ctx context.Context) error {
-		var err error
-		st, err = s.sr.GetSessionState(ctx, nil)
-		return err
+		return s.gate.do(ctx, func(ctx context.Context) error {
+			var err error
+			st, err = s.sr.GetSessionState(ctx, nil)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -227,7 +240,9 @@ func (s *sessionState) Set(ctx context.Context, state []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := clone(state)
-	err := s.bounded(ctx, func(ctx context.Context) error { return s.sr.SetSessionState(ctx, v, nil) })
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.gate.do(ctx, func(ctx context.Context) error { return s.sr.SetSessionState(ctx, v, nil) })
+	})
 	if err != nil {
 		// The broker may or may not have stored it: read it again next time.
 		s.loaded = false
@@ -242,4 +257,41 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// sdkGate lets one call at a time reach a session receiver. The SDK
+// (azservicebus v1.11.0) writes the receiver's lock time without
+// synchronisation both in RenewSessionLock and whenever a call recovers
+// the link, so the renewal beside a receive, peek, settle or state call is
+// a data race inside the SDK. Waiting for the gate ends with the caller's
+// context, so a call the SDK never returns from cannot hold a session slot
+// for good: the lock then expires and the broker redelivers.
+type sdkGate chan struct{}
+
+func (g sdkGate) do(ctx context.Context, f func(context.Context) error) error {
+	select {
+	case g <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g }()
+	return f(ctx)
+}
+
+// gatedSettler settles a session's messages through its gate.
+type gatedSettler struct {
+	sr   *azservicebus.SessionReceiver
+	gate sdkGate
+}
+
+func (s gatedSettler) CompleteMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.CompleteMessageOptions) error {
+	return s.gate.do(ctx, func(ctx context.Context) error { return s.sr.CompleteMessage(ctx, m, o) })
+}
+
+func (s gatedSettler) AbandonMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.AbandonMessageOptions) error {
+	return s.gate.do(ctx, func(ctx context.Context) error { return s.sr.AbandonMessage(ctx, m, o) })
+}
+
+func (s gatedSettler) DeadLetterMessage(ctx context.Context, m *azservicebus.ReceivedMessage, o *azservicebus.DeadLetterOptions) error {
+	return s.gate.do(ctx, func(ctx context.Context) error { return s.sr.DeadLetterMessage(ctx, m, o) })
 }
