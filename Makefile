@@ -16,7 +16,7 @@ LDFLAGS := -s -w -X wbagent/internal/version.Version=$(VERSION) -X wbagent/inter
 SAMBA_TOOLS := samba:samba samba-tool:samba-ad-dc samba-tool:samba-ad-provision samba-tool:samba-dsdb-modules \
   samba-tool:python3-samba ldapmodify:ldap-utils kinit:krb5-user wbinfo:winbind
 PACKAGE_TOOLS := lintian:lintian rpm:rpm debootstrap:debootstrap wixl:wixl msiinfo:msitools
-TEST_TOOLS := $(SAMBA_TOOLS) $(PACKAGE_TOOLS) tinyproxy:tinyproxy
+PROXY_TOOLS := tinyproxy:tinyproxy
 
 # install-tools installs the Debian packages of the tools in $(1) that are
 # missing (apt-get, when root), or says which to install.
@@ -47,7 +47,8 @@ lint: ## gofmt, go vet and staticcheck (pinned as a tool in go.mod)
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-deps: deps-samba deps-package ## install what the tests need: Go modules, Samba and the packaging tools (apt-get, when root)
+deps: deps-samba deps-package ## install what the tests need: Go modules, Samba, the packaging tools and tinyproxy (apt-get, when root)
+	$(call install-tools,$(PROXY_TOOLS))
 
 .PHONY: deps-samba deps-package
 deps-samba: ## install Go modules and Samba, all the demo, benchmarks and chaos suite need
@@ -101,15 +102,7 @@ chaos: deps-samba ## the full chaos suite: faults against Samba AD DC, devbus an
 # command:debian-package.
 WINE_TOOLS := wine:wine /usr/lib/wine/wine64:wine64 wineserver:wine x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
 test-windows: deps ## the Windows lane: the MSI (make package) installed under Wine (private prefix in bin/wine), service started, a reset applied, removed
-	@missing=""; for t in $(WINE_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing:$$missing (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else \
-	    echo "the Windows lane needs Wine and mingw-w64. Install them (as root): apt-get install$$missing"; exit 1; \
-	  fi; \
-	fi
+	$(call install-tools,$(WINE_TOOLS))
 	@# One version for the build and the lookup, even if HEAD moves meanwhile.
 	@read -r v _ < <(installer/version.sh) && PKG_VERSION=$$v $(MAKE) --no-print-directory package && \
 	msi=$(CURDIR)/dist/wbagent-$$v-x64.msi && test -f "$$msi" && \
