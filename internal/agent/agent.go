@@ -159,7 +159,7 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		if a.dir, err = directory.New(dopts, log); err != nil {
 			return nil, err
 		}
-		a.port = directoryPort{a.dir}
+		a.port = a.dir
 	}
 	a.handler, err = writeback.New(writeback.Options{
 		Agent:       cfg.Agent.Name,
@@ -502,22 +502,4 @@ func BusConnection(cfg *config.Config, getenv func(string) string) (bus.Connecti
 	}
 	conn.Credential = cred
 	return conn, nil
-}
-
-// directoryPort adapts the directory to the writeback handler's interface.
-type directoryPort struct{ d *directory.Directory }
-
-func (p directoryPort) Apply(ctx context.Context, c writeback.Change) writeback.Applied {
-	o := p.d.Apply(ctx, directory.Change{
-		Op: c.Op, Target: c.Target,
-		Unlock: c.Unlock, MustChange: c.MustChange, New: c.New, Old: c.Old,
-	})
-	return writeback.Applied{
-		Code: o.Code, Detail: o.Detail, Transient: o.Transient, Indeterminate: o.Indeterminate,
-		DN: o.DN, ObjectGUID: o.ObjectGUID, DC: o.DC, ADCode: o.ADCode, Err: o.Err,
-	}
-}
-
-func (p directoryPort) PwdLastSet(ctx context.Context, t protocol.Target) (time.Time, error) {
-	return p.d.PwdLastSet(ctx, t)
 }

@@ -13,9 +13,9 @@ import (
 	"wbagent/internal/wire"
 )
 
-// validate checks what the protocol layer should already have checked, so
+// validateChange checks what the protocol layer should already have checked, so
 // bad input becomes an internal_error instead of a crash or a wrong write.
-func (c Change) validate() error {
+func validateChange(c Change) error {
 	switch c.Op {
 	case wire.OpReset:
 		if c.New.IsEmpty() {
@@ -70,7 +70,7 @@ func (d *Directory) Apply(ctx context.Context, ch Change) Outcome {
 }
 
 func (d *Directory) apply(ctx context.Context, ch Change) Outcome {
-	if err := ch.validate(); err != nil {
+	if err := validateChange(ch); err != nil {
 		return Outcome{Code: wire.CodeInternalError, Err: fmt.Errorf("invalid change: %w", err)}
 	}
 	ds, guid, err := d.locate(ctx, ch.Target)

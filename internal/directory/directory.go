@@ -11,7 +11,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 
-	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
 
@@ -19,32 +18,13 @@ import (
 // the vocabulary's wire.Target, shared with protocol and writeback.
 type Target = wire.Target
 
-// Change is one validated writeback request.
-type Change struct {
-	Op         wire.Op
-	Target     Target
-	Unlock     bool
-	MustChange bool
-	New        *secret.Secret // reset, change
-	Old        *secret.Secret // change
-}
+// Change is one validated writeback request (wire's, shared with
+// writeback).
+type Change = wire.Change
 
-// Outcome is what Apply did. Err is for logs: it never holds a secret.
-type Outcome struct {
-	Code   string
-	Detail string
-	// Transient reports whether trying again later may succeed.
-	Transient bool
-	// Indeterminate reports that the write was sent but its answer was lost
-	// (the connection broke): the change may or may not be in the directory.
-	Indeterminate bool
-	DN            string
-	ObjectGUID    string
-	Domain        string
-	DC            string // the server URL that answered
-	ADCode        string // 8-hex-digit AD code from the diagnostic message
-	Err           error
-}
+// Outcome is what Apply did (wire.Applied, which writeback reads as is).
+// Err is for logs: it never holds a secret.
+type Outcome = wire.Applied
 
 // Directory applies writebacks to the configured domains.
 type Directory struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -209,7 +210,26 @@ func (d *Directory) resolvePrivileged(ctx context.Context, pc *pconn, ds *domain
 		}
 		set.groups = append(set.groups, found...)
 	}
+	sortMostSpecificFirst(set.groups)
 	return set, nil
+}
+
+// sortMostSpecificFirst orders the groups so that the refusal names the
+// group an admin put the account in: the domain and forest groups
+// (Domain Admins, Enterprise Admins, ...) are themselves members of the
+// builtin Administrators, so a member of one is a nested member of the
+// other, and the guard names the first group that matches. The DC returns
+// the groups in no fixed order; the table's order, builtin groups last,
+// makes the reason the same on every run.
+func sortMostSpecificFirst(groups []privilegedGroup) {
+	rank := make(map[string]int, len(privilegedClasses))
+	for i, c := range privilegedClasses {
+		if c.base == inBuiltin {
+			i += len(privilegedClasses)
+		}
+		rank[c.name] = i
+	}
+	slices.SortStableFunc(groups, func(a, b privilegedGroup) int { return rank[a.name] - rank[b.name] })
 }
 
 // forestRootSID reads the forest root domain's SID: from this DC when it

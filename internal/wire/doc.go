@@ -7,5 +7,8 @@
 // added here is one a sender, the directory, the audit trail and the
 // metrics all know.
 //
-// It is a leaf: it imports nothing of the project.
+// It also holds the two values that cross from writeback to the directory
+// (Change, Applied), so neither side copies the other's.
+//
+// It is a leaf but for secret, which holds the passwords a Change carries.
 package wire

@@ -6,7 +6,6 @@ import (
 
 	"wbagent/internal/ledger"
 	"wbagent/internal/protocol"
-	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
 
@@ -16,38 +15,12 @@ type Opener interface {
 	Open(m protocol.Message, now time.Time) (*protocol.Request, error)
 }
 
-// Change is the directory write one request asks for.
-type Change struct {
-	Op         wire.Op
-	Target     protocol.Target
-	Unlock     bool
-	MustChange bool
-	// New and Old stay owned by the request; the directory must not keep them.
-	New *secret.Secret
-	Old *secret.Secret
-}
+// Change is the directory write one request asks for; the directory takes
+// the same type, so no adapter copies it.
+type Change = wire.Change
 
 // Applied is what the directory says about one write attempt.
-type Applied struct {
-	// Code is a result code of protocol v1 §6 and Detail its detail.
-	Code   string
-	Detail string
-	// Transient says the attempt may succeed if tried again (no DC
-	// reachable, timeout, busy).
-	Transient bool
-	// Indeterminate says the write was sent but its answer was lost: it may
-	// have taken effect. Without it a failed attempt wrote nothing.
-	Indeterminate bool
-	// DN, ObjectGUID and DC say which account was resolved on which domain
-	// controller, for the audit record; empty when not known.
-	DN         string
-	ObjectGUID string
-	DC         string
-	// ADCode is the 8-hex-digit AD error code, when the directory gave one.
-	ADCode string
-	// Err explains a failure for logs; it never contains a secret.
-	Err error
-}
+type Applied = wire.Applied
 
 // Directory is the part of the directory writeback needs.
 type Directory interface {
