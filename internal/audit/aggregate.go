@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"wbagent/internal/wire"
 )
 
 // Recorder takes audit records; *Writer is the real one.
@@ -94,7 +96,7 @@ func (a *Aggregator) Record(ctx context.Context, r Record) error {
 	}
 	a.mu.Lock()
 	k := aggKey{r.Event, r.Code, r.SenderKID}
-	if k.kid != "" && !looksLikeKID(k.kid) {
+	if k.kid != "" && !wire.IsKID(k.kid) {
 		k.kid = OtherSenders // no sender has such a kid: it is made up
 	}
 	w, open := a.wins[k]
@@ -134,20 +136,6 @@ func (a *Aggregator) Record(ctx context.Context, r Record) error {
 	}
 	a.mu.Unlock()
 	return nil
-}
-
-// looksLikeKID reports whether s has the form of a key id: 16 lowercase
-// hex digits.
-func looksLikeKID(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // keep puts back a window whose summary could not be written, merging it

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"wbagent/internal/wire"
 )
 
 // Genesis is the prev of the first line of a file.
@@ -59,7 +61,7 @@ func checkLine(line []byte) (hash, prev string, err error) {
 		return "", "", errors.New(`the line does not end with a "hash" member`)
 	}
 	hash = string(line[len(line)-hashFieldLen+len(hashPrefix) : len(line)-len(hashSuffix)])
-	if !isHex64(hash) {
+	if !wire.IsLowerHex(hash, 64) {
 		return "", "", errors.New("the hash is not 64 lowercase hex characters")
 	}
 	body := make([]byte, 0, len(line)-hashFieldLen+1)
@@ -72,7 +74,7 @@ func checkLine(line []byte) (hash, prev string, err error) {
 	if _, dup := fields["hash"]; dup {
 		return "", "", errors.New(`the line has a second "hash" member`)
 	}
-	if err := json.Unmarshal(fields["prev"], &prev); err != nil || !isHex64(prev) {
+	if err := json.Unmarshal(fields["prev"], &prev); err != nil || !wire.IsLowerHex(prev, 64) {
 		return "", "", errors.New(`the line has no valid "prev" member`)
 	}
 	sum := sha256.Sum256(body)
@@ -80,16 +82,4 @@ func checkLine(line []byte) (hash, prev string, err error) {
 		return "", "", errors.New("the hash does not match the line's content: the line was changed after it was written")
 	}
 	return hash, prev, nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

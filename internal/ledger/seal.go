@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"wbagent/internal/wire"
 )
 
 // SealedStateHeader opens every authenticated session state (version 2 of
@@ -81,7 +83,7 @@ func NewSessionSeal(keys []SessionKey) (*SessionSeal, error) {
 	}
 	s := &SessionSeal{byKID: map[string][]byte{}}
 	for _, k := range keys {
-		if !validKID(k.KID) {
+		if !wire.IsKID(k.KID) {
 			return nil, fmt.Errorf("session state seal: key id %q is not 16 lowercase hex digits", k.KID)
 		}
 		if len(k.Key) < 32 {
@@ -95,18 +97,6 @@ func NewSessionSeal(keys []SessionKey) (*SessionSeal, error) {
 		s.byKID[k.KID] = key
 	}
 	return s, nil
-}
-
-func validKID(kid string) bool {
-	if len(kid) != 16 {
-		return false
-	}
-	for _, c := range []byte(kid) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // mac is HMAC-SHA-256 under key of: the header, then the lowercased queue

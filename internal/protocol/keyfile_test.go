@@ -106,7 +106,7 @@ func TestPrivateKeyModeRefused(t *testing.T) {
 	}
 	dir := t.TempDir()
 	kid, err := WriteSenderKeys(dir)
-	if err != nil || !isKID(kid) {
+	if err != nil || !wire.IsKID(kid) {
 		t.Fatal(kid, err)
 	}
 	p := filepath.Join(dir, SenderKeyFile)

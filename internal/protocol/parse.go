@@ -243,7 +243,7 @@ func parseSealed(v *jsonValue) (sealedSecret, error) {
 			return s, fmt.Errorf("unknown member %s in secret", quoteName(m.name))
 		}
 	}
-	if !isKID(s.kid) {
+	if !wire.IsKID(s.kid) {
 		return s, errors.New("secret.kid is not 16 lowercase hex characters")
 	}
 	if _, err := ParseSuite(string(s.suite)); err != nil {
@@ -279,24 +279,9 @@ func isCanonicalUUID(s string) bool {
 				return false
 			}
 		default:
-			if !isLowerHex(s[i]) {
+			if !wire.IsLowerHexDigit(s[i]) {
 				return false
 			}
-		}
-	}
-	return true
-}
-
-func isLowerHex(c byte) bool { return isDigit(c) || (c >= 'a' && c <= 'f') }
-
-// isKID reports whether s has the form of a kid: 16 lowercase hex.
-func isKID(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isLowerHex(s[i]) {
-			return false
 		}
 	}
 	return true
