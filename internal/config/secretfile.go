@@ -1,12 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"io"
-	"os"
-
-	"wbagent/internal/fileperm"
-)
+import "wbagent/internal/fileperm"
 
 // maxSecretFileBytes bounds a secret file: a password or connection
 // string, never more.
@@ -17,27 +11,13 @@ const maxSecretFileBytes = 64 << 10
 // on the file's ACL): the secret would not be the agent's alone. The mode
 // and owner checked are those of the file opened.
 func readSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, st, err := fileperm.ReadSmall("secret file", path, maxSecretFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", err)
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxSecretFileBytes {
-		return nil, fmt.Errorf("read secret file %s: not a regular file of at most %d bytes", path, maxSecretFileBytes)
-	}
-	if err := fileperm.CheckPrivate("secret file", path, st); err != nil {
 		return nil, err
 	}
-	// One buffer of the file's size: a growing one would leave copies
-	// of the secret behind.
-	b := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
+	if err := fileperm.CheckPrivate("secret file", path, st); err != nil {
 		clear(b)
-		return nil, fmt.Errorf("read secret file %s: %w", path, err)
+		return nil, err
 	}
 	return b, nil
 }

@@ -62,3 +62,30 @@ func TestCheckPrivateOwner(t *testing.T) {
 		t.Fatalf("own file refused: %v", err)
 	}
 }
+
+// ReadSmall refuses what is not a small regular file before reading it,
+// and names the file's role in every error.
+func TestReadSmall(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, st, err := ReadSmall("key file", small, 10)
+	if err != nil || string(b) != "0123456789" || st.Size() != 10 {
+		t.Fatalf("ReadSmall = %q, %v, %v", b, st, err)
+	}
+	for _, c := range []struct {
+		path  string
+		limit int64
+		want  string
+	}{
+		{small, 9, "read key file " + small + ": not a regular file of at most 9 bytes"},
+		{dir, 1 << 10, "read key file " + dir + ": not a regular file of at most 1024 bytes"},
+		{filepath.Join(dir, "missing"), 10, "read key file: open " + filepath.Join(dir, "missing")},
+	} {
+		if _, _, err := ReadSmall("key file", c.path, c.limit); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("ReadSmall(%s, %d) = %v, want %q", c.path, c.limit, err, c.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -239,22 +238,9 @@ func keyKind(data []byte) string {
 // private key, the mode and owner of the file it opened (not of whatever
 // the path names a moment earlier).
 func readFile(path string, private bool) ([]byte, error) {
-	f, err := os.Open(path)
+	data, st, err := fileperm.ReadSmall("key file", path, maxKeyFileSizeBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxKeyFileSizeBytes {
-		return nil, fmt.Errorf("read key file %s: not a regular file of at most %d bytes", path, maxKeyFileSizeBytes)
-	}
-	data := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
-		clear(data)
-		return nil, fmt.Errorf("read key file %s: %w", path, err)
+		return nil, err
 	}
 	switch kind := keyKind(data); {
 	case private && kind == "public":
