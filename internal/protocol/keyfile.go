@@ -139,67 +139,44 @@ func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
 
 // LoadDecryptionKey reads an agent HPKE private key file.
 func LoadDecryptionKey(path string) (*DecryptionKey, error) {
-	data, err := readPrivateKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	k, err := ParseDecryptionKeyPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("load decryption key %s: %w", path, err)
-	}
-	return k, nil
+	return loadKey(path, true, "decryption key ", ParseDecryptionKeyPEM)
 }
 
 // LoadSigningKey reads an Ed25519 private key file (PKCS#8 PEM).
 func LoadSigningKey(path string) (*SigningKey, error) {
-	data, err := readPrivateKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(data)
-	k, err := ParseSigningKeyPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("load signing key %s: %w", path, err)
-	}
-	return k, nil
+	return loadKey(path, true, "signing key ", ParseSigningKeyPEM)
 }
 
 // LoadPublicKey reads an Ed25519 public key file (PKIX PEM): a trusted
 // sender's key, or the agent signing key a sender checks results with.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := readKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := ParsePublicKeyPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("load public key %s: %w", path, err)
-	}
-	return pub, nil
+	return loadKey(path, false, "public key ", ParsePublicKeyPEM)
 }
 
 // LoadAgentPublicKey reads the agent's HPKE public key document (§2).
 func LoadAgentPublicKey(path string) (*AgentPublicKey, error) {
-	data, err := readKeyFile(path)
+	return loadKey(path, false, "", ParseAgentPublicKey)
+}
+
+// loadKey reads a key file (see readFile: a private key must be the
+// agent's alone, and neither kind may stand in for the other) and parses
+// it, naming the file in a parse error. A private key's bytes are wiped
+// once parsed: the parsed key is the only copy kept.
+func loadKey[K any](path string, private bool, what string, parse func([]byte) (K, error)) (K, error) {
+	var zero K
+	data, err := readFile(path, private)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	k, err := ParseAgentPublicKey(data)
+	if private {
+		defer clear(data)
+	}
+	k, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return zero, fmt.Errorf("load %s%s: %w", what, path, err)
 	}
 	return k, nil
 }
-
-// readKeyFile reads a public key file of bounded size, refusing a
-// private key given in its place.
-func readKeyFile(path string) ([]byte, error) { return readFile(path, false) }
-
-// readPrivateKeyFile reads a private key file, refusing a public key given
-// in its place and a file other users can access: on a shared server that
-// key would no longer be the agent's alone.
-func readPrivateKeyFile(path string) ([]byte, error) { return readFile(path, true) }
 
 // WrongKindError is a public key file given where a private key belongs,
 // or the reverse: no chmod or keygen fixes that, the path is wrong.

@@ -123,89 +123,82 @@ func (p *jsonParser) enter() error {
 }
 
 func (p *jsonParser) object() (jsonValue, error) {
-	if err := p.enter(); err != nil {
-		return jsonValue{}, err
-	}
-	defer func() { p.depth-- }()
-	p.pos++ // {
 	v := jsonValue{kind: jObject}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return v, nil
-	}
-	for {
-		p.skipSpace()
+	err := p.container('}', "an object", func() error {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return v, p.errorf("expected a member name")
+			return p.errorf("expected a member name")
 		}
 		name, err := p.str()
 		if err != nil {
-			return v, err
+			return err
 		}
 		for i := range v.members {
 			if v.members[i].name == string(name) {
-				return v, p.errorf("duplicate member %s", quoteName(string(name)))
+				return p.errorf("duplicate member %s", quoteName(string(name)))
 			}
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return v, p.errorf("expected ':' after a member name")
+			return p.errorf("expected ':' after a member name")
 		}
 		p.pos++
 		p.skipSpace()
 		val, err := p.value()
 		if err != nil {
-			return v, err
+			return err
 		}
 		v.members = append(v.members, jsonMember{name: string(name), value: val})
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return v, p.errorf("unexpected end of input in an object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return v, nil
-		default:
-			return v, p.errorf("expected ',' or '}' in an object")
-		}
-	}
+		return nil
+	})
+	return v, err
 }
 
 func (p *jsonParser) array() (jsonValue, error) {
+	v := jsonValue{kind: jArray}
+	err := p.container(']', "an array", func() error {
+		val, err := p.value()
+		if err != nil {
+			return err
+		}
+		v.elems = append(v.elems, val)
+		return nil
+	})
+	return v, err
+}
+
+// container reads an object or an array from its opening byte to close:
+// nothing, or item (called at each item, after white space) then ',' or
+// close, again and again. It counts the nesting depth, so that a deep
+// document is refused instead of exhausting the stack. what names the
+// container in errors.
+func (p *jsonParser) container(close byte, what string, item func() error) error {
 	if err := p.enter(); err != nil {
-		return jsonValue{}, err
+		return err
 	}
 	defer func() { p.depth-- }()
-	p.pos++ // [
-	v := jsonValue{kind: jArray}
+	p.pos++ // { or [
 	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+	if p.pos < len(p.data) && p.data[p.pos] == close {
 		p.pos++
-		return v, nil
+		return nil
 	}
 	for {
 		p.skipSpace()
-		val, err := p.value()
-		if err != nil {
-			return v, err
+		if err := item(); err != nil {
+			return err
 		}
-		v.elems = append(v.elems, val)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
-			return v, p.errorf("unexpected end of input in an array")
+			return p.errorf("unexpected end of input in %s", what)
 		}
 		switch p.data[p.pos] {
 		case ',':
 			p.pos++
-		case ']':
+		case close:
 			p.pos++
-			return v, nil
+			return nil
 		default:
-			return v, p.errorf("expected ',' or ']' in an array")
+			return p.errorf("expected ',' or '%c' in %s", close, what)
 		}
 	}
 }
