@@ -49,6 +49,16 @@ func (d *decoder) need(n int) error {
 	return nil
 }
 
+// fixed fills b, a fixed-width value's bytes (decimals, UUIDs), from the
+// input.
+func (d *decoder) fixed(b []byte) error {
+	if err := d.need(len(b)); err != nil {
+		return err
+	}
+	d.pos += copy(b, d.b[d.pos:])
+	return nil
+}
+
 // take returns the next n bytes, still backed by the frame, and moves past
 // them: every fixed-width read goes through it so the bounds check is in one
 // place.
@@ -211,25 +221,13 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 		return math.Float64frombits(v), err
 	case codeDecimal32:
 		var v Decimal32
-		err := d.need(4)
-		if err == nil {
-			d.pos += copy(v[:], d.b[d.pos:])
-		}
-		return v, err
+		return v, d.fixed(v[:])
 	case codeDecimal64:
 		var v Decimal64
-		err := d.need(8)
-		if err == nil {
-			d.pos += copy(v[:], d.b[d.pos:])
-		}
-		return v, err
+		return v, d.fixed(v[:])
 	case codeDecimal128:
 		var v Decimal128
-		err := d.need(16)
-		if err == nil {
-			d.pos += copy(v[:], d.b[d.pos:])
-		}
-		return v, err
+		return v, d.fixed(v[:])
 	case codeChar:
 		v, err := d.u32()
 		return Char(v), err
@@ -238,11 +236,7 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 		return time.UnixMilli(int64(v)).UTC(), err
 	case codeUUID:
 		var v UUID
-		err := d.need(16)
-		if err == nil {
-			d.pos += copy(v[:], d.b[d.pos:])
-		}
-		return v, err
+		return v, d.fixed(v[:])
 	case codeVbin8, codeVbin32, codeStr8, codeStr32, codeSym8, codeSym32:
 		var n int
 		if code&0xf0 == 0xa0 {

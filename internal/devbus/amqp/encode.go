@@ -277,29 +277,11 @@ func arrayShape(v any) (code byte, n int, elem func(int) any, ok bool) {
 	case []UUID:
 		return codeUUID, len(t), func(i int) any { return t[i] }, true
 	case [][]byte:
-		code = codeVbin8
-		for _, x := range t {
-			if len(x) > 255 {
-				code = codeVbin32
-			}
-		}
-		return code, len(t), func(i int) any { return t[i] }, true
+		return widthCode(t, codeVbin8, codeVbin32), len(t), func(i int) any { return t[i] }, true
 	case []string:
-		code = codeStr8
-		for _, x := range t {
-			if len(x) > 255 {
-				code = codeStr32
-			}
-		}
-		return code, len(t), func(i int) any { return t[i] }, true
+		return widthCode(t, codeStr8, codeStr32), len(t), func(i int) any { return t[i] }, true
 	case []Symbol:
-		code = codeSym8
-		for _, x := range t {
-			if len(x) > 255 {
-				code = codeSym32
-			}
-		}
-		return code, len(t), func(i int) any { return t[i] }, true
+		return widthCode(t, codeSym8, codeSym32), len(t), func(i int) any { return t[i] }, true
 	}
 	return 0, 0, nil, false
 }
@@ -578,4 +560,16 @@ func (e *encoder) compoundBody(count int, items func() error) error {
 	}
 	binary.BigEndian.PutUint32(e.b[start:], uint32(len(e.b)-start-4))
 	return nil
+}
+
+// widthCode is the element code of an array of variable-width values: the
+// one-byte-length code while every element fits in 255 bytes, else the
+// four-byte one, since an array's elements all share one constructor.
+func widthCode[T ~string | ~[]byte](elems []T, small, large byte) byte {
+	for _, x := range elems {
+		if len(x) > 255 {
+			return large
+		}
+	}
+	return small
 }
