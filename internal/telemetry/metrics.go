@@ -55,20 +55,19 @@ func NewRegistry() *prometheus.Registry {
 // use, and a nil *Metrics records nothing, so packages can be used (and
 // tested) without metrics.
 type Metrics struct {
-	requests      *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
-	queueWait     prometheus.Histogram
-	directoryTime *prometheus.HistogramVec
-	retries       *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	inFlight      prometheus.Gauge
-	lockRenewals  *prometheus.CounterVec
-	failovers     prometheus.Counter
-	reconnects    prometheus.Counter
-	auditFailures prometheus.Counter
-	stateRefused  prometheus.Counter
-	intakePaused  prometheus.Gauge
-	// watchdogRebuilds is registered by registerWatchdog.
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	queueWait        prometheus.Histogram
+	directoryTime    *prometheus.HistogramVec
+	retries          *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
+	inFlight         prometheus.Gauge
+	lockRenewals     *prometheus.CounterVec
+	failovers        prometheus.Counter
+	reconnects       prometheus.Counter
+	auditFailures    prometheus.Counter
+	stateRefused     prometheus.Counter
+	intakePaused     prometheus.Gauge
 	watchdogRebuilds prometheus.Counter
 }
 
@@ -78,69 +77,38 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	// the request lifetime (minutes).
 	dirBuckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	waitBuckets := []float64{.01, .05, .1, .5, 1, 5, 15, 30, 60, 120, 300, 900}
+	b := &builder{}
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "requests_total",
-			Help: "Requests finished, by op and result code (protocol v1 §6).",
-		}, []string{"op", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "request_duration_seconds",
-			Help:    "Time from receiving a request to settling it, by op.",
-			Buckets: dirBuckets,
-		}, []string{"op"}),
-		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "queue_wait_seconds",
-			Help:    "Time a request waited on the queue before the agent received it.",
-			Buckets: waitBuckets,
-		}),
-		directoryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "directory_duration_seconds",
-			Help:    "Time spent in the directory (resolve, checks, write) per request, by op.",
-			Buckets: dirBuckets,
-		}, []string{"op"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "directory_retries_total",
-			Help: "Transient directory failures retried, by op.",
-		}, []string{"op"}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "dead_letters_total",
-			Help: "Messages dead-lettered, by reason (protocol v1 §8).",
-		}, []string{"reason"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "requests_in_flight",
-			Help: "Writebacks being processed now.",
-		}),
-		lockRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "lock_renewals_total",
-			Help: "Message and session lock renewals, by result (ok, failed).",
-		}, []string{"result"}),
-		failovers: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "directory_failovers_total",
-			Help: "Times the agent switched to another domain controller.",
-		}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "bus_reconnects_total",
-			Help: "Service Bus connections re-established.",
-		}),
-		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_write_failures_total",
-			Help: "Audit lines that could not be written (their messages were not completed).",
-		}),
+		requests: b.counterVec("requests_total",
+			"Requests finished, by op and result code (protocol v1 §6).", "op", "code"),
+		duration: b.histogramVec("request_duration_seconds",
+			"Time from receiving a request to settling it, by op.", dirBuckets, "op"),
+		queueWait: b.histogram("queue_wait_seconds",
+			"Time a request waited on the queue before the agent received it.", waitBuckets),
+		directoryTime: b.histogramVec("directory_duration_seconds",
+			"Time spent in the directory (resolve, checks, write) per request, by op.", dirBuckets, "op"),
+		retries: b.counterVec("directory_retries_total",
+			"Transient directory failures retried, by op.", "op"),
+		deadLetters: b.counterVec("dead_letters_total",
+			"Messages dead-lettered, by reason (protocol v1 §8).", "reason"),
+		inFlight: b.gauge("requests_in_flight",
+			"Writebacks being processed now."),
+		lockRenewals: b.counterVec("lock_renewals_total",
+			"Message and session lock renewals, by result (ok, failed).", "result"),
+		failovers: b.counter("directory_failovers_total",
+			"Times the agent switched to another domain controller."),
+		reconnects: b.counter("bus_reconnects_total",
+			"Service Bus connections re-established."),
+		auditFailures: b.counter("audit_write_failures_total",
+			"Audit lines that could not be written (their messages were not completed)."),
+		stateRefused: b.counter("session_state_refused_total",
+			"Session-state records that did not authenticate and were ignored (forged, altered, or written without a MAC)."),
+		intakePaused: b.gauge("intake_paused",
+			"1 while the agent takes no message because its audit or state disk cannot be written."),
+		watchdogRebuilds: b.counter("bus_watchdog_rebuilds_total",
+			"Times the Service Bus connection and receivers were rebuilt because the broker gave no answer for servicebus.watchdog."),
 	}
-	m.stateRefused = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: namespace, Name: "session_state_refused_total",
-		Help: "Session-state records that did not authenticate and were ignored (forged, altered, or written without a MAC).",
-	})
-	m.intakePaused = prometheus.NewGauge(prometheus.GaugeOpts{
-		Namespace: namespace, Name: "intake_paused",
-		Help: "1 while the agent takes no message because its audit or state disk cannot be written.",
-	})
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queueWait, m.directoryTime, m.retries, m.deadLetters, m.inFlight, m.lockRenewals, m.failovers, m.reconnects, m.auditFailures, m.stateRefused, m.intakePaused} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register metrics: %w (are the metrics created twice on one registry?)", err)
-		}
-	}
-	if err := m.registerWatchdog(reg); err != nil {
+	if err := b.register(reg); err != nil {
 		return nil, err
 	}
 	// Known series start at zero, so rate() and alerts see them before the
@@ -261,4 +229,49 @@ func (m *Metrics) IntakePaused(paused bool) {
 		}
 		m.intakePaused.Set(v)
 	}
+}
+
+// builder makes the agent's metrics in its namespace and keeps each one,
+// so that registering them cannot leave one out.
+type builder struct{ made []prometheus.Collector }
+
+func (b *builder) keep(c prometheus.Collector) { b.made = append(b.made, c) }
+
+func (b *builder) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+	b.keep(c)
+	return c
+}
+
+func (b *builder) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	b.keep(c)
+	return c
+}
+
+func (b *builder) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	b.keep(g)
+	return g
+}
+
+func (b *builder) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+	b.keep(h)
+	return h
+}
+
+func (b *builder) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+	b.keep(h)
+	return h
+}
+
+func (b *builder) register(reg prometheus.Registerer) error {
+	for _, c := range b.made {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w (are the metrics created twice on one registry?)", err)
+		}
+	}
+	return nil
 }
