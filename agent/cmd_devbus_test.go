@@ -280,9 +280,3 @@ func TestDevbusTLSFlagsNeedEachOther(t *testing.T) {
 		}
 	}
 }
-
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/lab/testkit"
 )
 
 // devbusCmd is the devbus command running in process, with the connection
@@ -85,7 +87,7 @@ func sendOne(t *testing.T, c *azservicebus.Client, queue, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SendMessage(ctxTimeout(t, 20*time.Second), &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
+	if err := s.SendMessage(testkit.Context(t, 20*time.Second), &azservicebus.Message{Body: []byte(body)}, nil); err != nil {
 		t.Fatalf("send %q: %v", body, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/secret"
 	"wbagent/internal/writeback"
 )
@@ -77,23 +78,21 @@ func TestNamespaceName(t *testing.T) {
 // (Ready) says which queue is missing in which namespace and what to do,
 // on a plain and on a session queue.
 func TestMissingRequestQueue(t *testing.T) {
-	for _, sessions := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sessions=%v", sessions), func(t *testing.T) {
-			srv := startDevbus(t, devbus.QueueConfig{Name: "other"})
-			client := newTestClient(t, srv)
-			ns := Connection{ConnectionString: srv.ConnectionString()}.NamespaceName()
-			c := startConsumer(t, client, &testHandler{}, Options{Queue: "requets", Namespace: ns, Sessions: sessions, MaxConcurrent: 2})
-			want := "queue requets does not exist in namespace " + ns + ": create it, or correct servicebus.queue"
-			var last error
-			waitFor(t, 30*time.Second, "the missing queue in Ready", func() bool {
-				last = c.Ready()
-				return last != nil && last.Error() == want
-			})
-			if strings.Contains(last.Error(), "unreachable") {
-				t.Fatalf("Ready() = %q", last)
-			}
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		srv := startDevbus(t, devbus.QueueConfig{Name: "other"})
+		client := newTestClient(t, srv)
+		ns := Connection{ConnectionString: srv.ConnectionString()}.NamespaceName()
+		c := startConsumer(t, client, &testHandler{}, Options{Queue: "requets", Namespace: ns, Sessions: sessions, MaxConcurrent: 2})
+		want := "queue requets does not exist in namespace " + ns + ": create it, or correct servicebus.queue"
+		var last error
+		testkit.WaitFor(t, 30*time.Second, "the missing queue in Ready", func() bool {
+			last = c.Ready()
+			return last != nil && last.Error() == want
 		})
-	}
+		if strings.Contains(last.Error(), "unreachable") {
+			t.Fatalf("Ready() = %q", last)
+		}
+	})
 }
 
 // `run` logs a missing request queue as an error that says what it is and
@@ -113,7 +112,7 @@ func TestMissingRequestQueueIsLogged(t *testing.T) {
 	}
 	defer c.Stop(context.Background())
 	want := "queue requets does not exist in namespace ns.example: create it, or correct servicebus.queue; the agent retries until it exists"
-	waitFor(t, 30*time.Second, "the missing queue in the log", func() bool { return logs.FilterMessage(want).Len() > 0 })
+	testkit.WaitFor(t, 30*time.Second, "the missing queue in the log", func() bool { return logs.FilterMessage(want).Len() > 0 })
 	time.Sleep(500 * time.Millisecond)
 	if n := logs.FilterMessage(want).Len(); n != 1 {
 		t.Errorf("logged %d times within a minute, want once", n)
@@ -139,7 +138,7 @@ func TestMissingReplyQueue(t *testing.T) {
 	c := startConsumer(t, client, h, Options{Queue: "requests", Namespace: "ns.example", MaxConcurrent: 1})
 	sendN(t, client, "requests", 1, nil)
 	want := "queue nosuch does not exist in namespace ns.example: create it, or have the sender name an existing queue in ReplyTo"
-	waitFor(t, 30*time.Second, "the missing reply queue in Ready", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the missing reply queue in Ready", func() bool {
 		err := c.Ready()
 		return err != nil && err.Error() == want
 	})

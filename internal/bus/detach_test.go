@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/writeback"
 )
 
@@ -23,12 +24,12 @@ func TestPlainQueueRecoversFromServerBusyDetach(t *testing.T) {
 			}}
 			startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 2})
 			sendN(t, client, "requests", 3, nil)
-			waitFor(t, 10*time.Second, "3 completions", func() bool { return h.count() >= 3 })
+			testkit.WaitFor(t, 10*time.Second, "3 completions", func() bool { return h.count() >= 3 })
 			if n, err := srv.DetachLinks("requests", cond, true); err != nil || n == 0 {
 				t.Fatalf("detached %d links: %v", n, err)
 			}
 			sendN(t, client, "requests", 3, nil)
-			waitFor(t, 20*time.Second, "3 more completions after the detach", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "3 more completions after the detach", func() bool {
 				st, _ := srv.Stats("requests")
 				return h.count() >= 6 && st.Active == 0
 			})

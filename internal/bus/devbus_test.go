@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/protocol"
 	"wbagent/internal/writeback"
 )
@@ -40,11 +41,7 @@ func newTestClient(t *testing.T, srv *devbus.Server) *azservicebus.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
+	testkit.StopAtCleanup(t, 5*time.Second, c.Close)
 	return c
 }
 
@@ -102,17 +99,21 @@ func startConsumer(t *testing.T, client *azservicebus.Client, h Handler, o Optio
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Stop(ctx)
-	})
+	testkit.StopAtCleanup(t, 5*time.Second, c.Stop)
 	return c
 }
 
 // sendN sends n messages to queue; session, when set, names each message's
 // session from its number.
 func sendN(t *testing.T, client *azservicebus.Client, queue string, n int, session func(i int) string) {
+	t.Helper()
+	sendNumbered(t, client, queue, n, session, 1)
+}
+
+// sendNumbered sends messages m-000 … m-<n-1> (body and property "n" the
+// number), each tried up to tries times, 20 ms apart: a test that drops
+// connections on purpose must not fail on a send the drop cut.
+func sendNumbered(t *testing.T, client *azservicebus.Client, queue string, n int, session func(i int) string, tries int) {
 	t.Helper()
 	s, err := client.NewSender(queue, nil)
 	if err != nil {
@@ -126,23 +127,18 @@ func sendN(t *testing.T, client *azservicebus.Client, queue string, n int, sessi
 			sid := session(i)
 			m.SessionID = &sid
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.SendMessage(ctx, m, nil)
-		cancel()
-		if err != nil {
-			t.Fatalf("send %s: %v", id, err)
+		for try := 1; ; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := s.SendMessage(ctx, m, nil)
+			cancel()
+			if err == nil {
+				break
+			}
+			if try >= tries {
+				t.Fatalf("send %s: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -160,7 +156,7 @@ func TestPlainQueueRepliesAndCompletes(t *testing.T) {
 	}}
 	c := startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 3})
 	sendN(t, client, "requests", 30, nil)
-	waitFor(t, 20*time.Second, "30 completions", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "30 completions", func() bool {
 		st, _ := srv.Stats("requests")
 		return h.count() >= 30 && st.Active == 0
 	})
@@ -208,7 +204,7 @@ func TestSettlements(t *testing.T) {
 	}}
 	startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 2})
 	sendN(t, client, "requests", 3, nil)
-	waitFor(t, 20*time.Second, "all settled", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "all settled", func() bool {
 		st, _ := srv.Stats("requests")
 		return st.Active == 0 && st.DeadLettered == 1
 	})
@@ -254,7 +250,7 @@ func TestSessionQueueKeepsOrderAndState(t *testing.T) {
 	}}
 	startConsumer(t, client, h, Options{Queue: "requests", Sessions: true, MaxConcurrent: 3})
 	sendN(t, client, "requests", 60, func(i int) string { return fmt.Sprintf("u:%d", i%6) })
-	waitFor(t, 30*time.Second, "60 completions", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "60 completions", func() bool {
 		st, _ := srv.Stats("requests")
 		return st.Active == 0 && h.count() >= 60
 	})
@@ -297,7 +293,7 @@ func TestTwoConsumersOnOneSessionQueue(t *testing.T) {
 	startConsumer(t, newTestClient(t, srv), a, Options{Queue: "requests", Sessions: true, MaxConcurrent: 2})
 	startConsumer(t, newTestClient(t, srv), b, Options{Queue: "requests", Sessions: true, MaxConcurrent: 2})
 	sendN(t, newTestClient(t, srv), "requests", 100, func(i int) string { return fmt.Sprintf("u:%d", i%10) })
-	waitFor(t, 60*time.Second, "100 completions", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "100 completions", func() bool {
 		st, _ := srv.Stats("requests")
 		return st.Active == 0 && a.count()+b.count() >= 100
 	})
@@ -328,39 +324,37 @@ func TestEmptySessionIsReleasedAtOnce(t *testing.T) {
 	}
 	defer c.Stop(context.Background())
 	sendN(t, client, "requests", 6, func(i int) string { return fmt.Sprintf("u:%d", i) })
-	waitFor(t, 30*time.Second, "six sessions handled", func() bool { return h.count() == 6 && srv.Depth("requests") == 0 })
+	testkit.WaitFor(t, 30*time.Second, "six sessions handled", func() bool { return h.count() == 6 && srv.Depth("requests") == 0 })
 }
 
 // A writeback longer than the lock duration keeps its lock: the message
 // is delivered once and completed.
 func TestLockRenewalPastLockDuration(t *testing.T) {
-	for _, sessions := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sessions=%v", sessions), func(t *testing.T) {
-			srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions, LockDuration: time.Second})
-			client := newTestClient(t, srv)
-			h := &testHandler{fn: func(ctx context.Context, d writeback.Delivery) writeback.Outcome {
-				select {
-				case <-time.After(3500 * time.Millisecond):
-				case <-ctx.Done():
-					return writeback.Outcome{Settle: writeback.Abandon, Err: ctx.Err()}
-				}
-				return writeback.Outcome{Settle: writeback.Complete}
-			}}
-			startConsumer(t, client, h, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 1})
-			var sess func(int) string
-			if sessions {
-				sess = func(int) string { return "u:1" }
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions, LockDuration: time.Second})
+		client := newTestClient(t, srv)
+		h := &testHandler{fn: func(ctx context.Context, d writeback.Delivery) writeback.Outcome {
+			select {
+			case <-time.After(3500 * time.Millisecond):
+			case <-ctx.Done():
+				return writeback.Outcome{Settle: writeback.Abandon, Err: ctx.Err()}
 			}
-			sendN(t, client, "requests", 1, sess)
-			waitFor(t, 20*time.Second, "completion", func() bool {
-				st, _ := srv.Stats("requests")
-				return st.Active == 0 && h.count() > 0
-			})
-			if h.count() != 1 {
-				t.Fatalf("delivered %d times, want once", h.count())
-			}
+			return writeback.Outcome{Settle: writeback.Complete}
+		}}
+		startConsumer(t, client, h, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 1})
+		var sess func(int) string
+		if sessions {
+			sess = func(int) string { return "u:1" }
+		}
+		sendN(t, client, "requests", 1, sess)
+		testkit.WaitFor(t, 20*time.Second, "completion", func() bool {
+			st, _ := srv.Stats("requests")
+			return st.Active == 0 && h.count() > 0
 		})
-	}
+		if h.count() != 1 {
+			t.Fatalf("delivered %d times, want once", h.count())
+		}
+	})
 }
 
 // A lost lock cancels the handler's context, so it stops early.
@@ -378,7 +372,7 @@ func TestLostLockCancelsTheHandler(t *testing.T) {
 	}}
 	startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 1})
 	sendN(t, client, "requests", 1, nil)
-	waitFor(t, 10*time.Second, "the message to be locked", func() bool { return h.count() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the message to be locked", func() bool { return h.count() == 1 })
 	if n, err := srv.ExpireLocks("requests"); err != nil || n != 1 {
 		t.Fatalf("expired %d locks: %v", n, err)
 	}
@@ -387,7 +381,7 @@ func TestLostLockCancelsTheHandler(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the handler was not told its lock was lost")
 	}
-	waitFor(t, 20*time.Second, "redelivery and completion", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "redelivery and completion", func() bool {
 		st, _ := srv.Stats("requests")
 		return st.Active == 0
 	})
@@ -402,8 +396,8 @@ func TestHangingSettleIsBounded(t *testing.T) {
 	h := &testHandler{}
 	c := startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 1, SettleTimeout: 500 * time.Millisecond})
 	sendN(t, client, "requests", 1, nil)
-	waitFor(t, 10*time.Second, "first delivery", func() bool { return h.count() == 1 })
-	waitFor(t, 10*time.Second, "first completion", func() bool { return srv.Depth("requests") == 0 })
+	testkit.WaitFor(t, 10*time.Second, "first delivery", func() bool { return h.count() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "first completion", func() bool { return srv.Depth("requests") == 0 })
 
 	// The next message is delivered, but no confirmation comes back any more.
 	if err := srv.PauseDispatch("requests"); err != nil {
@@ -414,15 +408,15 @@ func TestHangingSettleIsBounded(t *testing.T) {
 	if err := srv.ResumeDispatch("requests"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "second delivery", func() bool { return h.count() >= 2 })
+	testkit.WaitFor(t, 10*time.Second, "second delivery", func() bool { return h.count() >= 2 })
 	// The settle is given up on; the failure shows in readiness.
-	waitFor(t, 10*time.Second, "the settle to time out", func() bool { return c.Ready() != nil })
+	testkit.WaitFor(t, 10*time.Second, "the settle to time out", func() bool { return c.Ready() != nil })
 	// The consumer is not stuck: once the broker answers again, the next
 	// message is handled and completed.
 	srv.SetResponseDelay(0)
 	sendN(t, client, "requests", 1, nil)
-	waitFor(t, 20*time.Second, "third completion", func() bool { return h.count() >= 3 && srv.Depth("requests") == 0 })
-	waitFor(t, 10*time.Second, "ready again", func() bool { return c.Ready() == nil })
+	testkit.WaitFor(t, 20*time.Second, "third completion", func() bool { return h.count() >= 3 && srv.Depth("requests") == 0 })
+	testkit.WaitFor(t, 10*time.Second, "ready again", func() bool { return c.Ready() == nil })
 }
 
 // Stop lets in-flight work finish within the grace period and abandons
@@ -441,7 +435,7 @@ func TestGracefulStop(t *testing.T) {
 	}}
 	c := startConsumer(t, client, h, Options{Queue: "requests", MaxConcurrent: 2})
 	sendN(t, client, "requests", 2, nil)
-	waitFor(t, 10*time.Second, "both in flight", func() bool { return h.count() == 2 })
+	testkit.WaitFor(t, 10*time.Second, "both in flight", func() bool { return h.count() == 2 })
 	go func() { time.Sleep(200 * time.Millisecond); close(release) }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -458,13 +452,11 @@ func TestGracefulStop(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
-	for _, sessions := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sessions=%v", sessions), func(t *testing.T) {
-			srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions})
-			c := startConsumer(t, newTestClient(t, srv), &testHandler{}, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 1})
-			waitFor(t, 10*time.Second, "ready", func() bool { return c.Ready() == nil })
-			_ = srv.Close()
-			waitFor(t, 30*time.Second, "not ready once the bus is gone", func() bool { return c.Ready() != nil })
-		})
-	}
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions})
+		c := startConsumer(t, newTestClient(t, srv), &testHandler{}, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 1})
+		testkit.WaitFor(t, 10*time.Second, "ready", func() bool { return c.Ready() == nil })
+		_ = srv.Close()
+		testkit.WaitFor(t, 30*time.Second, "not ready once the bus is gone", func() bool { return c.Ready() != nil })
+	})
 }

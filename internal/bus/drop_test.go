@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/writeback"
 )
 
@@ -18,55 +19,57 @@ import (
 // over: a request is completed only after its result was accepted, so a
 // drop can delay a result, never lose one.
 func TestEveryResultSurvivesConnectionDrops(t *testing.T) {
-	for _, sessions := range []bool{true, false} {
-		t.Run(fmt.Sprintf("sessions=%v", sessions), func(t *testing.T) {
-			srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions, LockDuration: 3 * time.Second,
-				DuplicateDetection: time.Minute, MaxDeliveryCount: 1000}, devbus.QueueConfig{Name: "replies", LockDuration: 3 * time.Second, MaxDeliveryCount: 1000})
-			client := newTestClient(t, srv)
-			h := &testHandler{fn: func(ctx context.Context, d writeback.Delivery) writeback.Outcome {
-				time.Sleep(5 * time.Millisecond)
-				return writeback.Outcome{Settle: writeback.Complete, Reply: replyTo("replies", d), ReplyTo: "replies", RequestID: d.Message.MessageID}
-			}}
-			startConsumer(t, client, h, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 4})
-			n := 120
-			got := collectReplies(t, newTestClient(t, srv), "replies")
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(1)
-			drops := 0
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(150 * time.Millisecond):
-						srv.DropAllConnections()
-						drops++
-					}
-				}
-			}()
-			sendRetrying(t, newTestClient(t, srv), "requests", n, func(i int) string { return fmt.Sprintf("s-%d", i%6) }, sessions)
-			deadline := time.Now().Add(2 * time.Minute)
-			var missing []string
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		srv := startDevbus(t, devbus.QueueConfig{Name: "requests", RequiresSession: sessions, LockDuration: 3 * time.Second,
+			DuplicateDetection: time.Minute, MaxDeliveryCount: 1000}, devbus.QueueConfig{Name: "replies", LockDuration: 3 * time.Second, MaxDeliveryCount: 1000})
+		client := newTestClient(t, srv)
+		h := &testHandler{fn: func(ctx context.Context, d writeback.Delivery) writeback.Outcome {
+			time.Sleep(5 * time.Millisecond)
+			return writeback.Outcome{Settle: writeback.Complete, Reply: replyTo("replies", d), ReplyTo: "replies", RequestID: d.Message.MessageID}
+		}}
+		startConsumer(t, client, h, Options{Queue: "requests", Sessions: sessions, MaxConcurrent: 4})
+		n := 120
+		got := collectReplies(t, newTestClient(t, srv), "replies")
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		drops := 0
+		go func() {
+			defer wg.Done()
 			for {
-				missing = got.missing(n)
-				if len(missing) == 0 || time.Now().After(deadline) {
-					break
+				select {
+				case <-stop:
+					return
+				case <-time.After(150 * time.Millisecond):
+					srv.DropAllConnections()
+					drops++
 				}
-				time.Sleep(50 * time.Millisecond)
 			}
-			close(stop)
-			wg.Wait()
-			if len(missing) > 0 {
-				rq, _ := srv.Stats("requests")
-				rp, _ := srv.Stats("replies")
-				dl, _ := srv.DeadLetters("replies")
-				t.Fatalf("after %d drops, %d requests have no result (%v); requests %+v, replies %+v, reply dead letters %v", drops, len(missing), missing, rq, rp, dl)
+		}()
+		var session func(int) string
+		if sessions {
+			session = func(i int) string { return fmt.Sprintf("s-%d", i%6) }
+		}
+		sendNumbered(t, newTestClient(t, srv), "requests", n, session, 100)
+		deadline := time.Now().Add(2 * time.Minute)
+		var missing []string
+		for {
+			missing = got.missing(n)
+			if len(missing) == 0 || time.Now().After(deadline) {
+				break
 			}
-			t.Logf("%d results through %d drops", n, drops)
-		})
-	}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		if len(missing) > 0 {
+			rq, _ := srv.Stats("requests")
+			rp, _ := srv.Stats("replies")
+			dl, _ := srv.DeadLetters("replies")
+			t.Fatalf("after %d drops, %d requests have no result (%v); requests %+v, replies %+v, reply dead letters %v", drops, len(missing), missing, rq, rp, dl)
+		}
+		t.Logf("%d results through %d drops", n, drops)
+	})
 }
 
 type replySet struct {
@@ -124,33 +127,4 @@ func collectReplies(t *testing.T, c *azservicebus.Client, queue string) *replySe
 		}
 	}()
 	return rs
-}
-
-// sendRetrying sends n requests, each retried until the bus takes it.
-func sendRetrying(t *testing.T, c *azservicebus.Client, queue string, n int, session func(int) string, sessions bool) {
-	s, err := c.NewSender(queue, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("m-%03d", i)
-		m := &azservicebus.Message{MessageID: &id, Body: []byte(id)}
-		if sessions {
-			sid := session(i)
-			m.SessionID = &sid
-		}
-		for try := 0; ; try++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := s.SendMessage(ctx, m, nil)
-			cancel()
-			if err == nil {
-				break
-			}
-			if try > 100 {
-				t.Fatalf("send %s: %v", id, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 }

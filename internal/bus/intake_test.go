@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 )
 
 // While Intake says no, nothing is received (the messages stay available
@@ -34,7 +35,7 @@ func TestIntakeClosedReceivesNothing(t *testing.T) {
 			session = func(i int) string { return "s" + string(rune('a'+i)) }
 		}
 		sendN(t, client, "requests", 3, session)
-		waitFor(t, 30*time.Second, "intake to be asked again while closed", func() bool { return asked.Load() >= 6 })
+		testkit.WaitFor(t, 30*time.Second, "intake to be asked again while closed", func() bool { return asked.Load() >= 6 })
 		if n := h.count(); n != 0 {
 			t.Fatalf("sessions=%v: %d messages handled while intake was closed", sessions, n)
 		}
@@ -51,7 +52,7 @@ func TestIntakeClosedReceivesNothing(t *testing.T) {
 			t.Fatalf("sessions=%v: %d messages queued, want 3", sessions, len(msgs))
 		}
 		closed.Store(false)
-		waitFor(t, 30*time.Second, "every message handled after intake opened", func() bool { return h.count() == 3 })
-		waitFor(t, 30*time.Second, "the queue to empty", func() bool { return srv.Depth("requests") == 0 })
+		testkit.WaitFor(t, 30*time.Second, "every message handled after intake opened", func() bool { return h.count() == 3 })
+		testkit.WaitFor(t, 30*time.Second, "the queue to empty", func() bool { return srv.Depth("requests") == 0 })
 	}
 }

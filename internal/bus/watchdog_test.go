@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/secret"
 	"wbagent/internal/telemetry"
 	"wbagent/internal/writeback"
@@ -22,13 +23,7 @@ import (
 // been seen to stop); the watchdog must rebuild the client and receive
 // again, and must not rebuild an idle connection that still answers.
 func TestWatchdogRebuildsASilentConnection(t *testing.T) {
-	for _, sessions := range []bool{false, true} {
-		name := "plain queue"
-		if sessions {
-			name = "session queue"
-		}
-		t.Run(name, func(t *testing.T) { watchdogRecovers(t, sessions) })
-	}
+	testkit.ForQueueKinds(t, watchdogRecovers)
 }
 
 func watchdogRecovers(t *testing.T, sessions bool) {
@@ -171,10 +166,6 @@ func startWatched(t *testing.T, conn Connection, h Handler, o Options, watchdog 
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
+	testkit.StopAtCleanup(t, 10*time.Second, w.Stop)
 	return w
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/secret"
 )
 
@@ -113,11 +114,11 @@ func roundTrip(t *testing.T, c *azservicebus.Client, body string) {
 		t.Fatal(err)
 	}
 	defer r.Close(context.Background())
-	msgs, err := r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+	msgs, err := r.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != body {
 		t.Fatalf("receive: %d messages, %v", len(msgs), err)
 	}
-	if err := r.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 10*time.Second), msgs[0], nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -163,7 +164,7 @@ func TestEntraTokenErrors(t *testing.T) {
 		{"certificate for a secret client", certCred(t, srv, "app-secret", good, goodKey), "AADSTS700027"},
 	}
 	for _, c := range cases {
-		_, err := c.cred.GetToken(ctxT(t, 20*time.Second), policy.TokenRequestOptions{Scopes: []string{ServiceBusAudience + "//.default"}})
+		_, err := c.cred.GetToken(testkit.Context(t, 20*time.Second), policy.TokenRequestOptions{Scopes: []string{ServiceBusAudience + "//.default"}})
 		var afe *azidentity.AuthenticationFailedError
 		if !errors.As(err, &afe) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an authentication failure with %s", c.name, err, c.want)
@@ -175,7 +176,7 @@ func TestEntraTokenErrors(t *testing.T) {
 	// Another tenant is not found.
 	cred, _ := azidentity.NewClientSecretCredential("another-tenant", "app-secret", "right", &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: credOptions(srv), DisableInstanceDiscovery: true})
-	if _, err := cred.GetToken(ctxT(t, 20*time.Second), policy.TokenRequestOptions{Scopes: []string{ServiceBusAudience + "//.default"}}); err == nil || !strings.Contains(err.Error(), "AADSTS90002") {
+	if _, err := cred.GetToken(testkit.Context(t, 20*time.Second), policy.TokenRequestOptions{Scopes: []string{ServiceBusAudience + "//.default"}}); err == nil || !strings.Contains(err.Error(), "AADSTS90002") {
 		t.Errorf("another tenant: %v, want AADSTS90002", err)
 	}
 }
@@ -188,7 +189,7 @@ func TestEntraRights(t *testing.T) {
 	send(t, c, "q", &azservicebus.Message{Body: []byte("x")})
 	r, err := c.NewReceiverForQueue("q", nil)
 	if err == nil {
-		_, err = r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+		_, err = r.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 	}
 	if err == nil || !strings.Contains(err.Error(), "unauthorized-access") || !strings.Contains(err.Error(), "'Listen' claim(s) are required") {
 		t.Fatalf("receive without Listen: %v, want unauthorized-access naming Listen", err)
@@ -262,7 +263,7 @@ func TestEntraTokenExpiryDetaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.PeekMessages(ctxT(t, 20*time.Second), 1, nil); err != nil {
+	if _, err := r.PeekMessages(testkit.Context(t, 20*time.Second), 1, nil); err != nil {
 		t.Fatalf("peek with a fresh token: %v", err)
 	}
 	links := func() int {
@@ -287,7 +288,7 @@ func TestEntraTokenExpiryDetaches(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, err = r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+	_, err = r.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 	if err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("receive after expiry: %v, want a refusal naming the expired token", err)
 	}
@@ -315,7 +316,7 @@ func TestEntraForeignTokenRefused(t *testing.T) {
 	c := entraClientTLS(t, srv, staticCred(forged), false)
 	s, err := c.NewSender("q", nil)
 	if err == nil {
-		err = s.SendMessage(ctxT(t, 20*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+		err = s.SendMessage(testkit.Context(t, 20*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	}
 	if err == nil || !strings.Contains(err.Error(), "not signed by this namespace's Entra ID tenant") {
 		t.Fatalf("send with a forged token: %v", err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/lab/testkit"
 )
 
 // TestDropAllConnectionsMidStream cuts every socket three times while a
@@ -30,7 +32,7 @@ func TestDropAllConnectionsMidStream(t *testing.T) {
 			// A send whose confirmation was lost is sent again; duplicate
 			// detection keeps that idempotent.
 			for {
-				if err := sender.SendMessage(ctxT(t, 3*time.Second), m, nil); err == nil {
+				if err := sender.SendMessage(testkit.Context(t, 3*time.Second), m, nil); err == nil {
 					break
 				}
 			}
@@ -66,7 +68,7 @@ func TestDropAllConnectionsMidStream(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out: received %d of %d, depth %d", len(received), n, srv.Depth("q"))
 		}
-		msgs, err := r.ReceiveMessages(ctxT(t, 500*time.Millisecond), 20, nil)
+		msgs, err := r.ReceiveMessages(testkit.Context(t, 500*time.Millisecond), 20, nil)
 		if err != nil && !strings.Contains(err.Error(), "context deadline exceeded") {
 			t.Logf("receive: %v", err)
 		}
@@ -75,7 +77,7 @@ func TestDropAllConnectionsMidStream(t *testing.T) {
 				t.Fatalf("%s was delivered again after it was completed", m.MessageID)
 			}
 			received[m.MessageID]++
-			if err := r.CompleteMessage(ctxT(t, 500*time.Millisecond), m, nil); err == nil {
+			if err := r.CompleteMessage(testkit.Context(t, 500*time.Millisecond), m, nil); err == nil {
 				completed[m.MessageID] = true
 			}
 		}
@@ -93,10 +95,7 @@ done:
 }
 
 func TestForcedDetachRecovers(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
-	r, _ := c.NewReceiverForQueue("q", nil)
+	srv, c, r := queueWith(t, "a", "b")
 	a := receiveOne(t, r, 5*time.Second)
 	n, err := srv.DetachLinks("q", CondDetachForced, false)
 	if err != nil || n == 0 {
@@ -104,12 +103,12 @@ func TestForcedDetachRecovers(t *testing.T) {
 	}
 	// The message received on the detached link settles through
 	// $management, its lock still held.
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), a, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), a, nil); err != nil {
 		t.Fatalf("complete after a forced detach: %v", err)
 	}
 	var b *azservicebus.ReceivedMessage
-	waitFor(t, 5*time.Second, "the receiver to recover", func() bool {
-		msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+	testkit.WaitFor(t, 5*time.Second, "the receiver to recover", func() bool {
+		msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
 		if len(msgs) == 1 {
 			b = msgs[0]
 		}
@@ -118,7 +117,7 @@ func TestForcedDetachRecovers(t *testing.T) {
 	if b.MessageID != "b" {
 		t.Fatalf("got %s", b.MessageID)
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), b, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), b, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A sender detached the same way sends again after recovering.
@@ -127,7 +126,7 @@ func TestForcedDetachRecovers(t *testing.T) {
 	if _, err := srv.DetachLinks("q", CondDetachForced, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("d")}, nil); err != nil {
+	if err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{MessageID: ptr("d")}, nil); err != nil {
 		t.Fatalf("send after a forced detach: %v", err)
 	}
 	wantDepth(t, srv, "q", 2)
@@ -141,7 +140,7 @@ func TestServerBusyDetachReachesTheSender(t *testing.T) {
 	if n, _ := srv.DetachLinks("q", CondServerBusy, false); n != 1 {
 		t.Fatalf("detached %d links", n)
 	}
-	err := s.SendMessage(ctxT(t, 2*time.Second), &azservicebus.Message{}, nil)
+	err := s.SendMessage(testkit.Context(t, 2*time.Second), &azservicebus.Message{}, nil)
 	if err == nil || !strings.Contains(err.Error(), CondServerBusy) {
 		t.Fatalf("send on a link detached as server-busy: %v", err)
 	}
@@ -155,8 +154,8 @@ func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
 	if n := srv.CloseAllConnections(); n != 1 {
 		t.Fatalf("closed %d", n)
 	}
-	waitFor(t, 5*time.Second, "the connection to close", func() bool { return len(srv.Connections()) == 0 })
-	if err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+	testkit.WaitFor(t, 5*time.Second, "the connection to close", func() bool { return len(srv.Connections()) == 0 })
+	if err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
 		t.Fatalf("send after amqp:connection:forced: %v", err)
 	}
 	wantDepth(t, srv, "q", 2)
@@ -167,36 +166,33 @@ func TestFailCBS(t *testing.T) {
 	c := newClient(t, srv)
 	srv.FailCBS(1, 0)
 	s, _ := c.NewSender("q", nil)
-	err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil)
+	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{}, nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
 		t.Fatalf("send with CBS failing: %v", err)
 	}
 	s2, _ := c.NewSender("q", nil)
-	if err := s2.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
+	if err := s2.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{}, nil); err != nil {
 		t.Fatalf("send once CBS works again: %v", err)
 	}
 }
 
 func TestResponseDelayAndWithhold(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
-	r, _ := c.NewReceiverForQueue("q", nil)
-	msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 2, nil)
+	srv, _, r := queueWith(t, "a", "b")
+	msgs, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 2, nil)
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("receive: %v %v", msgs, err)
 	}
 	srv.SetResponseDelay(300 * time.Millisecond)
 	start := time.Now()
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), msgs[0], nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), msgs[0], nil); err != nil {
 		t.Fatal(err)
 	}
 	if el := time.Since(start); el < 250*time.Millisecond {
 		t.Fatalf("the confirmation came after %s, not delayed", el)
 	}
 	srv.SetResponseDelay(-1)
-	err = r.CompleteMessage(ctxT(t, 300*time.Millisecond), msgs[1], nil)
+	err = r.CompleteMessage(testkit.Context(t, 300*time.Millisecond), msgs[1], nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("complete with the confirmation withheld: %v", err)
 	}
@@ -215,7 +211,7 @@ func TestPauseDispatch(t *testing.T) {
 	}
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")})
 	r, _ := c.NewReceiverForQueue("q", nil)
-	msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+	msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
 	if len(msgs) != 0 {
 		t.Fatal("a paused queue delivered")
 	}
@@ -230,11 +226,8 @@ func TestPauseDispatch(t *testing.T) {
 }
 
 func TestExpireLockNow(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
-	r, _ := c.NewReceiverForQueue("q", nil)
-	msgs, _ := r.ReceiveMessages(ctxT(t, 5*time.Second), 2, nil)
+	srv, _, r := queueWith(t, "a", "b")
+	msgs, _ := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 2, nil)
 	if len(msgs) != 2 {
 		t.Fatalf("got %d", len(msgs))
 	}
@@ -242,13 +235,13 @@ func TestExpireLockNow(t *testing.T) {
 		t.Fatal("lock not found by the SDK's lock token")
 	}
 	var sbErr *azservicebus.Error
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), msgs[0], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), msgs[0], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
 		t.Fatalf("complete after ExpireLock: %v", err)
 	}
 	if n, _ := srv.ExpireLocks("q"); n != 1 {
 		t.Fatalf("ExpireLocks ended %d locks", n)
 	}
-	if err := r.RenewMessageLock(ctxT(t, 5*time.Second), msgs[1], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+	if err := r.RenewMessageLock(testkit.Context(t, 5*time.Second), msgs[1], nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
 		t.Fatalf("renew after ExpireLocks: %v", err)
 	}
 	infos, _ := srv.Messages("q")
@@ -261,7 +254,7 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s", 0))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +265,8 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 	// The SDK re-accepts its session on the next receive; the message
 	// comes again.
 	var again *azservicebus.ReceivedMessage
-	waitFor(t, 5*time.Second, "redelivery in the re-accepted session", func() bool {
-		msgs, _ := r.ReceiveMessages(ctxT(t, 300*time.Millisecond), 1, nil)
+	testkit.WaitFor(t, 5*time.Second, "redelivery in the re-accepted session", func() bool {
+		msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
 		if len(msgs) == 1 {
 			again = msgs[0]
 		}
@@ -282,7 +275,7 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 	if again.MessageID != m.MessageID || again.DeliveryCount != 2 {
 		t.Fatalf("got %s count %d", again.MessageID, again.DeliveryCount)
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), again, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), again, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -296,14 +289,14 @@ func TestSettleThroughManagementAfterDetach(t *testing.T) {
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("done")}, &azservicebus.Message{MessageID: ptr("again")},
 		&azservicebus.Message{MessageID: ptr("bad")}, &azservicebus.Message{MessageID: ptr("later")})
 	r, _ := c.NewReceiverForQueue("q", nil)
-	msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 4, nil)
+	msgs, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 4, nil)
 	if err != nil || len(msgs) != 4 {
 		t.Fatalf("receive: %d %v", len(msgs), err)
 	}
 	if _, err := srv.DetachLinks("q", CondDetachForced, false); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxT(t, 10*time.Second)
+	ctx := testkit.Context(t, 10*time.Second)
 	if err := r.CompleteMessage(ctx, msgs[0], nil); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
@@ -347,7 +340,7 @@ func TestDropOneConnection(t *testing.T) {
 	if !srv.DropConnection(conns[0].ID) || srv.DropConnection(12345) {
 		t.Fatal("DropConnection reported wrongly")
 	}
-	waitFor(t, 5*time.Second, "one connection to go", func() bool { return len(srv.Connections()) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "one connection to go", func() bool { return len(srv.Connections()) == 1 })
 	// Both clients still send: the dropped one reconnects.
 	sendOn(t, sa, &azservicebus.Message{})
 	sendOn(t, sb, &azservicebus.Message{})

@@ -8,6 +8,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"go.uber.org/zap/zaptest"
+
+	"wbagent/internal/lab/testkit"
 )
 
 // fastRetry keeps the SDK's retries short: its defaults wait seconds.
@@ -51,13 +53,6 @@ func newClient(t testing.TB, srv *Server) *azservicebus.Client {
 	return newClientOpts(t, srv.ConnectionString().Reveal(), &azservicebus.ClientOptions{})
 }
 
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func ptr[T any](v T) *T { return &v }
 
 func send(t testing.TB, c *azservicebus.Client, queue string, msgs ...*azservicebus.Message) {
@@ -68,7 +63,7 @@ func send(t testing.TB, c *azservicebus.Client, queue string, msgs ...*azservice
 	}
 	defer s.Close(context.Background())
 	for _, m := range msgs {
-		if err := s.SendMessage(ctxT(t, 10*time.Second), m, nil); err != nil {
+		if err := s.SendMessage(testkit.Context(t, 10*time.Second), m, nil); err != nil {
 			t.Fatalf("send %v: %v", m.MessageID, err)
 		}
 	}
@@ -79,7 +74,7 @@ func receiveOne(t testing.TB, r interface {
 	ReceiveMessages(context.Context, int, *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
 }, d time.Duration) *azservicebus.ReceivedMessage {
 	t.Helper()
-	msgs, err := r.ReceiveMessages(ctxT(t, d), 1, nil)
+	msgs, err := r.ReceiveMessages(testkit.Context(t, d), 1, nil)
 	if err != nil {
 		t.Fatalf("receive: %v", err)
 	}
@@ -87,18 +82,6 @@ func receiveOne(t testing.TB, r interface {
 		t.Fatalf("received %d messages, want 1", len(msgs))
 	}
 	return msgs[0]
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fakeClock drives the broker's lock, session-lock and TTL timers from
@@ -171,7 +154,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // sendOn sends one message on an existing sender.
 func sendOn(t testing.TB, s *azservicebus.Sender, m *azservicebus.Message) {
 	t.Helper()
-	if err := s.SendMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := s.SendMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 }
@@ -182,4 +165,23 @@ func wantDepth(t testing.TB, srv *Server, queue string, n int) {
 	if d := srv.Depth(queue); d != n {
 		t.Fatalf("queue %s has %d active messages, want %d", queue, d, n)
 	}
+}
+
+// queueWith starts a server whose queue "q" holds one message for each id,
+// in order, and opens a peek-lock receiver on it: the set-up most tests of
+// receiving and settling share.
+func queueWith(t testing.TB, ids ...string) (*Server, *azservicebus.Client, *azservicebus.Receiver) {
+	t.Helper()
+	srv := startServer(t, QueueConfig{Name: "q"})
+	c := newClient(t, srv)
+	msgs := make([]*azservicebus.Message, len(ids))
+	for i, id := range ids {
+		msgs[i] = &azservicebus.Message{MessageID: ptr(id)}
+	}
+	send(t, c, "q", msgs...)
+	r, err := c.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, c, r
 }

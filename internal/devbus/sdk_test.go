@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/lab/testkit"
 )
 
 func TestSendReceiveComplete(t *testing.T) {
@@ -31,7 +33,7 @@ func TestSendReceiveComplete(t *testing.T) {
 	if len(infos) != 1 || infos[0].State != "locked" || infos[0].LockToken != m.LockToken {
 		t.Fatalf("server view %+v, SDK lock token %x", infos, m.LockToken)
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 	if d := srv.Depth("q"); d != 0 {
@@ -45,7 +47,7 @@ func TestAbandonRedeliversWithCount2(t *testing.T) {
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1"), Body: []byte("x")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
-	if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, &azservicebus.AbandonMessageOptions{
+	if err := r.AbandonMessage(testkit.Context(t, 5*time.Second), m, &azservicebus.AbandonMessageOptions{
 		PropertiesToModify: map[string]any{"attempt": int64(1)}}); err != nil {
 		t.Fatalf("abandon: %v", err)
 	}
@@ -59,7 +61,7 @@ func TestAbandonRedeliversWithCount2(t *testing.T) {
 	if m2.LockToken == m.LockToken {
 		t.Fatal("redelivery reused the lock token")
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m2, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m2, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -70,7 +72,7 @@ func TestDeadLetterReadBackFromDLQ(t *testing.T) {
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1"), Body: []byte("x")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
-	if err := r.DeadLetterMessage(ctxT(t, 5*time.Second), m, &azservicebus.DeadLetterOptions{
+	if err := r.DeadLetterMessage(testkit.Context(t, 5*time.Second), m, &azservicebus.DeadLetterOptions{
 		Reason: ptr("BadSignature"), ErrorDescription: ptr("signature did not verify")}); err != nil {
 		t.Fatalf("dead-letter: %v", err)
 	}
@@ -88,7 +90,7 @@ func TestDeadLetterReadBackFromDLQ(t *testing.T) {
 		d.DeadLetterSource == nil || *d.DeadLetterSource != "q" {
 		t.Fatalf("dead-lettered message: %+v", d)
 	}
-	if err := dr.CompleteMessage(ctxT(t, 5*time.Second), d, nil); err != nil {
+	if err := dr.CompleteMessage(testkit.Context(t, 5*time.Second), d, nil); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := srv.Stats("q"); st.DeadLettered != 0 || st.Active != 0 {
@@ -106,7 +108,7 @@ func TestRenewLockKeepsMessageLocked(t *testing.T) {
 	first := *m.LockedUntil
 	for range 5 {
 		clock.Advance(20 * time.Second)
-		if err := r.RenewMessageLock(ctxT(t, 5*time.Second), m, nil); err != nil {
+		if err := r.RenewMessageLock(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 			t.Fatalf("renew: %v", err)
 		}
 	}
@@ -114,7 +116,7 @@ func TestRenewLockKeepsMessageLocked(t *testing.T) {
 		t.Fatalf("LockedUntil moved by %s over five renewals 20s apart", got)
 	}
 	// 100 s after receipt, more than three lock durations: still ours.
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after renewals: %v", err)
 	}
 	if srv.Depth("q") != 0 {
@@ -137,19 +139,19 @@ func TestExpiredLockIsLockLostAndRedelivered(t *testing.T) {
 	if st, _ := srv.Stats("q"); st.Locked != 0 || st.Available != 1 {
 		t.Fatalf("the lock timer did not release the message: %+v", st)
 	}
-	err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil)
+	err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
 		t.Fatalf("complete on an expired lock: %v, want CodeLockLost", err)
 	}
-	if err := r.RenewMessageLock(ctxT(t, 5*time.Second), m, nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
+	if err := r.RenewMessageLock(testkit.Context(t, 5*time.Second), m, nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeLockLost {
 		t.Fatalf("renew on an expired lock: %v, want CodeLockLost", err)
 	}
 	m2 := receiveOne(t, r, 5*time.Second)
 	if m2.MessageID != "m1" || m2.DeliveryCount != 2 {
 		t.Fatalf("redelivery: %q count %d", m2.MessageID, m2.DeliveryCount)
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m2, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m2, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,7 +166,7 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 		if m.DeliveryCount != uint32(i) {
 			t.Fatalf("delivery %d reports count %d", i, m.DeliveryCount)
 		}
-		if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+		if err := r.AbandonMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -227,7 +229,7 @@ func TestTTLWhileLocked(t *testing.T) {
 	if srv.Depth("q") != 1 {
 		t.Fatal("a locked message expired under its receiver")
 	}
-	if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.AbandonMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatal(err)
 	}
 	if srv.Depth("q") != 0 {
@@ -245,7 +247,7 @@ func TestReceiveAndDelete(t *testing.T) {
 	}
 	var got []string
 	for len(got) < 2 {
-		msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 2, nil)
+		msgs, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +261,7 @@ func TestReceiveAndDelete(t *testing.T) {
 	if srv.Depth("q") != 0 {
 		t.Fatal("receive-and-delete left messages")
 	}
-	if err := r.CompleteMessage(ctxT(t, time.Second), &azservicebus.ReceivedMessage{}, nil); err == nil {
+	if err := r.CompleteMessage(testkit.Context(t, time.Second), &azservicebus.ReceivedMessage{}, nil); err == nil {
 		t.Fatal("settling in receive-and-delete mode should fail")
 	}
 }
@@ -268,8 +270,8 @@ func TestBatchOf100(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "q"})
 	c := newClient(t, srv)
 	s, _ := c.NewSender("q", nil)
-	defer s.Close(ctxT(t, time.Second))
-	batch, err := s.NewMessageBatch(ctxT(t, 5*time.Second), nil)
+	defer s.Close(testkit.Context(t, time.Second))
+	batch, err := s.NewMessageBatch(testkit.Context(t, 5*time.Second), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +280,7 @@ func TestBatchOf100(t *testing.T) {
 			t.Fatalf("add %d: %v", i, err)
 		}
 	}
-	if err := s.SendMessageBatch(ctxT(t, 5*time.Second), batch, nil); err != nil {
+	if err := s.SendMessageBatch(testkit.Context(t, 5*time.Second), batch, nil); err != nil {
 		t.Fatalf("send batch: %v", err)
 	}
 	if d := srv.Depth("q"); d != 100 {
@@ -287,7 +289,7 @@ func TestBatchOf100(t *testing.T) {
 	r, _ := c.NewReceiverForQueue("q", nil)
 	seen := map[string]bool{}
 	for len(seen) < 100 {
-		msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 100, nil)
+		msgs, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 100, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +298,7 @@ func TestBatchOf100(t *testing.T) {
 				t.Fatalf("%s delivered twice", m.MessageID)
 			}
 			seen[m.MessageID] = true
-			if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+			if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -319,13 +321,13 @@ func TestLargeMessageMultiFrame(t *testing.T) {
 	if !bytes.Equal(m.Body, body) {
 		t.Fatalf("body of %d bytes came back as %d bytes", len(body), len(m.Body))
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Larger than the broker accepts: the SDK refuses it before sending.
 	s, _ := c.NewSender("q", nil)
-	defer s.Close(ctxT(t, time.Second))
-	err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{Body: make([]byte, 2<<20)}, nil)
+	defer s.Close(testkit.Context(t, time.Second))
+	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{Body: make([]byte, 2<<20)}, nil)
 	if !errors.Is(err, azservicebus.ErrMessageTooLarge) {
 		t.Fatalf("2 MiB message: %v, want ErrMessageTooLarge", err)
 	}
@@ -358,9 +360,9 @@ func TestWrongKeyIsUnauthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(ctxT(t, time.Second))
+	defer c.Close(testkit.Context(t, time.Second))
 	s, _ := c.NewSender("q", nil)
-	err = s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+	err = s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
 		t.Fatalf("send with a wrong key: %v, want CodeUnauthorizedAccess", err)
@@ -370,9 +372,9 @@ func TestWrongKeyIsUnauthorized(t *testing.T) {
 	}
 	wrongName := strings.Replace(srv.ConnectionString().Reveal(), DefaultKeyName, "Other", 1)
 	c2, _ := azservicebus.NewClientFromConnectionString(wrongName, &azservicebus.ClientOptions{RetryOptions: fastRetry})
-	defer c2.Close(ctxT(t, time.Second))
+	defer c2.Close(testkit.Context(t, time.Second))
 	r, _ := c2.NewReceiverForQueue("q", nil)
-	if _, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 1, nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
+	if _, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 1, nil); !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
 		t.Fatalf("receive with a wrong key name: %v, want CodeUnauthorizedAccess", err)
 	}
 }
@@ -381,37 +383,34 @@ func TestUnknownQueueIsNotFound(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "q"})
 	c := newClient(t, srv)
 	s, _ := c.NewSender("nope", nil)
-	err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	if err == nil || !strings.Contains(err.Error(), "amqp:not-found") {
 		t.Fatalf("send to an unknown queue: %v", err)
 	}
 }
 
 func TestDeferAndReceiveDeferred(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("d")}, &azservicebus.Message{MessageID: ptr("next")})
-	r, _ := c.NewReceiverForQueue("q", nil)
+	srv, _, r := queueWith(t, "d", "next")
 	m := receiveOne(t, r, 5*time.Second)
-	if err := r.DeferMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.DeferMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatal(err)
 	}
 	n := receiveOne(t, r, 5*time.Second)
 	if n.MessageID != "next" {
 		t.Fatalf("a deferred message was delivered again: %q", n.MessageID)
 	}
-	_ = r.CompleteMessage(ctxT(t, 5*time.Second), n, nil)
+	_ = r.CompleteMessage(testkit.Context(t, 5*time.Second), n, nil)
 	if st, _ := srv.Stats("q"); st.Deferred != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	got, err := r.ReceiveDeferredMessages(ctxT(t, 5*time.Second), []int64{*m.SequenceNumber}, nil)
+	got, err := r.ReceiveDeferredMessages(testkit.Context(t, 5*time.Second), []int64{*m.SequenceNumber}, nil)
 	if err != nil || len(got) != 1 || got[0].MessageID != "d" {
 		t.Fatalf("receive deferred: %v %v", got, err)
 	}
 	if got[0].LockToken == ([16]byte{}) {
 		t.Fatal("deferred message has no lock token")
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), got[0], nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), got[0], nil); err != nil {
 		t.Fatalf("complete a deferred message (settles on $management): %v", err)
 	}
 	if srv.Depth("q") != 0 {
@@ -420,19 +419,16 @@ func TestDeferAndReceiveDeferred(t *testing.T) {
 }
 
 func TestPeek(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")}, &azservicebus.Message{MessageID: ptr("c")})
-	r, _ := c.NewReceiverForQueue("q", nil)
-	p, err := r.PeekMessages(ctxT(t, 5*time.Second), 2, nil)
+	srv, _, r := queueWith(t, "a", "b", "c")
+	p, err := r.PeekMessages(testkit.Context(t, 5*time.Second), 2, nil)
 	if err != nil || len(p) != 2 || p[0].MessageID != "a" || p[1].MessageID != "b" {
 		t.Fatalf("peek: %v %v", p, err)
 	}
-	p, err = r.PeekMessages(ctxT(t, 5*time.Second), 5, nil)
+	p, err = r.PeekMessages(testkit.Context(t, 5*time.Second), 5, nil)
 	if err != nil || len(p) != 1 || p[0].MessageID != "c" {
 		t.Fatalf("second peek continues after b: %v %v", p, err)
 	}
-	p, err = r.PeekMessages(ctxT(t, 5*time.Second), 5, nil)
+	p, err = r.PeekMessages(testkit.Context(t, 5*time.Second), 5, nil)
 	if err != nil || len(p) != 0 {
 		t.Fatalf("peek past the end: %v %v", p, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/lab/testkit"
 )
 
 func sessionMsg(session string, i int) *azservicebus.Message {
@@ -25,11 +27,11 @@ func TestSessionsInterleavedInOrderToDifferentReceivers(t *testing.T) {
 	}
 	send(t, c, "sq", msgs...)
 
-	r1, err := c.AcceptNextSessionForQueue(ctxT(t, 5*time.Second), "sq", nil)
+	r1, err := c.AcceptNextSessionForQueue(testkit.Context(t, 5*time.Second), "sq", nil)
 	if err != nil {
 		t.Fatalf("accept next: %v", err)
 	}
-	r2, err := c.AcceptNextSessionForQueue(ctxT(t, 5*time.Second), "sq", nil)
+	r2, err := c.AcceptNextSessionForQueue(testkit.Context(t, 5*time.Second), "sq", nil)
 	if err != nil {
 		t.Fatalf("accept next: %v", err)
 	}
@@ -45,7 +47,7 @@ func TestSessionsInterleavedInOrderToDifferentReceivers(t *testing.T) {
 		wg.Go(func() {
 			next := 0
 			for next < n {
-				got, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 3, nil)
+				got, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 3, nil)
 				if err != nil {
 					errs <- err
 					return
@@ -57,7 +59,7 @@ func TestSessionsInterleavedInOrderToDifferentReceivers(t *testing.T) {
 						return
 					}
 					next++
-					if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+					if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 						errs <- err
 						return
 					}
@@ -79,19 +81,19 @@ func TestOneReceiverPerSession(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s1", 0))
-	r1, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	r1, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	_, err = c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err == nil || !strings.Contains(err.Error(), "session-cannot-be-locked") {
 		t.Fatalf("second receiver on a locked session: %v", err)
 	}
 	// Once the first lets go, the session can be taken again.
-	if err := r1.Close(ctxT(t, 5*time.Second)); err != nil {
+	if err := r1.Close(testkit.Context(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	r2, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatalf("accept after release: %v", err)
 	}
@@ -101,7 +103,7 @@ func TestOneReceiverPerSession(t *testing.T) {
 	}
 	// A plain receiver cannot read a session queue.
 	r, _ := c.NewReceiverForQueue("sq", nil)
-	if _, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 1, nil); err == nil {
+	if _, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 1, nil); err == nil {
 		t.Fatal("a receiver without a session read a session queue")
 	}
 }
@@ -110,7 +112,7 @@ func TestNextAvailableWaitsAndTimesOut(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	start := time.Now()
-	_, err := c.AcceptNextSessionForQueue(ctxT(t, time.Second), "sq", nil)
+	_, err := c.AcceptNextSessionForQueue(testkit.Context(t, time.Second), "sq", nil)
 	var sbErr *azservicebus.Error
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeTimeout {
 		t.Fatalf("accept with no session: %v, want CodeTimeout", err)
@@ -121,7 +123,7 @@ func TestNextAvailableWaitsAndTimesOut(t *testing.T) {
 	// A session that arrives while a receiver waits is handed to it.
 	done := make(chan *azservicebus.SessionReceiver, 1)
 	go func() {
-		r, err := c.AcceptNextSessionForQueue(ctxT(t, 5*time.Second), "sq", nil)
+		r, err := c.AcceptNextSessionForQueue(testkit.Context(t, 5*time.Second), "sq", nil)
 		if err != nil {
 			t.Error(err)
 		}
@@ -138,38 +140,38 @@ func TestNextAvailableWaitsAndTimesOut(t *testing.T) {
 func TestSessionStateRoundTrip(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := r.GetSessionState(ctxT(t, 5*time.Second), nil)
+	st, err := r.GetSessionState(testkit.Context(t, 5*time.Second), nil)
 	if err != nil || st != nil {
 		t.Fatalf("initial state %q %v", st, err)
 	}
 	want := []byte("applying req-1 at 2025-01-01T00:00:00Z")
-	if err := r.SetSessionState(ctxT(t, 5*time.Second), want, nil); err != nil {
+	if err := r.SetSessionState(testkit.Context(t, 5*time.Second), want, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := srv.SessionState("sq", "s1"); string(got) != string(want) {
 		t.Fatalf("server state %q", got)
 	}
-	_ = r.Close(ctxT(t, 5*time.Second))
-	r2, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	_ = r.Close(testkit.Context(t, 5*time.Second))
+	r2, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := r2.GetSessionState(ctxT(t, 5*time.Second), nil)
+	got, err := r2.GetSessionState(testkit.Context(t, 5*time.Second), nil)
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("state after re-accept %q %v", got, err)
 	}
-	if err := r2.SetSessionState(ctxT(t, 5*time.Second), nil, nil); err != nil {
+	if err := r2.SetSessionState(testkit.Context(t, 5*time.Second), nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r2.GetSessionState(ctxT(t, 5*time.Second), nil); got != nil {
+	if got, _ := r2.GetSessionState(testkit.Context(t, 5*time.Second), nil); got != nil {
 		t.Fatalf("cleared state reads %q", got)
 	}
 	// Only the lock holder may touch the state.
-	r3, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "other", nil)
+	r3, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "other", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestSessionLockRenewal(t *testing.T) {
 	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "sq", RequiresSession: true, LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s1", 0))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +197,14 @@ func TestSessionLockRenewal(t *testing.T) {
 	m := receiveOne(t, r, 5*time.Second)
 	for range 5 {
 		clock.Advance(20 * time.Second)
-		if err := r.RenewSessionLock(ctxT(t, 5*time.Second), nil); err != nil {
+		if err := r.RenewSessionLock(testkit.Context(t, 5*time.Second), nil); err != nil {
 			t.Fatalf("renew session lock: %v", err)
 		}
 	}
 	if got := r.LockedUntil().Sub(first); got < 99*time.Second || got > 101*time.Second {
 		t.Fatalf("LockedUntil moved by %s", got)
 	}
-	if err := r.CompleteMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after session renewals: %v", err)
 	}
 }
@@ -212,7 +214,7 @@ func TestSessionLockExpiryReleasesMessages(t *testing.T) {
 	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "sq", RequiresSession: true, LockDuration: 30 * time.Second}}})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s1", 0), sessionMsg("s1", 1))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s1", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +229,7 @@ func TestSessionLockExpiryReleasesMessages(t *testing.T) {
 	// Another receiver gets the session, starting again from the first
 	// message, whose delivery count went up.
 	c2 := newClient(t, srv)
-	r2, err := c2.AcceptNextSessionForQueue(ctxT(t, 5*time.Second), "sq", nil)
+	r2, err := c2.AcceptNextSessionForQueue(testkit.Context(t, 5*time.Second), "sq", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestSessionLockExpiryReleasesMessages(t *testing.T) {
 		t.Fatalf("after session lock expiry got %s count %d", m2.MessageID, m2.DeliveryCount)
 	}
 	var sbErr *azservicebus.Error
-	if err := r.CompleteMessage(ctxT(t, 500*time.Millisecond), m, nil); err == nil || (errors.As(err, &sbErr) && sbErr.Code != azservicebus.CodeLockLost) {
+	if err := r.CompleteMessage(testkit.Context(t, 500*time.Millisecond), m, nil); err == nil || (errors.As(err, &sbErr) && sbErr.Code != azservicebus.CodeLockLost) {
 		t.Fatalf("complete under a lost session lock: %v", err)
 	}
 }
@@ -245,11 +247,11 @@ func TestSessionPeekIsScopedToTheSession(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("a", 0), sessionMsg("b", 0), sessionMsg("a", 1))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "a", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.PeekMessages(ctxT(t, 5*time.Second), 10, nil)
+	p, err := r.PeekMessages(testkit.Context(t, 5*time.Second), 10, nil)
 	if err != nil || len(p) != 2 || p[0].MessageID != "a-0" || p[1].MessageID != "a-1" {
 		t.Fatalf("peek in session a: %v %v", p, err)
 	}
@@ -259,12 +261,12 @@ func TestSessionAbandonKeepsOrder(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("s", 0), sessionMsg("s", 1))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := receiveOne(t, r, 5*time.Second)
-	if err := r.AbandonMessage(ctxT(t, 5*time.Second), m, nil); err != nil {
+	if err := r.AbandonMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatal(err)
 	}
 	m = receiveOne(t, r, 5*time.Second)
@@ -277,8 +279,8 @@ func TestSessionQueueNeedsSessionID(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	s, _ := c.NewSender("sq", nil)
-	defer s.Close(ctxT(t, time.Second))
-	err := s.SendMessage(ctxT(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+	defer s.Close(testkit.Context(t, time.Second))
+	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	if err == nil || !strings.Contains(err.Error(), "requires sessions") {
 		t.Fatalf("send without a session id: %v", err)
 	}
@@ -288,17 +290,17 @@ func TestListSessions(t *testing.T) {
 	srv := startServer(t, QueueConfig{Name: "sq", RequiresSession: true})
 	c := newClient(t, srv)
 	send(t, c, "sq", sessionMsg("b", 0), sessionMsg("a", 0))
-	r, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "stateonly", nil)
+	r, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "stateonly", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.SetSessionState(ctxT(t, 5*time.Second), []byte("x"), nil); err != nil {
+	if err := r.SetSessionState(testkit.Context(t, 5*time.Second), []byte("x"), nil); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
 	pager := c.NewListSessionsForQueuePager("sq", nil)
 	for pager.More() {
-		page, err := pager.NextPage(ctxT(t, 5*time.Second))
+		page, err := pager.NextPage(testkit.Context(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
+	"wbagent/internal/lab/testkit"
 )
 
 // TestStallReceivers: a stalled receiver gets nothing and hears nothing:
@@ -21,11 +23,11 @@ func TestStallReceivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, sc, "q", &azservicebus.Message{Body: []byte("before")})
-	msgs, err := r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+	msgs, err := r.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("receive before the stall: %d, %v", len(msgs), err)
 	}
-	if err := r.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
+	if err := r.CompleteMessage(testkit.Context(t, 10*time.Second), msgs[0], nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.StallReceivers("nope"); !errors.Is(err, ErrUnknownQueue) {
@@ -36,7 +38,7 @@ func TestStallReceivers(t *testing.T) {
 	}
 	// The sender's connection was left alone.
 	send(t, sc, "q", &azservicebus.Message{Body: []byte("during")})
-	msgs, err = r.ReceiveMessages(ctxT(t, 3*time.Second), 1, nil)
+	msgs, err = r.ReceiveMessages(testkit.Context(t, 3*time.Second), 1, nil)
 	if len(msgs) != 0 || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
 		t.Fatalf("stalled receiver: %d messages, %v; want nothing at all", len(msgs), err)
 	}
@@ -58,11 +60,11 @@ func TestStallReceivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err = r2.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+	msgs, err = r2.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "during" {
 		t.Fatalf("receive on a new connection: %d, %v", len(msgs), err)
 	}
-	if err := r2.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
+	if err := r2.CompleteMessage(testkit.Context(t, 10*time.Second), msgs[0], nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.StallConnections(); n != 2 {

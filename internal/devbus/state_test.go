@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/secret"
 )
 
@@ -29,18 +30,18 @@ func TestStateSurvivesRestart(t *testing.T) {
 		&azservicebus.Message{MessageID: ptr("b")}, &azservicebus.Message{MessageID: ptr("c")})
 	send(t, c, "sq", sessionMsg("s", 0))
 	r, _ := c.NewReceiverForQueue("q", nil)
-	msgs, err := r.ReceiveMessages(ctxT(t, 5*time.Second), 3, nil)
+	msgs, err := r.ReceiveMessages(testkit.Context(t, 5*time.Second), 3, nil)
 	if err != nil || len(msgs) != 3 {
 		t.Fatalf("receive %v %v", msgs, err)
 	}
-	_ = r.DeadLetterMessage(ctxT(t, 5*time.Second), msgs[1], &azservicebus.DeadLetterOptions{Reason: ptr("R")})
-	_ = r.DeferMessage(ctxT(t, 5*time.Second), msgs[2], nil)
+	_ = r.DeadLetterMessage(testkit.Context(t, 5*time.Second), msgs[1], &azservicebus.DeadLetterOptions{Reason: ptr("R")})
+	_ = r.DeferMessage(testkit.Context(t, 5*time.Second), msgs[2], nil)
 	// msgs[0] stays locked: a restart loses the lock, not the message.
-	sr, err := c.AcceptSessionForQueue(ctxT(t, 5*time.Second), "sq", "s", nil)
+	sr, err := c.AcceptSessionForQueue(testkit.Context(t, 5*time.Second), "sq", "s", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sr.SetSessionState(ctxT(t, 5*time.Second), []byte("done x"), nil); err != nil {
+	if err := sr.SetSessionState(testkit.Context(t, 5*time.Second), []byte("done x"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"github.com/coder/websocket"
 
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/wsconn"
 )
 
@@ -45,11 +46,7 @@ func newClientOpts(t testing.TB, connStr string, opts *azservicebus.ClientOption
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
+	testkit.StopAtCleanup(t, 5*time.Second, c.Close)
 	return c
 }
 
@@ -98,11 +95,11 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msgs, err := r.ReceiveMessages(ctxT(t, 20*time.Second), 1, nil)
+		msgs, err := r.ReceiveMessages(testkit.Context(t, 20*time.Second), 1, nil)
 		if err != nil || len(msgs) != 1 || !bytes.Equal(msgs[0].Body, body) {
 			t.Fatalf("sent over %s, received over %s: %d messages, %v", names[i], names[(i+1)%3], len(msgs), err)
 		}
-		if err := r.CompleteMessage(ctxT(t, 10*time.Second), msgs[0], nil); err != nil {
+		if err := r.CompleteMessage(testkit.Context(t, 10*time.Second), msgs[0], nil); err != nil {
 			t.Fatalf("complete over %s: %v", names[(i+1)%3], err)
 		}
 		_ = r.Close(context.Background())
@@ -130,7 +127,7 @@ func TestTLSUntrusted(t *testing.T) {
 		RetryOptions: azservicebus.RetryOptions{MaxRetries: -1}})
 	s, err := c.NewSender("q", nil)
 	if err == nil {
-		err = s.SendMessage(ctxT(t, 10*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
+		err = s.SendMessage(testkit.Context(t, 10*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	}
 	var uae x509.UnknownAuthorityError
 	if !errors.As(err, &uae) && (err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority")) {
@@ -184,11 +181,11 @@ func TestTLSDirReused(t *testing.T) {
 func TestWebSocketNeedsSubprotocol(t *testing.T) {
 	srv := startSecureServer(t, t.TempDir(), QueueConfig{Name: "q"})
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.CertPool()}}}
-	ws, _, err := websocket.Dial(ctxT(t, 10*time.Second), "wss://localhost:"+portOf(srv.wsLn)+WebSocketPath, &websocket.DialOptions{HTTPClient: hc})
+	ws, _, err := websocket.Dial(testkit.Context(t, 10*time.Second), "wss://localhost:"+portOf(srv.wsLn)+WebSocketPath, &websocket.DialOptions{HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = ws.Read(ctxT(t, 10*time.Second))
+	_, _, err = ws.Read(testkit.Context(t, 10*time.Second))
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, WebSocketSubprotocol) {
 		t.Fatalf("read: %v, want a policy violation naming %s", err, WebSocketSubprotocol)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/wsconn"
 )
 
@@ -68,7 +69,7 @@ func TestWebSocketMessageIsOneWrite(t *testing.T) {
 	hs.Listener = countingListener{Listener: hs.Listener, writes: &writes}
 	hs.Start()
 	t.Cleanup(hs.Close)
-	ws, _, err := websocket.Dial(ctxT(t, 30*time.Second), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	ws, _, err := websocket.Dial(testkit.Context(t, 30*time.Second), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -80,7 +81,7 @@ func TestWebSocketMessageIsOneWrite(t *testing.T) {
 	send <- data
 	var got []byte
 	for len(got) < len(data) {
-		_, b, err := ws.Read(ctxT(t, 30*time.Second))
+		_, b, err := ws.Read(testkit.Context(t, 30*time.Second))
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}

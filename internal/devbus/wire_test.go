@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
 	"wbagent/internal/devbus/amqp"
+	"wbagent/internal/lab/testkit"
 )
 
 // rawConn is a hand-driven AMQP client for protocol edge cases the SDK
@@ -120,7 +121,7 @@ func TestMalformedFrameClosesWithDecodeError(t *testing.T) {
 	if srv.Depth("q") != 1 {
 		t.Fatal("send after a bad connection failed")
 	}
-	waitFor(t, 5*time.Second, "the bad connection to go", func() bool { return len(srv.Connections()) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the bad connection to go", func() bool { return len(srv.Connections()) == 1 })
 }
 
 func TestOversizedFrameClosesWithFramingError(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"wbagent/internal/agent"
 	"wbagent/internal/config"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/logging"
 	"wbagent/internal/protocol"
 	"wbagent/internal/wire"
@@ -201,11 +202,5 @@ func StartCapacityAgent(ctx context.Context, f *testbed.AgentFiles, env []string
 
 // Stop sends SIGTERM and waits up to timeout, then kills.
 func (p *Process) Stop(timeout time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	testkit.Stop(p.cmd, p.exited, syscall.SIGTERM, timeout)
 }

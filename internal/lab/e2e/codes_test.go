@@ -9,17 +9,11 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
-
-func queueKind(sessions bool) string {
-	if sessions {
-		return "session queue"
-	}
-	return "plain queue"
-}
 
 // Every result code of protocol v1 §6 that a directory or a request can
 // produce, and every dead-letter reason of §8, reached through a real DC,
@@ -28,9 +22,7 @@ func queueKind(sessions bool) string {
 // refusal checked against the directory by binding as the user.
 // directory_unavailable (abandoned, then expired) has its own test.
 func TestResultCodes(t *testing.T) {
-	for _, sessions := range []bool{true, false} {
-		t.Run(queueKind(sessions), func(t *testing.T) { resultCodes(t, sessions) })
-	}
+	testkit.ForQueueKinds(t, resultCodes)
 }
 
 func resultCodes(t *testing.T, sessions bool) {

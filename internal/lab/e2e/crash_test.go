@@ -8,6 +8,7 @@ import (
 
 	"wbagent/internal/audit"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
@@ -23,9 +24,7 @@ import (
 // result sent, then the crash before the completion) gets the same result
 // byte for byte; no request has two result lines in the audit trail.
 func TestKillMidBatch(t *testing.T) {
-	for _, sessions := range []bool{true, false} {
-		t.Run(queueKind(sessions), func(t *testing.T) { killMidBatch(t, sessions) })
-	}
+	testkit.ForQueueKinds(t, killMidBatch)
 }
 
 func killMidBatch(t *testing.T, sessions bool) {

@@ -10,6 +10,7 @@ import (
 	"wbagent/internal/audit"
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/protocol"
 	"wbagent/internal/wire"
 )
@@ -120,34 +121,32 @@ func (u *unavailable) checkDeliveries(id string) {
 // it has expired and the DC answers again, it is answered `expired`, never
 // written; the next request is written.
 func TestDirectoryUnavailable(t *testing.T) {
-	for _, sessions := range []bool{true, false} {
-		t.Run(queueKind(sessions), func(t *testing.T) {
-			u := newUnavailable(t, sessions)
-			m := u.sendShortLived(5 * time.Second)
-			u.waitAbandons(m.MessageID, 1)
-			// Let the request expire while the DC is still down.
-			time.Sleep(time.Until(expiresAt(t, m)) + 500*time.Millisecond)
-			u.proxy.Resume()
-			ctx, cancel := context.WithTimeout(u.ctx, 60*time.Second)
-			defer cancel()
-			res, err := u.send.Wait(ctx, m.MessageID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Code != wire.CodeExpired || !res.Retryable {
-				t.Fatalf("result %+v, want expired (retryable)", res)
-			}
-			u.checkDeliveries(m.MessageID)
-			pw := dom.Secrets.New()
-			ok := u.sendAll(u.spec(wire.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, pw, nil))[0]
-			if res, err := u.send.Wait(ctx, ok.MessageID); err != nil || res.Code != wire.CodeOK {
-				t.Fatalf("after the DC came back: %+v %v", res, err)
-			}
-			if err := dom.CheckPassword(u.ctx, u.user, pw); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		u := newUnavailable(t, sessions)
+		m := u.sendShortLived(5 * time.Second)
+		u.waitAbandons(m.MessageID, 1)
+		// Let the request expire while the DC is still down.
+		time.Sleep(time.Until(expiresAt(t, m)) + 500*time.Millisecond)
+		u.proxy.Resume()
+		ctx, cancel := context.WithTimeout(u.ctx, 60*time.Second)
+		defer cancel()
+		res, err := u.send.Wait(ctx, m.MessageID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Code != wire.CodeExpired || !res.Retryable {
+			t.Fatalf("result %+v, want expired (retryable)", res)
+		}
+		u.checkDeliveries(m.MessageID)
+		pw := dom.Secrets.New()
+		ok := u.sendAll(u.spec(wire.OpReset, protocol.Target{UserPrincipalName: u.user.UPN}, pw, nil))[0]
+		if res, err := u.send.Wait(ctx, ok.MessageID); err != nil || res.Code != wire.CodeOK {
+			t.Fatalf("after the DC came back: %+v %v", res, err)
+		}
+		if err := dom.CheckPassword(u.ctx, u.user, pw); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // expiresAt reads a request message's expiresAt.

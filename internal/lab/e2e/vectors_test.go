@@ -12,6 +12,7 @@ import (
 
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/lab/vectors"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
@@ -103,9 +104,7 @@ func shift(t *testing.T, body string, d time.Duration, signer *protocol.SigningK
 func TestProtocolVectors(t *testing.T) {
 	needDC(t)
 	v := loadVectors(t)
-	for _, sessions := range []bool{true, false} {
-		t.Run(queueKind(sessions), func(t *testing.T) { protocolVectors(t, v, sessions) })
-	}
+	testkit.ForQueueKinds(t, func(t *testing.T, sessions bool) { protocolVectors(t, v, sessions) })
 }
 
 func protocolVectors(t *testing.T, v *vectors.File, sessions bool) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"wbagent/internal/lab/testkit"
 )
 
 // Options configure Start.
@@ -133,13 +135,7 @@ func (p *Proxy) Connects() []string {
 // free when the test's temporary folder is removed.
 func (p *Proxy) Close() {
 	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
+		testkit.Stop(p.cmd, p.exited, os.Interrupt, 5*time.Second)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"wbagent/internal/audit"
+	"wbagent/internal/lab/testkit"
 )
 
 // ModuleRoot finds the wbagent checkout: the first folder at or above the
@@ -190,7 +191,7 @@ func WriteAgentConfig(c AgentConfig, d *Domain) (*AgentFiles, error) {
 		}
 		f.HTTPAddr = addr
 	}
-	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	q := Quote
 	list := func(ss []string) string {
 		out := make([]string, len(ss))
 		for i, s := range ss {
@@ -336,11 +337,7 @@ func (a *Agent) Stop(timeout time.Duration) error {
 	if a.cmd == nil {
 		return nil
 	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(timeout):
-		a.Kill()
+	if !testkit.Stop(a.cmd, a.exited, syscall.SIGTERM, timeout) {
 		return fmt.Errorf("agent %s did not stop within %s of SIGTERM; killed", a.Files.Name, timeout)
 	}
 	if a.exit != nil {

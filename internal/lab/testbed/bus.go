@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"wbagent/internal/devbus"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/secret"
 )
 
@@ -249,12 +250,7 @@ func (b *Bus) stopProcess() error {
 	if b.cmd == nil {
 		return nil
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
+	if !testkit.Stop(b.cmd, b.exited, syscall.SIGTERM, 10*time.Second) {
 		return fmt.Errorf("devbus process did not stop within 10s of SIGTERM (see %s)", b.LogPath)
 	}
 	b.cmd = nil

@@ -1,8 +1,10 @@
 package testkit
 
 import (
+	"context"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -55,5 +57,33 @@ func TestStop(t *testing.T) {
 				t.Fatal("process state unknown after Stop")
 			}
 		})
+	}
+}
+
+// The stop function runs when the test ends, with a context that ends
+// within the bound given.
+func TestStopAtCleanup(t *testing.T) {
+	var deadline time.Time
+	t.Run("inner", func(t *testing.T) {
+		StopAtCleanup(t, time.Minute, func(ctx context.Context) error {
+			deadline, _ = ctx.Deadline()
+			return nil
+		})
+	})
+	if deadline.IsZero() || time.Until(deadline) > time.Minute {
+		t.Fatalf("stop ran with deadline %v, want one within a minute", deadline)
+	}
+}
+
+func TestForQueueKinds(t *testing.T) {
+	var ran []bool
+	ForQueueKinds(t, func(t *testing.T, sessions bool) {
+		if want := QueueKind(sessions); !strings.HasSuffix(t.Name(), strings.ReplaceAll(want, " ", "_")) {
+			t.Errorf("subtest %s, want one named %q", t.Name(), want)
+		}
+		ran = append(ran, sessions)
+	})
+	if len(ran) != 2 || ran[0] == ran[1] {
+		t.Fatalf("ran %v, want both queue kinds", ran)
 	}
 }

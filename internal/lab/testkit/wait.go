@@ -31,3 +31,14 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// StopAtCleanup has stop (a Close or Stop that takes a context) called when
+// the test ends, given at most within: a component that hangs on its way
+// down fails to stop instead of hanging the test binary.
+func StopAtCleanup(t testing.TB, within time.Duration, stop func(context.Context) error) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		_ = stop(ctx)
+	})
+}
