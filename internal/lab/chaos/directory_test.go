@@ -87,10 +87,7 @@ func TestDCSlowerThanLockDuration(t *testing.T) {
 	warm := w.send(accts[0], wire.OpReset, nil)
 	w.waitAnswered([]*request{warm}, time.Minute)
 	p.SetDelay(lock / 2)
-	var rs []*request
-	for _, acct := range accts {
-		rs = append(rs, w.send(acct, wire.OpReset, nil))
-	}
+	rs := w.resetAll(accts)
 	w.waitAnswered(rs, 2*time.Minute)
 	p.SetDelay(0)
 	s := w.checkInvariants()

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/testbed"
-	"wbagent/internal/wire"
 )
 
 // tinyDisk mounts a tmpfs of size bytes at a new folder and unmounts it
@@ -66,6 +64,17 @@ func fill(t *testing.T, dir string) string {
 // cannot record would have them dead-lettered while the disk is full.
 const maxDeliveries = 4
 
+// fullDiskAgent starts a full-disk scenario's world, whose queue has a
+// low maximum delivery count, and its one agent, after move has put some
+// of the agent's files on the small disk.
+func fullDiskAgent(t *testing.T, move func(*testbed.AgentFiles)) (*world, *testbed.Agent) {
+	t.Helper()
+	w := newWorld(t, worldOptions{Queue: devbus.QueueConfig{MaxDeliveryCount: maxDeliveries}})
+	files := w.writeAgent("agent-1", func(c *testbed.AgentConfig) { c.RetryBudget = time.Second })
+	move(files)
+	return w, w.runAgent(files)
+}
+
 // The audit file lives on a disk that fills up: the agent must not
 // complete (nor answer) any message whose audit line it could not write,
 // must stop taking messages (so none reaches the queue's maximum delivery
@@ -75,22 +84,12 @@ const maxDeliveries = 4
 // without a second write.
 func TestAuditOnFullDisk(t *testing.T) {
 	disk := tinyDisk(t, "256k")
-	w := newWorld(t, worldOptions{Queue: devbus.QueueConfig{MaxDeliveryCount: maxDeliveries}})
-	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(w.dir, "agent-1"), Name: "agent-1",
-		Queue: queueName, Keys: w.sh.keys, HTTP: true, RetryBudget: time.Second}, w.sh.dom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	moveAudit(t, files, filepath.Join(disk, "audit.jsonl"))
-	a := w.runAgent(files)
+	w, a := fullDiskAgent(t, func(f *testbed.AgentFiles) { moveAudit(t, f, filepath.Join(disk, "audit.jsonl")) })
 	accts := w.accounts(pick(3, 10))
 	// Filled before the first line: a file with lines has room left in
 	// its last page, and tmpfs would take a few more without a new one.
 	filler := fill(t, disk)
-	var rs []*request
-	for _, acct := range accts {
-		rs = append(rs, w.send(acct, wire.OpReset, nil))
-	}
+	rs := w.resetAll(accts)
 	if waiting := whileFull(t, w, a, rs, "audit"); len(waiting) != len(rs) {
 		t.Errorf("%d of %d requests answered while their audit lines cannot be written", len(rs)-len(waiting), len(rs))
 	}
@@ -105,7 +104,7 @@ func TestAuditOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	afterSpaceReturns(t, w, a, rs)
-	recs, err = testbed.ReadAudit(files.Audit)
+	recs, err = testbed.ReadAudit(a.Files.Audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,20 +126,10 @@ func TestAuditOnFullDisk(t *testing.T) {
 // so every request is answered exactly once.
 func TestStateOnFullDisk(t *testing.T) {
 	disk := tinyDisk(t, "1m")
-	w := newWorld(t, worldOptions{Queue: devbus.QueueConfig{MaxDeliveryCount: maxDeliveries}})
-	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(w.dir, "agent-1"), Name: "agent-1",
-		Queue: queueName, Keys: w.sh.keys, HTTP: true, RetryBudget: time.Second}, w.sh.dom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	moveState(t, files, filepath.Join(disk, "state"))
-	a := w.runAgent(files)
+	w, a := fullDiskAgent(t, func(f *testbed.AgentFiles) { moveState(t, f, filepath.Join(disk, "state")) })
 	accts := w.accounts(pick(40, 80))
 	filler := fill(t, disk)
-	var rs []*request
-	for _, acct := range accts {
-		rs = append(rs, w.send(acct, wire.OpReset, nil))
-	}
+	rs := w.resetAll(accts)
 	deadline := time.Now().Add(2 * time.Minute)
 	for !logged(t, a, "taking no messages") {
 		if time.Now().After(deadline) {
@@ -284,17 +273,7 @@ func metric(ctx context.Context, a *testbed.Agent, name string) string {
 // moveState points the agent's config at another state folder.
 func moveState(t *testing.T, f *testbed.AgentFiles, dir string) {
 	t.Helper()
-	b, err := os.ReadFile(f.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quote := func(s string) string { q, _ := json.Marshal(s); return string(q) }
-	old := "stateDir: " + quote(f.StateDir)
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("config %s has no %s", f.Config, old)
-	}
-	b = []byte(strings.Replace(string(b), old, "stateDir: "+quote(dir), 1))
-	if err := os.WriteFile(f.Config, b, 0o600); err != nil {
+	if err := f.ReplaceInConfig("stateDir: "+testbed.Quote(f.StateDir), "stateDir: "+testbed.Quote(dir)); err != nil {
 		t.Fatal(err)
 	}
 	f.StateDir = dir
@@ -304,17 +283,7 @@ func moveState(t *testing.T, f *testbed.AgentFiles, dir string) {
 // harness writes it next to the config).
 func moveAudit(t *testing.T, f *testbed.AgentFiles, path string) {
 	t.Helper()
-	b, err := os.ReadFile(f.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quote := func(s string) string { q, _ := json.Marshal(s); return string(q) }
-	old := "file: " + quote(f.Audit)
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("config %s has no %s", f.Config, old)
-	}
-	b = []byte(strings.Replace(string(b), old, "file: "+quote(path), 1))
-	if err := os.WriteFile(f.Config, b, 0o600); err != nil {
+	if err := f.ReplaceInConfig("file: "+testbed.Quote(f.Audit), "file: "+testbed.Quote(path)); err != nil {
 		t.Fatal(err)
 	}
 	f.Audit = path

@@ -220,6 +220,13 @@ type agentOption func(*testbed.AgentConfig)
 // queue, with /readyz served, and waits until it runs.
 func (w *world) startAgent(name string, opts ...agentOption) *testbed.Agent {
 	w.t.Helper()
+	return w.runAgent(w.writeAgent(name, opts...))
+}
+
+// writeAgent writes the config startAgent starts an agent with, for a
+// scenario that moves its files first.
+func (w *world) writeAgent(name string, opts ...agentOption) *testbed.AgentFiles {
+	w.t.Helper()
 	c := testbed.AgentConfig{Dir: filepath.Join(w.dir, name), Name: name, Queue: queueName, Sessions: w.sessions,
 		Keys: w.sh.keys, HTTP: true}
 	for _, o := range opts {
@@ -229,7 +236,16 @@ func (w *world) startAgent(name string, opts ...agentOption) *testbed.Agent {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return w.runAgent(files)
+	return files
+}
+
+// resetAll sends one reset to each account.
+func (w *world) resetAll(accts []*account) []*request {
+	var rs []*request
+	for _, acct := range accts {
+		rs = append(rs, w.send(acct, wire.OpReset, nil))
+	}
+	return rs
 }
 
 // runAgent starts an agent whose config is written.

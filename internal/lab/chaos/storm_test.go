@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -181,11 +180,7 @@ func TestBadMessageStorm(t *testing.T) {
 	if err := w.srv.AddQueue(devbus.QueueConfig{Name: stormReplies}); err != nil {
 		t.Fatal(err)
 	}
-	files, err := testbed.WriteAgentConfig(testbed.AgentConfig{Dir: filepath.Join(w.dir, "agent-1"), Name: "agent-1",
-		Queue: queueName, Keys: w.sh.keys, HTTP: true}, w.sh.dom)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := w.writeAgent("agent-1")
 	rotateAudit(t, files, stormRotateMB)
 	a := w.runAgent(files)
 	began := time.Now()
@@ -350,17 +345,8 @@ func checkStormAudit(t *testing.T, w *world, a *testbed.Agent, byReason map[stri
 // rotateAudit sets audit.rotate.maxSizeMB in the agent's config.
 func rotateAudit(t *testing.T, f *testbed.AgentFiles, mb int) {
 	t.Helper()
-	b, err := os.ReadFile(f.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quote := func(s string) string { q, _ := json.Marshal(s); return string(q) }
-	old := "audit:\n  file: " + quote(f.Audit) + "\n"
-	if !strings.Contains(string(b), old) {
-		t.Fatalf("config %s has no %q", f.Config, old)
-	}
-	b = []byte(strings.Replace(string(b), old, old+fmt.Sprintf("  rotate: {maxSizeMB: %d}\n", mb), 1))
-	if err := os.WriteFile(f.Config, b, 0o600); err != nil {
+	old := "audit:\n  file: " + testbed.Quote(f.Audit) + "\n"
+	if err := f.ReplaceInConfig(old, old+fmt.Sprintf("  rotate: {maxSizeMB: %d}\n", mb)); err != nil {
 		t.Fatal(err)
 	}
 }

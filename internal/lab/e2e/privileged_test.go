@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,20 +154,15 @@ func TestNoIncludeOUsStopsCheckAndRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(files.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kept []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "includeOUs:") {
-			kept = append(kept, line)
+	err = files.EditConfig(func(c string) (string, error) {
+		lines := strings.Split(c, "\n")
+		kept := slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "includeOUs:") })
+		if len(kept) == len(lines) {
+			return "", fmt.Errorf("no includeOUs line in\n%s", c)
 		}
-	}
-	if len(kept) == len(strings.Split(string(data), "\n")) {
-		t.Fatalf("no includeOUs line in\n%s", data)
-	}
-	if err := os.WriteFile(files.Config, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		return strings.Join(kept, "\n"), nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range []string{"check", "run"} {
