@@ -59,6 +59,15 @@ func (dc *DC) withAdmin(ctx context.Context, f func(*ldap.Conn) error) error {
 	}
 }
 
+// add and modify send one request as the domain administrator.
+func (dc *DC) add(ctx context.Context, req *ldap.AddRequest) error {
+	return dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) })
+}
+
+func (dc *DC) modify(ctx context.Context, req *ldap.ModifyRequest) error {
+	return dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) })
+}
+
 // CreateOU creates OU=name under parent (the domain root when empty) and
 // returns its DN.
 func (dc *DC) CreateOU(ctx context.Context, name, parent string) (string, error) {
@@ -69,7 +78,7 @@ func (dc *DC) CreateOU(ctx context.Context, name, parent string) (string, error)
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"top", "organizationalUnit"})
 	req.Attribute("ou", []string{name})
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+	if err := dc.add(ctx, req); err != nil {
 		return "", fmt.Errorf("create OU %s: %w", dn, err)
 	}
 	return dn, nil
@@ -149,7 +158,7 @@ func (dc *DC) CreateUser(ctx context.Context, u UserSpec) (*User, error) {
 // kind of object in errors.
 func (dc *DC) addWithGUID(ctx context.Context, what string, req *ldap.AddRequest) (guid [16]byte, raw []byte, err error) {
 	dn := req.DN
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+	if err := dc.add(ctx, req); err != nil {
 		return guid, nil, fmt.Errorf("create %s %s: %w", what, dn, err)
 	}
 	e, err := dc.Entry(ctx, dn, "objectGUID")
@@ -174,7 +183,7 @@ func (dc *DC) CreateGroup(ctx context.Context, name, parent string) (string, err
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"top", "group"})
 	req.Attribute("sAMAccountName", []string{name})
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+	if err := dc.add(ctx, req); err != nil {
 		return "", fmt.Errorf("create group %s: %w", dn, err)
 	}
 	return dn, nil
@@ -184,7 +193,7 @@ func (dc *DC) CreateGroup(ctx context.Context, name, parent string) (string, err
 func (dc *DC) AddMember(ctx context.Context, groupDN, memberDN string) error {
 	req := ldap.NewModifyRequest(groupDN, nil)
 	req.Add("member", []string{memberDN})
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+	if err := dc.modify(ctx, req); err != nil {
 		return fmt.Errorf("add %s to %s: %w", memberDN, groupDN, err)
 	}
 	return nil
@@ -201,7 +210,7 @@ func (dc *DC) SetAdminCount(ctx context.Context, dn string, v int) error {
 func (dc *DC) Modify(ctx context.Context, dn, attr string, values ...string) error {
 	req := ldap.NewModifyRequest(dn, nil)
 	req.Replace(attr, values)
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+	if err := dc.modify(ctx, req); err != nil {
 		return fmt.Errorf("modify %s on %s: %w", attr, dn, err)
 	}
 	return nil
@@ -334,31 +343,33 @@ type PasswordPolicy struct {
 // Ptr returns a pointer to v, for PasswordPolicy and PSO fields.
 func Ptr[T any](v T) *T { return &v }
 
+// replaceInt sets attr to *v when the policy sets it; nil leaves the
+// domain's value alone.
+func replaceInt(req *ldap.ModifyRequest, attr string, v *int) {
+	if v != nil {
+		req.Replace(attr, []string{strconv.Itoa(*v)})
+	}
+}
+
+// replaceInterval is replaceInt for a duration, written as AD's negative
+// 100-nanosecond interval.
+func replaceInterval(req *ldap.ModifyRequest, attr string, v *time.Duration) {
+	if v != nil {
+		req.Replace(attr, []string{interval(*v)})
+	}
+}
+
 // SetPasswordPolicy changes the domain's default password and lockout
 // policy (the attributes samba-tool domain passwordsettings writes).
 func (dc *DC) SetPasswordPolicy(ctx context.Context, p PasswordPolicy) error {
 	req := ldap.NewModifyRequest(dc.BaseDN(), nil)
-	if p.MinLength != nil {
-		req.Replace("minPwdLength", []string{strconv.Itoa(*p.MinLength)})
-	}
-	if p.History != nil {
-		req.Replace("pwdHistoryLength", []string{strconv.Itoa(*p.History)})
-	}
-	if p.MinAge != nil {
-		req.Replace("minPwdAge", []string{interval(*p.MinAge)})
-	}
-	if p.MaxAge != nil {
-		req.Replace("maxPwdAge", []string{interval(*p.MaxAge)})
-	}
-	if p.LockoutThreshold != nil {
-		req.Replace("lockoutThreshold", []string{strconv.Itoa(*p.LockoutThreshold)})
-	}
-	if p.LockoutDuration != nil {
-		req.Replace("lockoutDuration", []string{interval(*p.LockoutDuration)})
-	}
-	if p.LockoutWindow != nil {
-		req.Replace("lockOutObservationWindow", []string{interval(*p.LockoutWindow)})
-	}
+	replaceInt(req, "minPwdLength", p.MinLength)
+	replaceInt(req, "pwdHistoryLength", p.History)
+	replaceInterval(req, "minPwdAge", p.MinAge)
+	replaceInterval(req, "maxPwdAge", p.MaxAge)
+	replaceInt(req, "lockoutThreshold", p.LockoutThreshold)
+	replaceInterval(req, "lockoutDuration", p.LockoutDuration)
+	replaceInterval(req, "lockOutObservationWindow", p.LockoutWindow)
 	if p.Complexity != nil {
 		e, err := dc.Entry(ctx, dc.BaseDN(), "pwdProperties")
 		if err != nil {
@@ -375,7 +386,7 @@ func (dc *DC) SetPasswordPolicy(ctx context.Context, p PasswordPolicy) error {
 	if len(req.Changes) == 0 {
 		return nil
 	}
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+	if err := dc.modify(ctx, req); err != nil {
 		return fmt.Errorf("set password policy: %w", err)
 	}
 	return nil
@@ -440,7 +451,7 @@ func (dc *DC) CreatePSO(ctx context.Context, p PSO) (string, error) {
 	if len(p.AppliesTo) > 0 {
 		req.Attribute("msDS-PSOAppliesTo", p.AppliesTo)
 	}
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+	if err := dc.add(ctx, req); err != nil {
 		return "", fmt.Errorf("create PSO %s: %w", dn, err)
 	}
 	return dn, nil
@@ -451,7 +462,7 @@ func (dc *DC) CreatePSO(ctx context.Context, p PSO) (string, error) {
 func (dc *DC) ApplyPSO(ctx context.Context, pso string, dns ...string) error {
 	req := ldap.NewModifyRequest(pso, nil)
 	req.Add("msDS-PSOAppliesTo", dns)
-	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
+	if err := dc.modify(ctx, req); err != nil {
 		return fmt.Errorf("apply PSO %s: %w", pso, err)
 	}
 	return nil

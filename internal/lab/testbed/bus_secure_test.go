@@ -24,10 +24,7 @@ import (
 // the Entra ID stand-in: an app's token works over TLS, and after a
 // restart (same ports, same CA) the WebSocket listener serves the message.
 func TestBusProcessSecureListeners(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs wbagent")
-	}
-	ctx, dir, bin := agentBed(t, 3*time.Minute)
+	ctx, dir, bin := agentBed(t, "builds and runs wbagent", 3*time.Minute)
 	certFile, expiredFile := filepath.Join(dir, "app-cert.pem"), filepath.Join(dir, "app-expired.pem")
 	cert, err := EntraClientCert(certFile, "app-cert", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	if err != nil {

@@ -13,10 +13,7 @@ import (
 // `wbagent devbus` as a process: the SDK talks to it, and with State a
 // restart keeps the queued messages, the address and the key.
 func TestBusProcessRestartKeepsMessages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs wbagent")
-	}
-	ctx, dir, bin := agentBed(t, 2*time.Minute)
+	ctx, dir, bin := agentBed(t, "builds and runs wbagent", 2*time.Minute)
 	b, err := StartBus(ctx, BusOptions{Binary: bin, Dir: dir, State: true,
 		Queues: []devbus.QueueConfig{{Name: "q", LockDuration: 5 * time.Second}}})
 	if err != nil {
@@ -53,12 +50,12 @@ func TestBusProcessRestartKeepsMessages(t *testing.T) {
 	receiveBody(ctx, t, c, "q", "kept", "after the restart")
 }
 
-// agentBed starts a process test: a context that ends with the test or
-// after timeout, a folder for the test, and wbagent built into it.
-func agentBed(t *testing.T, timeout time.Duration) (ctx context.Context, dir, bin string) {
+// agentBed starts a process test (skipped under -short, saying what it
+// needs): a context that ends with the test or after timeout, a folder
+// for the test, and wbagent built into it.
+func agentBed(t *testing.T, needs string, timeout time.Duration) (ctx context.Context, dir, bin string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
+	ctx = IntegrationContext(t, needs, timeout)
 	dir = t.TempDir()
 	bin, err := BuildAgent(ctx, dir)
 	if err != nil {

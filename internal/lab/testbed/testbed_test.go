@@ -60,10 +60,7 @@ func TestQueueFlag(t *testing.T) {
 // reset through the SDK and one through `wbagent send`, the new passwords
 // checked by binding, and no password in any file written.
 func TestBed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Samba AD DC")
-	}
-	ctx, dir, bin := agentBed(t, 3*time.Minute)
+	ctx, dir, bin := agentBed(t, "needs Samba AD DC", 3*time.Minute)
 	dom := StartDomainTest(ctx, t, DomainOptions{})
 	if err := dom.CheckPassword(ctx, dom.Sample.Locked, dom.Sample.Locked.Password); BindCode(err) != "775" {
 		t.Fatalf("locked sample: %v", err)
