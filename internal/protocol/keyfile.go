@@ -53,14 +53,11 @@ func (k *DecryptionKey) MarshalPEM() ([]byte, error) {
 
 // ParseDecryptionKeyPEM reads what MarshalPEM writes.
 func ParseDecryptionKeyPEM(data []byte) (*DecryptionKey, error) {
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != hpkePrivatePEMType {
-		return nil, fmt.Errorf("no %q PEM block; make the key with wbagent keygen", hpkePrivatePEMType)
+	block, err := onePEMBlock(data, hpkePrivatePEMType, "make the key with wbagent keygen")
+	if err != nil {
+		return nil, err
 	}
 	defer clear(block.Bytes)
-	if p, _ := pem.Decode(rest); p != nil {
-		return nil, errors.New("more than one PEM block; a key file holds one key")
-	}
 	suite, err := ParseSuite(block.Headers[pemHeaderSuite])
 	if err != nil {
 		return nil, fmt.Errorf("PEM header %s: %w", pemHeaderSuite, err)
@@ -73,6 +70,22 @@ func ParseDecryptionKeyPEM(data []byte) (*DecryptionKey, error) {
 		return nil, fmt.Errorf("PEM header %s is %q but the key's kid is %s; the file was edited", pemHeaderKID, truncate(kid), k.kid)
 	}
 	return k, nil
+}
+
+// onePEMBlock returns the one PEM block of type typ that data holds: a
+// key file holds one key, and a second block could be a different key
+// than the one checked. hint says how to make a right one. On an error
+// the block's bytes (perhaps a private key) are wiped.
+func onePEMBlock(data []byte, typ, hint string) (*pem.Block, error) {
+	block, rest := pem.Decode(data)
+	if block == nil || block.Type != typ {
+		return nil, fmt.Errorf("no %q PEM block; %s", typ, hint)
+	}
+	if p, _ := pem.Decode(rest); p != nil {
+		clear(block.Bytes)
+		return nil, errors.New("more than one PEM block; a key file holds one key")
+	}
+	return block, nil
 }
 
 // MarshalPEM writes the key as PKCS#8 "PRIVATE KEY" PEM, the form
@@ -88,14 +101,11 @@ func (k *SigningKey) MarshalPEM() ([]byte, error) {
 
 // ParseSigningKeyPEM reads an Ed25519 private key in PKCS#8 PEM.
 func ParseSigningKeyPEM(data []byte) (*SigningKey, error) {
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != pkcs8PEMType {
-		return nil, fmt.Errorf("no %q PEM block; use an Ed25519 key in PKCS#8 form (openssl genpkey -algorithm ed25519, or wbagent keygen)", pkcs8PEMType)
+	block, err := onePEMBlock(data, pkcs8PEMType, "use an Ed25519 key in PKCS#8 form (openssl genpkey -algorithm ed25519, or wbagent keygen)")
+	if err != nil {
+		return nil, err
 	}
 	defer clear(block.Bytes)
-	if p, _ := pem.Decode(rest); p != nil {
-		return nil, errors.New("more than one PEM block; a key file holds one key")
-	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("not a PKCS#8 private key: %w", err)
@@ -119,12 +129,9 @@ func MarshalPublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 // ParsePublicKeyPEM reads an Ed25519 public key in PKIX PEM, the form
 // `openssl pkey -pubout` writes.
 func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
-	block, rest := pem.Decode(data)
-	if block == nil || block.Type != pkixPEMType {
-		return nil, fmt.Errorf("no %q PEM block; use an Ed25519 public key in PKIX form (openssl pkey -pubout)", pkixPEMType)
-	}
-	if p, _ := pem.Decode(rest); p != nil {
-		return nil, errors.New("more than one PEM block; a key file holds one key")
+	block, err := onePEMBlock(data, pkixPEMType, "use an Ed25519 public key in PKIX form (openssl pkey -pubout)")
+	if err != nil {
+		return nil, err
 	}
 	key, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
