@@ -346,16 +346,10 @@ func (c *Consumer) record(out writeback.Outcome, took time.Duration) {
 	}
 }
 
-// sleep waits d or until ctx ends, reporting whether it waited in full.
+// sleep waits d or until ctx ends, reporting whether it waited in full;
+// the bus waits in real time, as the writeback handler's system clock does.
 func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return writeback.SystemClock{}.Sleep(ctx, d) == nil
 }
 
 // nextBackoff doubles d up to maxErrorBackoff.
