@@ -20,14 +20,7 @@ func TestKeygenAgent(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("keygen %v: %d %s", args, code, errOut)
 		}
-		hk, err := protocol.LoadDecryptionKey(filepath.Join(dir, protocol.AgentHPKEKeyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sk, err := protocol.LoadSigningKey(filepath.Join(dir, protocol.AgentSignKeyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
+		hk, sk := loadAgentKeys(t, dir)
 		want := protocol.SuiteXWing
 		if suite == "x25519" {
 			want = protocol.SuiteX25519
@@ -87,4 +80,19 @@ func TestKeygenUsage(t *testing.T) {
 			t.Errorf("%v: %d %s", args, code, errOut)
 		}
 	}
+}
+
+// loadAgentKeys loads the private keys keygen wrote into dir: the
+// decryption key and the result signing key.
+func loadAgentKeys(t *testing.T, dir string) (*protocol.DecryptionKey, *protocol.SigningKey) {
+	t.Helper()
+	hk, err := protocol.LoadDecryptionKey(filepath.Join(dir, protocol.AgentHPKEKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := protocol.LoadSigningKey(filepath.Join(dir, protocol.AgentSignKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hk, sk
 }

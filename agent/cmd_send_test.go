@@ -231,23 +231,13 @@ func TestSendRoundTrip(t *testing.T) {
 	if _, err := protocol.WriteAgentKeys(otherDir, protocol.SuiteX25519); err != nil {
 		t.Fatal(err)
 	}
-	hk, err := protocol.LoadDecryptionKey(filepath.Join(dir, protocol.AgentHPKEKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hk, agentSigner := loadAgentKeys(t, dir)
+	_, forger := loadAgentKeys(t, otherDir)
 	senderPub, err := protocol.LoadPublicKey(filepath.Join(dir, protocol.SenderPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	opener, err := protocol.NewOpener([]*protocol.DecryptionKey{hk}, []ed25519.PublicKey{senderPub}, protocol.Limits{MaxClockSkew: 2 * time.Minute, MaxLifetime: 15 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentSigner, err := protocol.LoadSigningKey(filepath.Join(dir, protocol.AgentSignKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger, err := protocol.LoadSigningKey(filepath.Join(otherDir, protocol.AgentSignKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

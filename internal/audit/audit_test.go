@@ -168,6 +168,17 @@ func TestVerifyReadError(t *testing.T) {
 	}
 }
 
+// writtenFile returns the path of a closed audit file holding n good
+// lines, for the tests of what Open makes of a file left behind.
+func writtenFile(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w := openTest(t, path, Options{})
+	writeN(t, w, 0, n)
+	w.Close()
+	return path
+}
+
 func TestReopenContinuesChain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	w, err := Open(path, Options{})
@@ -190,13 +201,7 @@ func TestReopenContinuesChain(t *testing.T) {
 }
 
 func TestTornTailMovedAside(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeN(t, w, 0, 3)
-	w.Close()
+	path := writtenFile(t, 3)
 	torn := `{"time":"2026-11-24T18:00:09Z","event":"res`
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(torn)
@@ -205,7 +210,7 @@ func TestTornTailMovedAside(t *testing.T) {
 		t.Fatalf("Verify with a torn tail = %+v; want line 4 broken", rep)
 	}
 
-	w = openTest(t, path, Options{})
+	w := openTest(t, path, Options{})
 	got, err := os.ReadFile(path + ".torn")
 	if err != nil || string(got) != torn+"\n" {
 		t.Fatalf("%s.torn = %q, %v; want the torn bytes", path, got, err)
@@ -217,13 +222,7 @@ func TestTornTailMovedAside(t *testing.T) {
 }
 
 func TestOpenRefusesDamagedLastLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeN(t, w, 0, 2)
-	w.Close()
+	path := writtenFile(t, 2)
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(data, []byte(`"durationMs":41,"agent":"dc-site-a-1","prev":"`+Genesis), []byte(`"durationMs":42,"agent":"dc-site-a-1","prev":"`+Genesis), 1), 0o640)
 	// Line 1 changed but the last line is intact: Open continues (Verify

@@ -296,6 +296,15 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 	}
 }
 
+// applyDone takes id through a writeback's two records, applying then
+// done, as the handler does for every request.
+func applyDone(s *Store, id string) error {
+	if _, err := s.MarkApplying(id, t0); err != nil {
+		return err
+	}
+	return s.MarkDone(id, []byte(result1), t0)
+}
+
 func TestConcurrentWriters(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	var wg sync.WaitGroup
@@ -304,12 +313,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 100 {
-				id := fmt.Sprintf("w%d-%d", w, i)
-				if _, err := s.MarkApplying(id, t0); err != nil {
-					t.Error(err)
-					return
-				}
-				if err := s.MarkDone(id, []byte(result1), t0); err != nil {
+				if err := applyDone(s, fmt.Sprintf("w%d-%d", w, i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -403,12 +407,7 @@ func BenchmarkApplyDone(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			id := fmt.Sprintf("id-%d", n.Add(1))
-			if _, err := s.MarkApplying(id, t0); err != nil {
-				b.Error(err)
-				return
-			}
-			if err := s.MarkDone(id, []byte(result1), t0); err != nil {
+			if err := applyDone(s, fmt.Sprintf("id-%d", n.Add(1))); err != nil {
 				b.Error(err)
 				return
 			}
