@@ -133,8 +133,7 @@ func TestForcedDetachRecovers(t *testing.T) {
 }
 
 func TestServerBusyDetachReachesTheSender(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	s, _ := c.NewSender("q", nil)
 	sendOn(t, s, &azservicebus.Message{})
 	if n, _ := srv.DetachLinks("q", CondServerBusy, false); n != 1 {
@@ -147,8 +146,7 @@ func TestServerBusyDetachReachesTheSender(t *testing.T) {
 }
 
 func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	s, _ := c.NewSender("q", nil)
 	sendOn(t, s, &azservicebus.Message{})
 	if n := srv.CloseAllConnections(); n != 1 {
@@ -162,8 +160,7 @@ func TestCloseAllConnectionsForcedRecovers(t *testing.T) {
 }
 
 func TestFailCBS(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	srv.FailCBS(1, 0)
 	s, _ := c.NewSender("q", nil)
 	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{}, nil)
@@ -197,15 +194,12 @@ func TestResponseDelayAndWithhold(t *testing.T) {
 		t.Fatalf("complete with the confirmation withheld: %v", err)
 	}
 	// The broker did complete it; only the answer was lost.
-	if srv.Depth("q") != 0 {
-		t.Fatal("withheld completion was not applied")
-	}
+	wantDepth(t, srv, "q", 0, "withheld completion was not applied")
 	srv.SetResponseDelay(0)
 }
 
 func TestPauseDispatch(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	if err := srv.PauseDispatch("q"); err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +278,7 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 // broker detached are settled by the SDK through $management
 // update-disposition, each with its own outcome.
 func TestSettleThroughManagementAfterDetach(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("done")}, &azservicebus.Message{MessageID: ptr("again")},
 		&azservicebus.Message{MessageID: ptr("bad")}, &azservicebus.Message{MessageID: ptr("later")})
 	r, _ := c.NewReceiverForQueue("q", nil)

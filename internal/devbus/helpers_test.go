@@ -2,6 +2,8 @@ package devbus
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,11 +161,16 @@ func sendOn(t testing.TB, s *azservicebus.Sender, m *azservicebus.Message) {
 	}
 }
 
-// wantDepth checks a queue's active message count.
-func wantDepth(t testing.TB, srv *Server, queue string, n int) {
+// wantDepth checks a queue's active message count; why, when given, says
+// what a wrong count means.
+func wantDepth(t testing.TB, srv *Server, queue string, n int, why ...string) {
 	t.Helper()
 	if d := srv.Depth(queue); d != n {
-		t.Fatalf("queue %s has %d active messages, want %d", queue, d, n)
+		msg := fmt.Sprintf("queue %s has %d active messages, want %d", queue, d, n)
+		if len(why) > 0 {
+			msg = strings.Join(why, " ") + ": " + msg
+		}
+		t.Fatal(msg)
 	}
 }
 
@@ -172,8 +179,7 @@ func wantDepth(t testing.TB, srv *Server, queue string, n int) {
 // receiving and settling share.
 func queueWith(t testing.TB, ids ...string) (*Server, *azservicebus.Client, *azservicebus.Receiver) {
 	t.Helper()
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	msgs := make([]*azservicebus.Message, len(ids))
 	for i, id := range ids {
 		msgs[i] = &azservicebus.Message{MessageID: ptr(id)}
@@ -184,4 +190,11 @@ func queueWith(t testing.TB, ids ...string) (*Server, *azservicebus.Client, *azs
 		t.Fatal(err)
 	}
 	return srv, c, r
+}
+
+// oneQueue starts a server with the one queue "q" and a client of it.
+func oneQueue(t testing.TB) (*Server, *azservicebus.Client) {
+	t.Helper()
+	srv := startServer(t, QueueConfig{Name: "q"})
+	return srv, newClient(t, srv)
 }

@@ -14,8 +14,7 @@ import (
 )
 
 func TestSendReceiveComplete(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1"), Body: []byte("hello"),
 		ApplicationProperties: map[string]any{"k": "v"}, Subject: ptr("subj")})
 	r, err := c.NewReceiverForQueue("q", nil)
@@ -42,8 +41,7 @@ func TestSendReceiveComplete(t *testing.T) {
 }
 
 func TestAbandonRedeliversWithCount2(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	_, c := oneQueue(t)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1"), Body: []byte("x")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
@@ -67,8 +65,7 @@ func TestAbandonRedeliversWithCount2(t *testing.T) {
 }
 
 func TestDeadLetterReadBackFromDLQ(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1"), Body: []byte("x")})
 	r, _ := c.NewReceiverForQueue("q", nil)
 	m := receiveOne(t, r, 5*time.Second)
@@ -119,9 +116,7 @@ func TestRenewLockKeepsMessageLocked(t *testing.T) {
 	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatalf("complete after renewals: %v", err)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("message still queued")
-	}
+	wantDepth(t, srv, "q", 0, "message still queued")
 }
 
 func TestExpiredLockIsLockLostAndRedelivered(t *testing.T) {
@@ -174,9 +169,7 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 	if len(dls) != 1 || dls[0].DeadLetterReason != ReasonMaxDeliveryCount || dls[0].MessageID != "poison" {
 		t.Fatalf("dead letters: %+v", dls)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("poison message still active")
-	}
+	wantDepth(t, srv, "q", 0, "poison message still active")
 }
 
 func TestTTLExpiry(t *testing.T) {
@@ -226,20 +219,15 @@ func TestTTLWhileLocked(t *testing.T) {
 		t.Fatalf("ExpiresAt %v, enqueued %v", m.ExpiresAt, m.EnqueuedTime)
 	}
 	clock.Advance(15 * time.Second)
-	if srv.Depth("q") != 1 {
-		t.Fatal("a locked message expired under its receiver")
-	}
+	wantDepth(t, srv, "q", 1, "a locked message expired under its receiver")
 	if err := r.AbandonMessage(testkit.Context(t, 5*time.Second), m, nil); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("an expired message came back after its lock ended")
-	}
+	wantDepth(t, srv, "q", 0, "an expired message came back after its lock ended")
 }
 
 func TestReceiveAndDelete(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	send(t, c, "q", &azservicebus.Message{MessageID: ptr("a")}, &azservicebus.Message{MessageID: ptr("b")})
 	r, err := c.NewReceiverForQueue("q", &azservicebus.ReceiverOptions{ReceiveMode: azservicebus.ReceiveModeReceiveAndDelete})
 	if err != nil {
@@ -258,17 +246,14 @@ func TestReceiveAndDelete(t *testing.T) {
 	if got[0] != "a" || got[1] != "b" {
 		t.Fatalf("got %v", got)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("receive-and-delete left messages")
-	}
+	wantDepth(t, srv, "q", 0, "receive-and-delete left messages")
 	if err := r.CompleteMessage(testkit.Context(t, time.Second), &azservicebus.ReceivedMessage{}, nil); err == nil {
 		t.Fatal("settling in receive-and-delete mode should fail")
 	}
 }
 
 func TestBatchOf100(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	srv, c := oneQueue(t)
 	s, _ := c.NewSender("q", nil)
 	defer s.Close(testkit.Context(t, time.Second))
 	batch, err := s.NewMessageBatch(testkit.Context(t, 5*time.Second), nil)
@@ -303,14 +288,11 @@ func TestBatchOf100(t *testing.T) {
 			}
 		}
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("messages left")
-	}
+	wantDepth(t, srv, "q", 0, "messages left")
 }
 
 func TestLargeMessageMultiFrame(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	_, c := oneQueue(t)
 	body := make([]byte, 200<<10)
 	for i := range body {
 		body[i] = byte(i * 7)
@@ -367,9 +349,7 @@ func TestWrongKeyIsUnauthorized(t *testing.T) {
 	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeUnauthorizedAccess {
 		t.Fatalf("send with a wrong key: %v, want CodeUnauthorizedAccess", err)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("an unauthorized send was queued")
-	}
+	wantDepth(t, srv, "q", 0, "an unauthorized send was queued")
 	wrongName := strings.Replace(srv.ConnectionString().Reveal(), DefaultKeyName, "Other", 1)
 	c2, _ := azservicebus.NewClientFromConnectionString(wrongName, &azservicebus.ClientOptions{RetryOptions: fastRetry})
 	defer c2.Close(testkit.Context(t, time.Second))
@@ -380,8 +360,7 @@ func TestWrongKeyIsUnauthorized(t *testing.T) {
 }
 
 func TestUnknownQueueIsNotFound(t *testing.T) {
-	srv := startServer(t, QueueConfig{Name: "q"})
-	c := newClient(t, srv)
+	_, c := oneQueue(t)
 	s, _ := c.NewSender("nope", nil)
 	err := s.SendMessage(testkit.Context(t, 5*time.Second), &azservicebus.Message{Body: []byte("x")}, nil)
 	if err == nil || !strings.Contains(err.Error(), "amqp:not-found") {
@@ -413,9 +392,7 @@ func TestDeferAndReceiveDeferred(t *testing.T) {
 	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), got[0], nil); err != nil {
 		t.Fatalf("complete a deferred message (settles on $management): %v", err)
 	}
-	if srv.Depth("q") != 0 {
-		t.Fatal("deferred message still there")
-	}
+	wantDepth(t, srv, "q", 0, "deferred message still there")
 }
 
 func TestPeek(t *testing.T) {

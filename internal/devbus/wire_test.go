@@ -118,9 +118,7 @@ func TestMalformedFrameClosesWithDecodeError(t *testing.T) {
 	// The broker is unharmed: the SDK still works.
 	c := newClient(t, srv)
 	send(t, c, "q", &azservicebus.Message{Body: []byte("after")})
-	if srv.Depth("q") != 1 {
-		t.Fatal("send after a bad connection failed")
-	}
+	wantDepth(t, srv, "q", 1, "send after a bad connection failed")
 	testkit.WaitFor(t, 5*time.Second, "the bad connection to go", func() bool { return len(srv.Connections()) == 1 })
 }
 
