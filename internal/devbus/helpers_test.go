@@ -2,8 +2,6 @@ package devbus
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,11 +164,11 @@ func sendOn(t testing.TB, s *azservicebus.Sender, m *azservicebus.Message) {
 func wantDepth(t testing.TB, srv *Server, queue string, n int, why ...string) {
 	t.Helper()
 	if d := srv.Depth(queue); d != n {
-		msg := fmt.Sprintf("queue %s has %d active messages, want %d", queue, d, n)
-		if len(why) > 0 {
-			msg = strings.Join(why, " ") + ": " + msg
+		reason := ""
+		for _, w := range why {
+			reason += w + ": "
 		}
-		t.Fatal(msg)
+		t.Fatalf("%squeue %s has %d active messages, want %d", reason, queue, d, n)
 	}
 }
 
