@@ -106,14 +106,7 @@ func TestForcedDetachRecovers(t *testing.T) {
 	if err := r.CompleteMessage(testkit.Context(t, 5*time.Second), a, nil); err != nil {
 		t.Fatalf("complete after a forced detach: %v", err)
 	}
-	var b *azservicebus.ReceivedMessage
-	testkit.WaitFor(t, 5*time.Second, "the receiver to recover", func() bool {
-		msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
-		if len(msgs) == 1 {
-			b = msgs[0]
-		}
-		return b != nil
-	})
+	b := receiveWithin(t, r, 5*time.Second, "the receiver to recover")
 	if b.MessageID != "b" {
 		t.Fatalf("got %s", b.MessageID)
 	}
@@ -258,14 +251,7 @@ func TestExpireSessionLockRecovers(t *testing.T) {
 	}
 	// The SDK re-accepts its session on the next receive; the message
 	// comes again.
-	var again *azservicebus.ReceivedMessage
-	testkit.WaitFor(t, 5*time.Second, "redelivery in the re-accepted session", func() bool {
-		msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
-		if len(msgs) == 1 {
-			again = msgs[0]
-		}
-		return again != nil
-	})
+	again := receiveWithin(t, r, 5*time.Second, "redelivery in the re-accepted session")
 	if again.MessageID != m.MessageID || again.DeliveryCount != 2 {
 		t.Fatalf("got %s count %d", again.MessageID, again.DeliveryCount)
 	}

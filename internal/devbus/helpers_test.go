@@ -69,10 +69,13 @@ func send(t testing.TB, c *azservicebus.Client, queue string, msgs ...*azservice
 	}
 }
 
-// receiveOne receives exactly one message within the timeout.
-func receiveOne(t testing.TB, r interface {
+// receiver is what a queue receiver and a session receiver share.
+type receiver interface {
 	ReceiveMessages(context.Context, int, *azservicebus.ReceiveMessagesOptions) ([]*azservicebus.ReceivedMessage, error)
-}, d time.Duration) *azservicebus.ReceivedMessage {
+}
+
+// receiveOne receives exactly one message within the timeout.
+func receiveOne(t testing.TB, r receiver, d time.Duration) *azservicebus.ReceivedMessage {
 	t.Helper()
 	msgs, err := r.ReceiveMessages(testkit.Context(t, d), 1, nil)
 	if err != nil {
@@ -195,4 +198,20 @@ func oneQueue(t testing.TB) (*Server, *azservicebus.Client) {
 	t.Helper()
 	srv := startServer(t, QueueConfig{Name: "q"})
 	return srv, newClient(t, srv)
+}
+
+// receiveWithin receives on r until one message comes, for a receiver
+// that must recover first (a detached link, an expired session lock),
+// and fails t, naming what it waited for, after d.
+func receiveWithin(t testing.TB, r receiver, d time.Duration, what string) *azservicebus.ReceivedMessage {
+	t.Helper()
+	var m *azservicebus.ReceivedMessage
+	testkit.WaitFor(t, d, what, func() bool {
+		msgs, _ := r.ReceiveMessages(testkit.Context(t, 300*time.Millisecond), 1, nil)
+		if len(msgs) == 1 {
+			m = msgs[0]
+		}
+		return m != nil
+	})
+	return m
 }
