@@ -412,14 +412,7 @@ func TestHistoryOnReset(t *testing.T) {
 	// The control as encoded here is critical for real: Samba, which does
 	// not support it, refuses the modify. With go-ldap's 0x01 it would be
 	// read as non-critical and the reset would go through.
-	conn, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
-		t.Fatal(err)
-	}
+	conn := serviceConn(t)
 	pw, _ := encodePassword(secret.FromString(pw3))
 	mod := ldap.NewModifyRequest(u.DN, []ldap.Control{policyHints{oid: OIDPolicyHints}})
 	mod.Replace("unicodePwd", []string{string(pw)})
@@ -532,4 +525,20 @@ func TestBadCertificateIsUnavailable(t *testing.T) {
 	if err := fx.dir.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
+}
+
+// serviceConn is an LDAPS connection to the test DC bound as the delegated
+// service account, closed when the test or benchmark ends: for the tests
+// that send the directory's raw operations themselves.
+func serviceConn(t testing.TB) *ldap.Conn {
+	t.Helper()
+	c, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

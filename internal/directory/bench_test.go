@@ -39,15 +39,7 @@ func BenchmarkReset(b *testing.B) {
 		b.Run(fmt.Sprintf("raw-go-ldap/c%d", conc), func(b *testing.B) {
 			conns := make([]*ldap.Conn, conc)
 			for i := range conns {
-				c, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				if err := c.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
-					b.Fatal(err)
-				}
-				conns[i] = c
+				conns[i] = serviceConn(b)
 			}
 			runWorkers(b, conc, func(w int, n int64) error {
 				pw, _ := encodePassword(benchPassword(n))

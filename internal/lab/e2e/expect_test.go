@@ -51,6 +51,23 @@ func (r *run) sendAll(specs ...protocol.RequestSpec) []protocol.Message {
 	return msgs
 }
 
+// byID reads what each agent wrote (its log or its audit trail), grouped
+// by request id, across all the agents.
+func byID[T any](r *run, agents []*testbed.Agent, read func(*testbed.Agent) ([]T, error), id func(T) string) map[string][]T {
+	r.t.Helper()
+	out := map[string][]T{}
+	for _, a := range agents {
+		items, err := read(a)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, it := range items {
+			out[id(it)] = append(out[id(it)], it)
+		}
+	}
+	return out
+}
+
 // waitHandled waits until the agents' logs show every id carried out
 // (settled) at least once, and returns those log lines by id.
 func (r *run) waitHandled(ids []string, agents ...*testbed.Agent) map[string][]testbed.Handled {
@@ -58,20 +75,12 @@ func (r *run) waitHandled(ids []string, agents ...*testbed.Agent) map[string][]t
 	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
 	defer cancel()
 	for {
-		got := map[string][]testbed.Handled{}
-		for _, a := range agents {
-			hs, err := a.Handled()
-			if err != nil {
-				r.t.Fatal(err)
+		got := byID(r, agents, (*testbed.Agent).Handled, func(h testbed.Handled) string {
+			if h.RequestID == "" {
+				return h.MessageID
 			}
-			for _, h := range hs {
-				id := h.RequestID
-				if id == "" {
-					id = h.MessageID
-				}
-				got[id] = append(got[id], h)
-			}
-		}
+			return h.RequestID
+		})
 		var missing []string
 		for _, id := range ids {
 			if len(got[id]) == 0 {
@@ -92,17 +101,7 @@ func (r *run) waitHandled(ids []string, agents ...*testbed.Agent) map[string][]t
 // auditByID reads every agent's audit file, grouped by request id.
 func (r *run) auditByID(agents ...*testbed.Agent) map[string][]audit.Record {
 	r.t.Helper()
-	out := map[string][]audit.Record{}
-	for _, a := range agents {
-		recs, err := a.Audit()
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for _, rec := range recs {
-			out[rec.RequestID] = append(out[rec.RequestID], rec)
-		}
-	}
-	return out
+	return byID(r, agents, (*testbed.Agent).Audit, func(rec audit.Record) string { return rec.RequestID })
 }
 
 // verify checks each outcome against what the agents did: the result they
