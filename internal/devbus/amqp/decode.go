@@ -49,16 +49,6 @@ func (d *decoder) need(n int) error {
 	return nil
 }
 
-// fixed fills b, a fixed-width value's bytes (decimals, UUIDs), from the
-// input.
-func (d *decoder) fixed(b []byte) error {
-	if err := d.need(len(b)); err != nil {
-		return err
-	}
-	d.pos += copy(b, d.b[d.pos:])
-	return nil
-}
-
 // take returns the next n bytes, still backed by the frame, and moves past
 // them: every fixed-width read goes through it so the bounds check is in one
 // place.
@@ -101,6 +91,17 @@ func (d *decoder) u64() (uint64, error) {
 		return 0, err
 	}
 	return binary.BigEndian.Uint64(v), nil
+}
+
+// fixedBytes reads a value that is nothing but its bytes: the decimals
+// and the UUID, whose types are arrays of their width.
+func fixedBytes[T ~[4]byte | ~[8]byte | ~[16]byte](d *decoder) (T, error) {
+	var v T
+	b, err := d.take(len(v))
+	if err != nil {
+		return v, err
+	}
+	return T(b), nil
 }
 
 // bytes copies, unlike take, because the value outlives the frame buffer.
@@ -220,14 +221,11 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 		v, err := d.u64()
 		return math.Float64frombits(v), err
 	case codeDecimal32:
-		var v Decimal32
-		return v, d.fixed(v[:])
+		return fixedBytes[Decimal32](d)
 	case codeDecimal64:
-		var v Decimal64
-		return v, d.fixed(v[:])
+		return fixedBytes[Decimal64](d)
 	case codeDecimal128:
-		var v Decimal128
-		return v, d.fixed(v[:])
+		return fixedBytes[Decimal128](d)
 	case codeChar:
 		v, err := d.u32()
 		return Char(v), err
@@ -235,8 +233,7 @@ func (d *decoder) body(code byte, depth int) (any, error) {
 		v, err := d.u64()
 		return time.UnixMilli(int64(v)).UTC(), err
 	case codeUUID:
-		var v UUID
-		return v, d.fixed(v[:])
+		return fixedBytes[UUID](d)
 	case codeVbin8, codeVbin32, codeStr8, codeStr32, codeSym8, codeSym32:
 		var n int
 		if code&0xf0 == 0xa0 {

@@ -243,47 +243,63 @@ func (e *encoder) mapValue(n int, entry func(int) (any, any), depth int) error {
 func arrayShape(v any) (code byte, n int, elem func(int) any, ok bool) {
 	switch t := v.(type) {
 	case []bool:
-		return codeBool, len(t), func(i int) any { return t[i] }, true
+		return shape(codeBool, t)
 	case UbyteArray:
-		return codeUbyte, len(t), func(i int) any { return t[i] }, true
+		return shape(codeUbyte, t)
 	case []uint16:
-		return codeUshort, len(t), func(i int) any { return t[i] }, true
+		return shape(codeUshort, t)
 	case []uint32:
-		return codeUint, len(t), func(i int) any { return t[i] }, true
+		return shape(codeUint, t)
 	case []uint64:
-		return codeUlong, len(t), func(i int) any { return t[i] }, true
+		return shape(codeUlong, t)
 	case []int8:
-		return codeByte, len(t), func(i int) any { return t[i] }, true
+		return shape(codeByte, t)
 	case []int16:
-		return codeShort, len(t), func(i int) any { return t[i] }, true
+		return shape(codeShort, t)
 	case []int32:
-		return codeInt, len(t), func(i int) any { return t[i] }, true
+		return shape(codeInt, t)
 	case []int64:
-		return codeLong, len(t), func(i int) any { return t[i] }, true
+		return shape(codeLong, t)
 	case []float32:
-		return codeFloat, len(t), func(i int) any { return t[i] }, true
+		return shape(codeFloat, t)
 	case []float64:
-		return codeDouble, len(t), func(i int) any { return t[i] }, true
+		return shape(codeDouble, t)
 	case []Decimal32:
-		return codeDecimal32, len(t), func(i int) any { return t[i] }, true
+		return shape(codeDecimal32, t)
 	case []Decimal64:
-		return codeDecimal64, len(t), func(i int) any { return t[i] }, true
+		return shape(codeDecimal64, t)
 	case []Decimal128:
-		return codeDecimal128, len(t), func(i int) any { return t[i] }, true
+		return shape(codeDecimal128, t)
 	case []Char:
-		return codeChar, len(t), func(i int) any { return t[i] }, true
+		return shape(codeChar, t)
 	case []time.Time:
-		return codeTimestamp, len(t), func(i int) any { return t[i] }, true
+		return shape(codeTimestamp, t)
 	case []UUID:
-		return codeUUID, len(t), func(i int) any { return t[i] }, true
+		return shape(codeUUID, t)
 	case [][]byte:
-		return widthCode(t, codeVbin8, codeVbin32), len(t), func(i int) any { return t[i] }, true
+		return shape(variableCode(t, codeVbin8, codeVbin32), t)
 	case []string:
-		return widthCode(t, codeStr8, codeStr32), len(t), func(i int) any { return t[i] }, true
+		return shape(variableCode(t, codeStr8, codeStr32), t)
 	case []Symbol:
-		return widthCode(t, codeSym8, codeSym32), len(t), func(i int) any { return t[i] }, true
+		return shape(variableCode(t, codeSym8, codeSym32), t)
 	}
 	return 0, 0, nil, false
+}
+
+func shape[T any](code byte, t []T) (byte, int, func(int) any, bool) {
+	return code, len(t), func(i int) any { return t[i] }, true
+}
+
+// variableCode is the element code of an array of variable-width values:
+// every element shares one constructor, so the short one only while all
+// of them fit in 255 bytes.
+func variableCode[T ~string | ~[]byte](t []T, short, long byte) byte {
+	for _, x := range t {
+		if len(x) > 255 {
+			return long
+		}
+	}
+	return short
 }
 
 func (e *encoder) array(v any, depth int) error {
@@ -560,16 +576,4 @@ func (e *encoder) compoundBody(count int, items func() error) error {
 	}
 	binary.BigEndian.PutUint32(e.b[start:], uint32(len(e.b)-start-4))
 	return nil
-}
-
-// widthCode is the element code of an array of variable-width values: the
-// one-byte-length code while every element fits in 255 bytes, else the
-// four-byte one, since an array's elements all share one constructor.
-func widthCode[T ~string | ~[]byte](elems []T, small, large byte) byte {
-	for _, x := range elems {
-		if len(x) > 255 {
-			return large
-		}
-	}
-	return small
 }

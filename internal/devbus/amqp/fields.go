@@ -27,6 +27,14 @@ func (f *fieldReader) fail(field string, got any, want string) {
 	}
 }
 
+// keep records the error of a nested list unless an earlier field already
+// failed.
+func (f *fieldReader) keep(err error) {
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+}
+
 func (f *fieldReader) mandatory(i int, field string) {
 	if f.at(i) == nil && f.err == nil {
 		f.err = decodeErr("%s is missing its mandatory field %s", f.name, field)

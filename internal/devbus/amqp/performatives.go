@@ -466,16 +466,33 @@ func (p *SASLOutcome) Described() Described {
 	return fieldWriter{p.Code, optBytes(p.AdditionalData)}.described(CodeSASLOutcome)
 }
 
-// DecodePerformative turns a decoded frame body into its performative.
-func DecodePerformative(v any) (Performative, error) {
-	code, l, err := describedFields(v)
-	if err != nil {
-		return nil, err
+// listType is how one kind of described list decodes: its name for error
+// texts, the fields it cannot do without, and the reading of its fields.
+// The mandatory fields are checked first, in order, so that a peer that
+// leaves one out hears of that before any type error further along.
+type listType[T any] struct {
+	name      string
+	mandatory []mandatoryField
+	read      func(f *fieldReader) T
+}
+
+type mandatoryField struct {
+	i    int
+	name string
+}
+
+func (t listType[T]) decode(l []any) (T, error) {
+	f := &fieldReader{name: t.name, l: l}
+	for _, m := range t.mandatory {
+		f.mandatory(m.i, m.name)
 	}
-	switch code {
-	case CodeOpen:
-		f := &fieldReader{name: "open", l: l}
-		f.mandatory(0, "container-id")
+	v := t.read(f)
+	return v, f.err
+}
+
+// bodies are the frame bodies by descriptor code.
+var bodies = map[uint64]listType[Performative]{
+	CodeOpen: {"open", []mandatoryField{{0, "container-id"}}, func(f *fieldReader) Performative {
 		p := &Open{
 			ContainerID:         f.str(0, "container-id"),
 			Hostname:            f.str(1, "hostname"),
@@ -491,13 +508,10 @@ func DecodePerformative(v any) (Performative, error) {
 		if c := f.ushort(3, "channel-max"); c != nil {
 			p.ChannelMax = *c
 		}
-		return p, f.err
-	case CodeBegin:
-		f := &fieldReader{name: "begin", l: l}
-		f.mandatory(1, "next-outgoing-id")
-		f.mandatory(2, "incoming-window")
-		f.mandatory(3, "outgoing-window")
-		p := &Begin{
+		return p
+	}},
+	CodeBegin: {"begin", []mandatoryField{{1, "next-outgoing-id"}, {2, "incoming-window"}, {3, "outgoing-window"}}, func(f *fieldReader) Performative {
+		return &Begin{
 			RemoteChannel:       f.ushort(0, "remote-channel"),
 			NextOutgoingID:      f.uintOr(1, "next-outgoing-id", 0),
 			IncomingWindow:      f.uintOr(2, "incoming-window", 0),
@@ -507,12 +521,8 @@ func DecodePerformative(v any) (Performative, error) {
 			DesiredCapabilities: f.symbols(6, "desired-capabilities"),
 			Properties:          f.fieldsMap(7, "properties"),
 		}
-		return p, f.err
-	case CodeAttach:
-		f := &fieldReader{name: "attach", l: l}
-		f.mandatory(0, "name")
-		f.mandatory(1, "handle")
-		f.mandatory(2, "role")
+	}},
+	CodeAttach: {"attach", []mandatoryField{{0, "name"}, {1, "handle"}, {2, "role"}}, func(f *fieldReader) Performative {
 		p := &Attach{
 			Name:                 f.str(0, "name"),
 			Handle:               f.uintOr(1, "handle", 0),
@@ -529,35 +539,14 @@ func DecodePerformative(v any) (Performative, error) {
 		if m, ok := fieldAs[Map](f, 7, "unsettled", "map"); ok {
 			p.Unsettled = m
 		}
-		if c, sl, ok := f.describedList(5, "source"); ok {
-			if c != CodeSource {
-				f.fail("source", c, "source")
-			} else {
-				p.Source, err = decodeSource(sl)
-				if err != nil && f.err == nil {
-					f.err = err
-				}
-			}
-		}
-		if c, tl, ok := f.describedList(6, "target"); ok {
-			// A coordinator target (transactions) is not supported; it
-			// decodes as an error so the peer learns at once.
-			if c != CodeTarget {
-				f.fail("target", c, "target")
-			} else {
-				p.Target, err = decodeTarget(tl)
-				if err != nil && f.err == nil {
-					f.err = err
-				}
-			}
-		}
-		return p, f.err
-	case CodeFlow:
-		f := &fieldReader{name: "flow", l: l}
-		f.mandatory(1, "incoming-window")
-		f.mandatory(2, "next-outgoing-id")
-		f.mandatory(3, "outgoing-window")
-		p := &Flow{
+		p.Source = nested(f, 5, CodeSource, sourceList)
+		// A coordinator target (transactions) is not supported; it
+		// decodes as an error so the peer learns at once.
+		p.Target = nested(f, 6, CodeTarget, targetList)
+		return p
+	}},
+	CodeFlow: {"flow", []mandatoryField{{1, "incoming-window"}, {2, "next-outgoing-id"}, {3, "outgoing-window"}}, func(f *fieldReader) Performative {
+		return &Flow{
 			NextIncomingID: f.uint(0, "next-incoming-id"),
 			IncomingWindow: f.uintOr(1, "incoming-window", 0),
 			NextOutgoingID: f.uintOr(2, "next-outgoing-id", 0),
@@ -570,10 +559,8 @@ func DecodePerformative(v any) (Performative, error) {
 			Echo:           f.boolean(9, "echo"),
 			Properties:     f.fieldsMap(10, "properties"),
 		}
-		return p, f.err
-	case CodeTransfer:
-		f := &fieldReader{name: "transfer", l: l}
-		f.mandatory(0, "handle")
+	}},
+	CodeTransfer: {"transfer", []mandatoryField{{0, "handle"}}, func(f *fieldReader) Performative {
 		p := &Transfer{
 			Handle:        f.uintOr(0, "handle", 0),
 			DeliveryID:    f.uint(1, "delivery-id"),
@@ -587,11 +574,9 @@ func DecodePerformative(v any) (Performative, error) {
 			Batchable:     f.boolean(10, "batchable"),
 		}
 		p.State = f.state(7, "state")
-		return p, f.err
-	case CodeDisposition:
-		f := &fieldReader{name: "disposition", l: l}
-		f.mandatory(0, "role")
-		f.mandatory(1, "first")
+		return p
+	}},
+	CodeDisposition: {"disposition", []mandatoryField{{0, "role"}, {1, "first"}}, func(f *fieldReader) Performative {
 		p := &Disposition{
 			Role:      Role(f.boolean(0, "role")),
 			First:     f.uintOr(1, "first", 0),
@@ -600,60 +585,59 @@ func DecodePerformative(v any) (Performative, error) {
 			Batchable: f.boolean(5, "batchable"),
 		}
 		p.State = f.state(4, "state")
-		return p, f.err
-	case CodeDetach:
-		f := &fieldReader{name: "detach", l: l}
-		f.mandatory(0, "handle")
+		return p
+	}},
+	CodeDetach: {"detach", []mandatoryField{{0, "handle"}}, func(f *fieldReader) Performative {
 		p := &Detach{Handle: f.uintOr(0, "handle", 0), Closed: f.boolean(1, "closed")}
 		p.Error = f.errorField(2, "error")
-		return p, f.err
-	case CodeEnd:
-		f := &fieldReader{name: "end", l: l}
-		p := &End{Error: f.errorField(0, "error")}
-		return p, f.err
-	case CodeClose:
-		f := &fieldReader{name: "close", l: l}
-		p := &Close{Error: f.errorField(0, "error")}
-		return p, f.err
-	case CodeSASLMechanism:
-		f := &fieldReader{name: "sasl-mechanisms", l: l}
-		f.mandatory(0, "sasl-server-mechanisms")
-		p := &SASLMechanisms{Mechanisms: f.symbols(0, "sasl-server-mechanisms")}
-		return p, f.err
-	case CodeSASLInit:
-		f := &fieldReader{name: "sasl-init", l: l}
-		f.mandatory(0, "mechanism")
-		p := &SASLInit{
+		return p
+	}},
+	CodeEnd: {"end", nil, func(f *fieldReader) Performative {
+		return &End{Error: f.errorField(0, "error")}
+	}},
+	CodeClose: {"close", nil, func(f *fieldReader) Performative {
+		return &Close{Error: f.errorField(0, "error")}
+	}},
+	CodeSASLMechanism: {"sasl-mechanisms", []mandatoryField{{0, "sasl-server-mechanisms"}}, func(f *fieldReader) Performative {
+		return &SASLMechanisms{Mechanisms: f.symbols(0, "sasl-server-mechanisms")}
+	}},
+	CodeSASLInit: {"sasl-init", []mandatoryField{{0, "mechanism"}}, func(f *fieldReader) Performative {
+		return &SASLInit{
 			Mechanism:       f.sym(0, "mechanism"),
 			InitialResponse: f.binary(1, "initial-response"),
 			Hostname:        f.str(2, "hostname"),
 		}
-		return p, f.err
-	case CodeSASLChallenge:
-		f := &fieldReader{name: "sasl-challenge", l: l}
-		f.mandatory(0, "challenge")
-		p := &SASLChallenge{Challenge: f.binary(0, "challenge")}
-		return p, f.err
-	case CodeSASLResponse:
-		f := &fieldReader{name: "sasl-response", l: l}
-		f.mandatory(0, "response")
-		p := &SASLResponse{Response: f.binary(0, "response")}
-		return p, f.err
-	case CodeSASLOutcome:
-		f := &fieldReader{name: "sasl-outcome", l: l}
-		f.mandatory(0, "code")
+	}},
+	CodeSASLChallenge: {"sasl-challenge", []mandatoryField{{0, "challenge"}}, func(f *fieldReader) Performative {
+		return &SASLChallenge{Challenge: f.binary(0, "challenge")}
+	}},
+	CodeSASLResponse: {"sasl-response", []mandatoryField{{0, "response"}}, func(f *fieldReader) Performative {
+		return &SASLResponse{Response: f.binary(0, "response")}
+	}},
+	CodeSASLOutcome: {"sasl-outcome", []mandatoryField{{0, "code"}}, func(f *fieldReader) Performative {
 		p := &SASLOutcome{AdditionalData: f.binary(1, "additional-data")}
 		if c := f.ubyte(0, "code"); c != nil {
 			p.Code = *c
 		}
-		return p, f.err
-	}
-	return nil, decodeErr("descriptor %#x is not a frame body", code)
+		return p
+	}},
 }
 
-func decodeSource(l []any) (*Source, error) {
-	f := &fieldReader{name: "source", l: l}
-	s := &Source{
+// DecodePerformative turns a decoded frame body into its performative.
+func DecodePerformative(v any) (Performative, error) {
+	code, l, err := describedFields(v)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := bodies[code]
+	if !ok {
+		return nil, decodeErr("descriptor %#x is not a frame body", code)
+	}
+	return t.decode(l)
+}
+
+var sourceList = listType[*Source]{"source", nil, func(f *fieldReader) *Source {
+	return &Source{
 		Terminus:         readTerminus(f),
 		DistributionMode: f.sym(6, "distribution-mode"),
 		Filter:           f.fieldsMap(7, "filter"),
@@ -661,13 +645,27 @@ func decodeSource(l []any) (*Source, error) {
 		Outcomes:         f.symbols(9, "outcomes"),
 		Capabilities:     f.symbols(10, "capabilities"),
 	}
-	return s, f.err
-}
+}}
 
-func decodeTarget(l []any) (*Target, error) {
-	f := &fieldReader{name: "target", l: l}
-	t := &Target{Terminus: readTerminus(f), Capabilities: f.symbols(6, "capabilities")}
-	return t, f.err
+var targetList = listType[*Target]{"target", nil, func(f *fieldReader) *Target {
+	return &Target{Terminus: readTerminus(f), Capabilities: f.symbols(6, "capabilities")}
+}}
+
+// nested reads field i as a described list that must carry code, named
+// for errors as the list type is.
+func nested[T any](f *fieldReader, i int, code uint64, t listType[T]) T {
+	var v T
+	c, l, ok := f.describedList(i, t.name)
+	if !ok {
+		return v
+	}
+	if c != code {
+		f.fail(t.name, c, t.name)
+		return v
+	}
+	v, err := t.decode(l)
+	f.keep(err)
+	return v
 }
 
 func (f *fieldReader) errorField(i int, field string) *Error {
@@ -676,22 +674,21 @@ func (f *fieldReader) errorField(i int, field string) *Error {
 		return nil
 	}
 	e, err := DecodeError(l)
-	if err != nil && f.err == nil {
-		f.err = err
-	}
+	f.keep(err)
 	return e
 }
 
-// DecodeError decodes the fields of an error list.
-func DecodeError(l []any) (*Error, error) {
-	f := &fieldReader{name: "error", l: l}
-	f.mandatory(0, "condition")
-	e := &Error{
+var errorList = listType[*Error]{"error", []mandatoryField{{0, "condition"}}, func(f *fieldReader) *Error {
+	return &Error{
 		Condition:   f.sym(0, "condition"),
 		Description: f.str(1, "description"),
 		Info:        f.fieldsMap(2, "info"),
 	}
-	return e, f.err
+}}
+
+// DecodeError decodes the fields of an error list.
+func DecodeError(l []any) (*Error, error) {
+	return errorList.decode(l)
 }
 
 func (f *fieldReader) state(i int, field string) DeliveryState {
@@ -700,10 +697,27 @@ func (f *fieldReader) state(i int, field string) DeliveryState {
 		return nil
 	}
 	s, err := DecodeDeliveryState(x)
-	if err != nil && f.err == nil {
-		f.err = err
-	}
+	f.keep(err)
 	return s
+}
+
+// states are the delivery states and outcomes by descriptor code.
+var states = map[uint64]listType[DeliveryState]{
+	CodeReceived: {"received", []mandatoryField{{0, "section-number"}, {1, "section-offset"}}, func(f *fieldReader) DeliveryState {
+		return &Received{SectionNumber: f.uintOr(0, "section-number", 0), SectionOffset: f.ulong(1, "section-offset")}
+	}},
+	CodeAccepted: {"accepted", nil, func(*fieldReader) DeliveryState { return &Accepted{} }},
+	CodeRejected: {"rejected", nil, func(f *fieldReader) DeliveryState {
+		return &Rejected{Error: f.errorField(0, "error")}
+	}},
+	CodeReleased: {"released", nil, func(*fieldReader) DeliveryState { return &Released{} }},
+	CodeModified: {"modified", nil, func(f *fieldReader) DeliveryState {
+		return &Modified{
+			DeliveryFailed:     f.boolean(0, "delivery-failed"),
+			UndeliverableHere:  f.boolean(1, "undeliverable-here"),
+			MessageAnnotations: f.fieldsMap(2, "message-annotations"),
+		}
+	}},
 }
 
 // DecodeDeliveryState decodes a delivery state or outcome.
@@ -712,26 +726,9 @@ func DecodeDeliveryState(x any) (DeliveryState, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch code {
-	case CodeReceived:
-		f := &fieldReader{name: "received", l: l}
-		f.mandatory(0, "section-number")
-		f.mandatory(1, "section-offset")
-		return &Received{SectionNumber: f.uintOr(0, "section-number", 0), SectionOffset: f.ulong(1, "section-offset")}, f.err
-	case CodeAccepted:
-		return &Accepted{}, nil
-	case CodeRejected:
-		f := &fieldReader{name: "rejected", l: l}
-		return &Rejected{Error: f.errorField(0, "error")}, f.err
-	case CodeReleased:
-		return &Released{}, nil
-	case CodeModified:
-		f := &fieldReader{name: "modified", l: l}
-		return &Modified{
-			DeliveryFailed:     f.boolean(0, "delivery-failed"),
-			UndeliverableHere:  f.boolean(1, "undeliverable-here"),
-			MessageAnnotations: f.fieldsMap(2, "message-annotations"),
-		}, f.err
+	t, ok := states[code]
+	if !ok {
+		return nil, decodeErr("descriptor %#x is not a delivery state", code)
 	}
-	return nil, decodeErr("descriptor %#x is not a delivery state", code)
+	return t.decode(l)
 }
