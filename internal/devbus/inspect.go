@@ -89,26 +89,44 @@ func (s *Server) lookupQueue(name string) (*queue, error) {
 	return q, nil
 }
 
-// Queues returns the queue definitions, sorted by name.
-func (s *Server) Queues() []QueueConfig {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]QueueConfig, 0, len(s.queues))
-	for _, q := range s.queues {
-		out = append(out, q.cfg)
-	}
-	slices.SortFunc(out, func(a, b QueueConfig) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
-
-// Stats counts the messages of queue name.
-func (s *Server) Stats(name string) (QueueStats, error) {
+// onQueue runs fn on queue name with s.mu held: the way every inspection
+// and fault method reaches its queue, and fails for an unknown one.
+func onQueue[T any](s *Server, name string, fn func(q *queue) T) (T, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, err := s.lookupQueue(name)
 	if err != nil {
-		return QueueStats{}, err
+		var zero T
+		return zero, err
 	}
+	return fn(q), nil
+}
+
+// sortedList turns one of the server's maps into a slice in cmp's order,
+// so that inspection answers do not vary with map iteration.
+func sortedList[K comparable, V, T any](m map[K]V, item func(K, V) T, cmp func(a, b T) int) []T {
+	out := make([]T, 0, len(m))
+	for k, v := range m {
+		out = append(out, item(k, v))
+	}
+	slices.SortFunc(out, cmp)
+	return out
+}
+
+// Queues returns the queue definitions, sorted by name.
+func (s *Server) Queues() []QueueConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedList(s.queues, func(_ string, q *queue) QueueConfig { return q.cfg },
+		func(a, b QueueConfig) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// Stats counts the messages of queue name.
+func (s *Server) Stats(name string) (QueueStats, error) {
+	return onQueue(s, name, (*queue).stats)
+}
+
+func (q *queue) stats() QueueStats {
 	var st QueueStats
 	for _, m := range q.bySeq {
 		if m.gone {
@@ -130,7 +148,7 @@ func (s *Server) Stats(name string) (QueueStats, error) {
 	if q.sessions() {
 		st.Sessions = len(q.groups)
 	}
-	return st, nil
+	return st
 }
 
 // Depth returns the number of active (available, locked or deferred)
@@ -146,28 +164,18 @@ func (s *Server) Depth(name string) int {
 // Messages describes the active messages of queue name (or of
 // "name/$DeadLetterQueue"), in sequence order.
 func (s *Server) Messages(name string) ([]MessageInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return nil, err
-	}
-	return q.describe(), nil
+	return onQueue(s, name, (*queue).describe)
 }
 
 // DeadLetters describes the dead-lettered messages of queue name, with the
 // reason and description each was dead-lettered with.
 func (s *Server) DeadLetters(name string) ([]MessageInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return nil, err
-	}
-	if q.isDLQ {
-		return q.describe(), nil
-	}
-	return q.dlq.describe(), nil
+	return onQueue(s, name, func(q *queue) []MessageInfo {
+		if q.isDLQ {
+			return q.describe()
+		}
+		return q.dlq.describe()
+	})
 }
 
 func (q *queue) describe() []MessageInfo {
@@ -195,44 +203,32 @@ func (q *queue) describe() []MessageInfo {
 
 // Sessions describes the sessions of session queue name, sorted by id.
 func (s *Server) Sessions(name string) ([]SessionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return nil, err
-	}
-	var out []SessionInfo
-	if !q.sessions() {
-		return out, nil
-	}
-	for id, g := range q.groups {
-		out = append(out, SessionInfo{ID: id, Locked: g.holder != nil, LockedUntil: g.lockedUntil,
-			State: append([]byte(nil), g.state...), Messages: g.live})
-	}
-	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
+	return onQueue(s, name, func(q *queue) []SessionInfo {
+		if !q.sessions() {
+			return nil
+		}
+		return sortedList(q.groups, func(id string, g *group) SessionInfo {
+			return SessionInfo{ID: id, Locked: g.holder != nil, LockedUntil: g.lockedUntil,
+				State: append([]byte(nil), g.state...), Messages: g.live}
+		}, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	})
 }
 
 // SessionState returns the state stored for a session (nil when none).
 func (s *Server) SessionState(name, sessionID string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return nil, err
-	}
-	if g := q.groups[sessionID]; g != nil && g.state != nil {
-		return append([]byte(nil), g.state...), nil
-	}
-	return nil, nil
+	return onQueue(s, name, func(q *queue) []byte {
+		if g := q.groups[sessionID]; g != nil && g.state != nil {
+			return append([]byte(nil), g.state...)
+		}
+		return nil
+	})
 }
 
 // Connections describes the open client connections, by id.
 func (s *Server) Connections() []ConnectionInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ConnectionInfo, 0, len(s.conns))
-	for _, c := range s.conns {
+	return sortedList(s.conns, func(_ uint64, c *conn) ConnectionInfo {
 		ci := ConnectionInfo{ID: c.id, Remote: c.remote, ContainerID: c.containerID, Stalled: c.stalled.Load()}
 		for _, sess := range c.sessions {
 			for _, l := range sess.links {
@@ -240,10 +236,8 @@ func (s *Server) Connections() []ConnectionInfo {
 			}
 		}
 		slices.Sort(ci.Links)
-		out = append(out, ci)
-	}
-	slices.SortFunc(out, func(a, b ConnectionInfo) int { return int(a.ID) - int(b.ID) })
-	return out
+		return ci
+	}, func(a, b ConnectionInfo) int { return int(a.ID) - int(b.ID) })
 }
 
 // DropConnection cuts one connection's socket without a close frame, as a
@@ -263,10 +257,7 @@ func (s *Server) DropConnection(id uint64) bool {
 // frame and returns how many there were. Clients reconnect on their own.
 func (s *Server) DropAllConnections() int {
 	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for _, c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := slices.Collect(maps.Values(s.conns))
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.shutdown()
@@ -296,25 +287,21 @@ func (s *Server) CloseAllConnections() int {
 // and returns how many links it detached. A session receiver loses its
 // session lock with its link.
 func (s *Server) DetachLinks(entity, condition string, withManagement bool) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(entity)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, c := range s.conns {
-		for _, sess := range c.sessions {
-			for _, l := range sess.links {
-				if l.q != q || l.detaching || (l.kind == kindMgmt && !withManagement) {
-					continue
+	return onQueue(s, entity, func(q *queue) int {
+		n := 0
+		for _, c := range s.conns {
+			for _, sess := range c.sessions {
+				for _, l := range sess.links {
+					if l.q != q || l.detaching || (l.kind == kindMgmt && !withManagement) {
+						continue
+					}
+					l.forceDetach(&amqp.Error{Condition: amqp.Symbol(condition), Description: "the link was detached by devbus (fault injected)"})
+					n++
 				}
-				l.forceDetach(&amqp.Error{Condition: amqp.Symbol(condition), Description: "the link was detached by devbus (fault injected)"})
-				n++
 			}
 		}
-	}
-	return n, nil
+		return n
+	})
 }
 
 // SetResponseDelay delays every $cbs and $management response and every
@@ -343,59 +330,47 @@ func (s *Server) FailCBS(n int, status int) {
 // dead-lettered past its maximum delivery count), and settling or
 // renewing it yields lock lost. It returns how many locks ended.
 func (s *Server) ExpireLocks(name string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return 0, err
-	}
-	now := s.clock.Now()
-	n := 0
-	for _, m := range slices.Clone(q.bySeq) {
-		if !m.gone && m.state == stLocked {
-			q.unlock(m, true, now)
-			n++
+	return onQueue(s, name, func(q *queue) int {
+		now := s.clock.Now()
+		n := 0
+		for _, m := range slices.Clone(q.bySeq) {
+			if !m.gone && m.state == stLocked {
+				q.unlock(m, true, now)
+				n++
+			}
 		}
-	}
-	q.dispatch()
-	return n, nil
+		q.dispatch()
+		return n
+	})
 }
 
 // ExpireLock ends one message lock now, identified by the lock token the
 // SDK reports (ReceivedMessage.LockToken). It reports whether the lock
 // was held.
 func (s *Server) ExpireLock(name string, lockToken [16]byte) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return false, err
-	}
-	m := q.locks[amqp.UUID(lockToken)]
-	if m == nil {
-		return false, nil
-	}
-	q.unlock(m, true, s.clock.Now())
-	q.dispatch()
-	return true, nil
+	return onQueue(s, name, func(q *queue) bool {
+		m := q.locks[amqp.UUID(lockToken)]
+		if m == nil {
+			return false
+		}
+		q.unlock(m, true, s.clock.Now())
+		q.dispatch()
+		return true
+	})
 }
 
 // ExpireSessionLock ends the lock on one session now: its receiver's link
 // is detached with com.microsoft:session-lock-lost and its locked messages
 // become available again. It reports whether the session was locked.
 func (s *Server) ExpireSessionLock(name, sessionID string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return false, err
-	}
-	g := q.groups[sessionID]
-	if g == nil || g.holder == nil {
-		return false, nil
-	}
-	g.holder.forceDetach(&amqp.Error{Condition: condSessionLockLost, Description: fmt.Sprintf("the lock on session %q was ended by devbus (fault injected)", sessionID)})
-	return true, nil
+	return onQueue(s, name, func(q *queue) bool {
+		g := q.groups[sessionID]
+		if g == nil || g.holder == nil {
+			return false
+		}
+		g.holder.forceDetach(&amqp.Error{Condition: condSessionLockLost, Description: fmt.Sprintf("the lock on session %q was ended by devbus (fault injected)", sessionID)})
+		return true
+	})
 }
 
 // PauseDispatch stops handing messages (and sessions) of queue name to
@@ -410,13 +385,10 @@ func (s *Server) ResumeDispatch(name string) error {
 }
 
 func (s *Server) setPaused(name string, paused bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, err := s.lookupQueue(name)
-	if err != nil {
-		return err
-	}
-	q.paused = paused
-	q.dispatch()
-	return nil
+	_, err := onQueue(s, name, func(q *queue) struct{} {
+		q.paused = paused
+		q.dispatch()
+		return struct{}{}
+	})
+	return err
 }

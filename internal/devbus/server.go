@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -215,10 +217,7 @@ func (s *Server) Close() error {
 		s.stopCtx()
 		s.mu.Lock()
 		s.closed = true
-		conns := make([]*conn, 0, len(s.conns))
-		for _, c := range s.conns {
-			conns = append(conns, c)
-		}
+		conns := slices.Collect(maps.Values(s.conns))
 		for nc := range s.pending {
 			_ = nc.Close()
 		}

@@ -31,9 +31,7 @@ func (s *Server) StallConnection(id uint64) bool {
 // leaves the others (such as a test's sender) alone. It returns how many
 // connections it stalled.
 func (s *Server) StallReceivers(name string) (int, error) {
-	s.mu.Lock()
-	q, err := s.lookupQueue(name)
-	s.mu.Unlock()
+	q, err := onQueue(s, name, func(q *queue) *queue { return q })
 	if err != nil {
 		return 0, err
 	}
