@@ -115,20 +115,28 @@ func (d *decoder) bytes(n int) ([]byte, error) {
 	return out, nil
 }
 
+// constructor reads a constructor's code and, when the code is
+// codeDescribed, the descriptor after it, which values and array element
+// constructors both may carry.
+func (d *decoder) constructor(depth int) (code byte, desc any, err error) {
+	if depth > maxDepth {
+		return 0, nil, decodeErr("values nested deeper than %d levels", maxDepth)
+	}
+	code, err = d.u8()
+	if err != nil || code != codeDescribed {
+		return code, nil, err
+	}
+	desc, err = d.value(depth + 1)
+	return code, desc, err
+}
+
 // value reads a constructor and the value it introduces.
 func (d *decoder) value(depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, decodeErr("values nested deeper than %d levels", maxDepth)
-	}
-	code, err := d.u8()
+	code, desc, err := d.constructor(depth)
 	if err != nil {
 		return nil, err
 	}
 	if code == codeDescribed {
-		desc, err := d.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
 		v, err := d.value(depth + 1)
 		if err != nil {
 			return nil, err
@@ -362,18 +370,11 @@ func (d *decoder) done() error {
 
 // arrayItems reads an array's element constructor and its count elements.
 func (d *decoder) arrayItems(count, depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, decodeErr("values nested deeper than %d levels", maxDepth)
-	}
-	code, err := d.u8()
+	code, desc, err := d.constructor(depth)
 	if err != nil {
 		return nil, err
 	}
 	if code == codeDescribed {
-		desc, err := d.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
 		code, err = d.u8()
 		if err != nil {
 			return nil, err

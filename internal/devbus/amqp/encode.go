@@ -350,6 +350,7 @@ func (e *encoder) body(code byte, x any, depth int) error {
 	bad := func() error {
 		return fmt.Errorf("encode amqp array: element %T does not fit constructor %#02x", x, code)
 	}
+	fits := true
 	switch code {
 	case codeNull:
 		if x != nil {
@@ -370,17 +371,9 @@ func (e *encoder) body(code byte, x any, depth int) error {
 			return bad()
 		}
 	case codeUbyte:
-		t, ok := x.(uint8)
-		if !ok {
-			return bad()
-		}
-		e.u8(t)
+		fits = put(x, e.u8)
 	case codeUshort:
-		t, ok := x.(uint16)
-		if !ok {
-			return bad()
-		}
-		e.u16(t)
+		fits = put(x, e.u16)
 	case codeUint, codeSmallUint, codeUint0:
 		t, ok := x.(uint32)
 		if !ok || (code == codeSmallUint && t > 255) || (code == codeUint0 && t != 0) {
@@ -404,17 +397,9 @@ func (e *encoder) body(code byte, x any, depth int) error {
 			e.u8(byte(t))
 		}
 	case codeByte:
-		t, ok := x.(int8)
-		if !ok {
-			return bad()
-		}
-		e.u8(byte(t))
+		fits = put(x, func(t int8) { e.u8(byte(t)) })
 	case codeShort:
-		t, ok := x.(int16)
-		if !ok {
-			return bad()
-		}
-		e.u16(uint16(t))
+		fits = put(x, func(t int16) { e.u16(uint16(t)) })
 	case codeInt, codeSmallInt:
 		t, ok := x.(int32)
 		if !ok || (code == codeSmallInt && (t < -128 || t > 127)) {
@@ -436,53 +421,21 @@ func (e *encoder) body(code byte, x any, depth int) error {
 			e.u8(byte(int8(t)))
 		}
 	case codeFloat:
-		t, ok := x.(float32)
-		if !ok {
-			return bad()
-		}
-		e.u32(math.Float32bits(t))
+		fits = put(x, func(t float32) { e.u32(math.Float32bits(t)) })
 	case codeDouble:
-		t, ok := x.(float64)
-		if !ok {
-			return bad()
-		}
-		e.u64(math.Float64bits(t))
+		fits = put(x, func(t float64) { e.u64(math.Float64bits(t)) })
 	case codeDecimal32:
-		t, ok := x.(Decimal32)
-		if !ok {
-			return bad()
-		}
-		e.b = append(e.b, t[:]...)
+		fits = put(x, func(t Decimal32) { e.b = append(e.b, t[:]...) })
 	case codeDecimal64:
-		t, ok := x.(Decimal64)
-		if !ok {
-			return bad()
-		}
-		e.b = append(e.b, t[:]...)
+		fits = put(x, func(t Decimal64) { e.b = append(e.b, t[:]...) })
 	case codeDecimal128:
-		t, ok := x.(Decimal128)
-		if !ok {
-			return bad()
-		}
-		e.b = append(e.b, t[:]...)
+		fits = put(x, func(t Decimal128) { e.b = append(e.b, t[:]...) })
 	case codeChar:
-		t, ok := x.(Char)
-		if !ok {
-			return bad()
-		}
-		e.u32(uint32(t))
+		fits = put(x, func(t Char) { e.u32(uint32(t)) })
 	case codeTimestamp:
-		t, ok := x.(time.Time)
-		if !ok {
-			return bad()
-		}
-		e.u64(uint64(t.UnixMilli()))
+		fits = put(x, func(t time.Time) { e.u64(uint64(t.UnixMilli())) })
 	case codeUUID:
-		t, ok := x.(UUID)
-		if !ok {
-			return bad()
-		}
-		e.b = append(e.b, t[:]...)
+		fits = put(x, func(t UUID) { e.b = append(e.b, t[:]...) })
 	case codeVbin8, codeVbin32, codeStr8, codeStr32, codeSym8, codeSym32:
 		var raw []byte
 		switch t := x.(type) {
@@ -562,7 +515,20 @@ func (e *encoder) body(code byte, x any, depth int) error {
 	default:
 		return bad()
 	}
+	if !fits {
+		return bad()
+	}
 	return nil
+}
+
+// put writes x with write when x has the Go type its constructor
+// prescribes, and reports whether it had.
+func put[T any](x any, write func(T)) bool {
+	t, ok := x.(T)
+	if ok {
+		write(t)
+	}
+	return ok
 }
 
 // compoundBody writes the 32-bit size and count of a list or map element

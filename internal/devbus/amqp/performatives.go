@@ -625,13 +625,20 @@ var bodies = map[uint64]listType[Performative]{
 
 // DecodePerformative turns a decoded frame body into its performative.
 func DecodePerformative(v any) (Performative, error) {
-	code, l, err := describedFields(v)
+	return decodeListOf(v, bodies, "a frame body")
+}
+
+// decodeListOf decodes a described list as the list type its descriptor
+// names in types; kind names what the types are, for an unknown code.
+func decodeListOf[T any](x any, types map[uint64]listType[T], kind string) (T, error) {
+	var zero T
+	code, l, err := describedFields(x)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	t, ok := bodies[code]
+	t, ok := types[code]
 	if !ok {
-		return nil, decodeErr("descriptor %#x is not a frame body", code)
+		return zero, decodeErr("descriptor %#x is not %s", code, kind)
 	}
 	return t.decode(l)
 }
@@ -722,13 +729,5 @@ var states = map[uint64]listType[DeliveryState]{
 
 // DecodeDeliveryState decodes a delivery state or outcome.
 func DecodeDeliveryState(x any) (DeliveryState, error) {
-	code, l, err := describedFields(x)
-	if err != nil {
-		return nil, err
-	}
-	t, ok := states[code]
-	if !ok {
-		return nil, decodeErr("descriptor %#x is not a delivery state", code)
-	}
-	return t.decode(l)
+	return decodeListOf(x, states, "a delivery state")
 }
