@@ -66,16 +66,22 @@ func benchPipeline(b *testing.B, senders int, receivers []*azservicebus.Receiver
 	}
 }
 
-// BenchmarkOneConnection: one client (one AMQP connection) sends,
-// receives and completes.
-func BenchmarkOneConnection(b *testing.B) {
-	srv := startServer(b, QueueConfig{Name: "bench"})
-	c := newClient(b, srv)
+// benchOneClient runs benchPipeline with one sender and one receiver,
+// both on c: the shape of the single-connection benchmarks.
+func benchOneClient(b *testing.B, srv *Server, c *azservicebus.Client) {
 	r, err := c.NewReceiverForQueue("bench", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	benchPipeline(b, 1, []*azservicebus.Receiver{r}, c, srv)
+}
+
+// BenchmarkOneConnection: one client (one AMQP connection) sends,
+// receives and completes.
+func BenchmarkOneConnection(b *testing.B) {
+	srv := startServer(b, QueueConfig{Name: "bench"})
+	c := newClient(b, srv)
+	benchOneClient(b, srv, c)
 }
 
 // BenchmarkEightReceivers: four senders on one client, eight receivers
@@ -100,11 +106,7 @@ func BenchmarkOneConnectionTLS(b *testing.B) {
 	srv := startSecureServer(b, "", QueueConfig{Name: "bench"})
 	c := newClientOpts(b, srv.TLSConnectionString().Reveal(), &azservicebus.ClientOptions{
 		TLSConfig: &tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost"}})
-	r, err := c.NewReceiverForQueue("bench", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchPipeline(b, 1, []*azservicebus.Receiver{r}, c, srv)
+	benchOneClient(b, srv, c)
 }
 
 // BenchmarkOneConnectionWebSockets is BenchmarkOneConnection over the
@@ -112,9 +114,5 @@ func BenchmarkOneConnectionTLS(b *testing.B) {
 func BenchmarkOneConnectionWebSockets(b *testing.B) {
 	srv := startSecureServer(b, "", QueueConfig{Name: "bench"})
 	c := newClientOpts(b, srv.WebSocketConnectionString().Reveal(), &azservicebus.ClientOptions{NewWebSocketConn: wsDialer(srv.CertPool())})
-	r, err := c.NewReceiverForQueue("bench", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchPipeline(b, 1, []*azservicebus.Receiver{r}, c, srv)
+	benchOneClient(b, srv, c)
 }
