@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/wsconn"
 )
 
@@ -32,8 +33,7 @@ func pair(t *testing.T, maxMessage int) (*wsconn.Conn, *websocket.Conn) {
 		// The connection lives on after the handler returns.
 	}))
 	t.Cleanup(hs.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := ctxT(t)
 	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -49,11 +49,8 @@ func pair(t *testing.T, maxMessage int) (*wsconn.Conn, *websocket.Conn) {
 	return c, srv
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// ctxT bounds one call on the server end; the test fails rather than hang.
+func ctxT(t *testing.T) context.Context { return testkit.Context(t, 30*time.Second) }
 
 func TestWriteCutsMessagesAtTheMaximum(t *testing.T) {
 	c, srv := pair(t, 7)
