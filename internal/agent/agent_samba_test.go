@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,6 +22,7 @@ import (
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
+	"wbagent/internal/lab/testkit"
 	"wbagent/internal/protocol"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
@@ -94,77 +94,12 @@ func pipelineAgainstSamba(t *testing.T, opts sambadc.Options) {
 		}
 	}()
 
-	senderKey, err := protocol.LoadSigningKey(filepath.Join(dir, "sender", protocol.SenderKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentPub, err := protocol.LoadAgentPublicKey(filepath.Join(dir, "keys", protocol.AgentHPKEPubFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resultKey, err := protocol.LoadPublicKey(filepath.Join(dir, "keys", protocol.AgentSignPubFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString().Reveal(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close(context.Background())
-	sender, err := client.NewSender("requests", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replies, err := client.NewReceiverForQueue("replies", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(m protocol.Message) {
-		t.Helper()
-		sm := &azservicebus.Message{MessageID: &m.MessageID, ContentType: &m.ContentType, Subject: &m.Subject,
-			SessionID: &m.SessionID, ReplyTo: &m.ReplyTo, ApplicationProperties: m.ApplicationProperties, Body: m.Body}
-		if err := sender.SendMessage(ctx, sm, nil); err != nil {
-			t.Fatalf("send: %v", err)
-		}
-	}
-	result := func(id string) *protocol.Result {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		msgs, err := replies.ReceiveMessages(rctx, 1, nil)
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("no result for %s: %v", id, err)
-		}
-		m := msgs[0]
-		if err := replies.CompleteMessage(ctx, m, nil); err != nil {
-			t.Fatal(err)
-		}
-		pm := protocol.Message{ContentType: *m.ContentType, ApplicationProperties: m.ApplicationProperties, Body: m.Body, CorrelationID: *m.CorrelationID}
-		r, err := protocol.VerifyResult(resultKey, pm)
-		if err != nil {
-			t.Fatalf("result for %s: %v", id, err)
-		}
-		if r.ID != id {
-			t.Fatalf("result for %s, want %s", r.ID, id)
-		}
-		return r
-	}
+	c := newCloud(ctx, t, srv, dir)
+	send, result := c.send, c.result
+	self := protocol.Actor{ID: "alice@" + dc.Realm(), Kind: protocol.ActorSelf}
 	request := func(op wire.Op, target protocol.Target, newPw, oldPw string) protocol.Message {
 		t.Helper()
-		spec := protocol.RequestSpec{Op: op, Target: target, Session: true, ReplyTo: "replies",
-			Actor:    protocol.Actor{ID: "alice@" + dc.Realm(), Kind: protocol.ActorSelf},
-			IssuedAt: time.Now(), ExpiresAt: time.Now().Add(5 * time.Minute)}
-		if newPw != "" {
-			spec.New = secret.FromString(newPw)
-		}
-		if oldPw != "" {
-			spec.Old = secret.FromString(oldPw)
-		}
-		m, err := protocol.BuildRequest(senderKey, agentPub, spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return c.request(op, target, self, newPw, oldPw)
 	}
 	byGUID := protocol.Target{ObjectGUID: alice.ObjectGUID}
 	passwords := []string{svcPw, firstPw}
@@ -231,21 +166,15 @@ func pipelineAgainstSamba(t *testing.T, opts sambadc.Options) {
 	// A forged request is dead-lettered without a result.
 	forged := request(wire.OpReset, byGUID, "Forged-Passw0rd-9", "")
 	passwords = append(passwords, "Forged-Passw0rd-9")
-	forged.ApplicationProperties[protocol.PropSignature] = senderKey.Sign([]byte("something else"))
+	forged.ApplicationProperties[protocol.PropSignature] = c.signer.Sign([]byte("something else"))
 	send(forged)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		dl, _ := srv.DeadLetters("requests")
-		if len(dl) == 1 {
-			if dl[0].DeadLetterReason != "unauthenticated" {
-				t.Fatalf("dead letter %+v", dl[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the forged request was not dead-lettered")
-		}
-		time.Sleep(50 * time.Millisecond)
+	var dl []devbus.MessageInfo
+	testkit.WaitFor(t, 30*time.Second, "the forged request to be dead-lettered", func() bool {
+		dl, _ = srv.DeadLetters("requests")
+		return len(dl) == 1
+	})
+	if dl[0].DeadLetterReason != "unauthenticated" {
+		t.Fatalf("dead letter %+v", dl[0])
 	}
 	checks := p.ReadyChecks()
 	for name, check := range checks {

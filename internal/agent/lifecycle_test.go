@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 	"go.uber.org/zap/zaptest"
 
 	"wbagent/internal/config"
 	"wbagent/internal/devbus"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/protocol"
-	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 	"wbagent/internal/writeback"
 )
@@ -23,12 +20,11 @@ import (
 // lifecycleBed is an agent on a real devbus with requests sent through
 // the SDK; its directory is the config's unless the test replaces it.
 type lifecycleBed struct {
-	t      *testing.T
-	ctx    context.Context
-	cfg    *config.Config
-	srv    *devbus.Server
-	client *azservicebus.Client
-	dir    string
+	t     *testing.T
+	ctx   context.Context
+	cfg   *config.Config
+	srv   *devbus.Server
+	cloud *cloud
 }
 
 func newLifecycleBed(t *testing.T, edit func(*testbed.PipelineConfig)) *lifecycleBed {
@@ -47,12 +43,7 @@ func newLifecycleBed(t *testing.T, edit func(*testbed.PipelineConfig)) *lifecycl
 		edit(&pc)
 	}
 	cfg := testbed.WritePipelineConfig(t, pc)
-	client, err := azservicebus.NewClientFromConnectionString(srv.ConnectionString().Reveal(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(context.Background()) })
-	return &lifecycleBed{t: t, ctx: ctx, cfg: cfg, srv: srv, client: client, dir: pc.Dir}
+	return &lifecycleBed{t: t, ctx: ctx, cfg: cfg, srv: srv, cloud: newCloud(ctx, t, srv, pc.Dir)}
 }
 
 func (b *lifecycleBed) deps(dir writeback.Directory) Deps {
@@ -61,58 +52,27 @@ func (b *lifecycleBed) deps(dir writeback.Directory) Deps {
 	return d
 }
 
+// start builds and starts an agent with d; the test stops it.
+func (b *lifecycleBed) start(d Deps) *Agent {
+	b.t.Helper()
+	a, err := New(b.ctx, b.cfg, d)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := a.Start(b.ctx); err != nil {
+		b.t.Fatal(err)
+	}
+	return a
+}
+
 // sendReset puts a signed reset for a made-up account on the queue and
 // returns its message id.
 func (b *lifecycleBed) sendReset() string {
 	b.t.Helper()
-	senderKey, err := protocol.LoadSigningKey(filepath.Join(b.dir, "sender", protocol.SenderKeyFile))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer senderKey.Destroy()
-	agentPub, err := protocol.LoadAgentPublicKey(filepath.Join(b.dir, "keys", protocol.AgentHPKEPubFile))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	spec := protocol.RequestSpec{Op: wire.OpReset, Target: protocol.Target{UserPrincipalName: "ada@corp.example.test"},
-		Session: true, ReplyTo: "replies", Actor: protocol.Actor{ID: "helpdesk@corp.example.test", Kind: protocol.ActorAdmin},
-		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(5 * time.Minute), New: secret.FromString("Lifecycle-Passw0rd-1")}
-	m, err := protocol.BuildRequest(senderKey, agentPub, spec)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	sender, err := b.client.NewSender("requests", nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer sender.Close(b.ctx)
-	sm := &azservicebus.Message{MessageID: &m.MessageID, ContentType: &m.ContentType, Subject: &m.Subject,
-		SessionID: &m.SessionID, ReplyTo: &m.ReplyTo, ApplicationProperties: m.ApplicationProperties, Body: m.Body}
-	if err := sender.SendMessage(b.ctx, sm, nil); err != nil {
-		b.t.Fatalf("send: %v", err)
-	}
+	m := b.cloud.request(wire.OpReset, protocol.Target{UserPrincipalName: "ada@corp.example.test"},
+		protocol.Actor{ID: "helpdesk@corp.example.test", Kind: protocol.ActorAdmin}, "Lifecycle-Passw0rd-1", "")
+	b.cloud.send(m)
 	return m.MessageID
-}
-
-// result reads the one result on the reply queue.
-func (b *lifecycleBed) result() *protocol.Result {
-	b.t.Helper()
-	r, err := b.client.NewReceiverForQueue("replies", nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer r.Close(b.ctx)
-	rctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	msgs, err := r.ReceiveMessages(rctx, 1, nil)
-	if err != nil || len(msgs) != 1 {
-		b.t.Fatalf("no result: %v", err)
-	}
-	res, err := protocol.ParseResult(msgs[0].Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return res
 }
 
 // heldDirectory holds every write until released, then answers ok; it
@@ -153,13 +113,7 @@ func (b *lifecycleBed) startHeld() (*Agent, *heldDirectory, string) {
 	held := newHeldDirectory()
 	d := b.deps(held)
 	d.Logger = zaptest.NewLogger(b.t)
-	a, err := New(b.ctx, b.cfg, d)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if err := a.Start(b.ctx); err != nil {
-		b.t.Fatal(err)
-	}
+	a := b.start(d)
 	id := b.sendReset()
 	waitFor(b.t, "the write", held.entered)
 	a.fail(errors.New("service bus: the namespace is gone"))
@@ -211,7 +165,7 @@ func TestFatalErrorWhileWriteInFlightFinishesIt(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if r := b.result(); r.ID != id || r.Code != wire.CodeOK {
+	if r := b.cloud.result(id); r.Code != wire.CodeOK {
 		t.Fatalf("result %+v, want ok for %s", r, id)
 	}
 	// The message is completed, or (when the stop's link teardown beats
@@ -312,13 +266,7 @@ func TestStopWhileDCHangs(t *testing.T) {
 		pc.LDAPSURL = "ldaps://" + ln.Addr().String()
 		pc.CAFile = ""
 	})
-	a, err := New(b.ctx, b.cfg, b.deps(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(b.ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := b.start(b.deps(nil))
 	b.sendReset()
 	waitFor(t, "a connection to the hanging DC", accepted)
 	stopped := stopIn(a, time.Second)
