@@ -141,13 +141,10 @@ func TestWatchdogLeavesLongWritebacksAlone(t *testing.T) {
 	if err := s.SendMessage(ctx, &azservicebus.Message{Body: []byte("long")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for st, _ := srv.Stats("q"); h.count() == 0 || st.Active > 0; st, _ = srv.Stats("q") {
-		if time.Now().After(deadline) {
-			t.Fatal("the long writeback was not completed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, time.Minute, "the long writeback to be completed", func() bool {
+		st, _ := srv.Stats("q")
+		return h.count() > 0 && st.Active == 0
+	})
 	if got := testutil.ToFloat64(metricRebuilds(t, reg)); got != 0 {
 		t.Fatalf("the watchdog rebuilt the connection %v times during a long writeback", got)
 	}
