@@ -193,10 +193,17 @@ func TestReopenContinuesChain(t *testing.T) {
 	if err := w.Record(context.Background(), rec(9)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Record after Close = %v; want ErrClosed", err)
 	}
-	w = openTest(t, path, Options{})
+	wantContinued(t, openTest(t, path, Options{}), path, "reopen")
+}
+
+// wantContinued writes two lines with w, opened again on the file at path
+// that holds three, and wants all five to verify: the chain went on
+// across the Open. after names what came before, for the failure.
+func wantContinued(t *testing.T, w *Writer, path, after string) {
+	t.Helper()
 	writeN(t, w, 3, 2)
 	if rep := verifyFile(t, path); !rep.OK() || rep.Lines != 5 {
-		t.Fatalf("Verify after reopen = %+v; want 5 good lines", rep)
+		t.Fatalf("Verify after %s = %+v; want 5 good lines", after, rep)
 	}
 }
 
@@ -215,10 +222,7 @@ func TestTornTailMovedAside(t *testing.T) {
 	if err != nil || string(got) != torn+"\n" {
 		t.Fatalf("%s.torn = %q, %v; want the torn bytes", path, got, err)
 	}
-	writeN(t, w, 3, 2)
-	if rep := verifyFile(t, path); !rep.OK() || rep.Lines != 5 {
-		t.Fatalf("Verify after recovery = %+v; want 5 good lines", rep)
-	}
+	wantContinued(t, w, path, "recovery")
 }
 
 func TestOpenRefusesDamagedLastLine(t *testing.T) {
