@@ -41,6 +41,22 @@ func change(target Target, old, pw string) Change {
 	return Change{Op: wire.OpChange, Target: target, Old: secret.FromString(old), New: secret.FromString(pw)}
 }
 
+// wantReset resets u's password to pw through d, by UPN, and wants the
+// reset to succeed and pw to bind.
+func wantReset(t *testing.T, d *Directory, u *sambadc.User, pw string) {
+	t.Helper()
+	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw)), wire.CodeOK, "")
+	wantBind(t, u.UPN, pw, "")
+}
+
+// wantChange changes u's password from old to pw through d, by UPN, and
+// wants the change to succeed and pw to bind.
+func wantChange(t *testing.T, d *Directory, u *sambadc.User, old, pw string) {
+	t.Helper()
+	wantCode(t, apply(t, d, change(Target{UserPrincipalName: u.UPN}, old, pw)), wire.CodeOK, "")
+	wantBind(t, u.UPN, pw, "")
+}
+
 func TestReset(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
@@ -100,13 +116,21 @@ func TestImmutableIDConsistencyGuid(t *testing.T) {
 	}
 }
 
+// lockedUser is a new user in the delegated OU, with password pw1,
+// locked out.
+func lockedUser(t *testing.T) *sambadc.User {
+	t.Helper()
+	u := newUser(t, fx.staff, pw1)
+	if err := fx.dc.Lock(context.Background(), u.UPN, u.DN); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func TestResetUnlock(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
-	u := newUser(t, fx.staff, pw1)
-	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
-		t.Fatal(err)
-	}
+	u := lockedUser(t)
 	// A reset alone does not unlock (facts page).
 	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw2, "775")
@@ -121,11 +145,7 @@ func TestResetUnlock(t *testing.T) {
 
 func TestUnlock(t *testing.T) {
 	needDC(t)
-	ctx := context.Background()
-	u := newUser(t, fx.staff, pw1)
-	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
-		t.Fatal(err)
-	}
+	u := lockedUser(t)
 	wantBind(t, u.UPN, pw1, "775")
 	wantCode(t, apply(t, fx.dir, Change{Op: wire.OpUnlock, Target: Target{ObjectGUID: u.ObjectGUID}}), wire.CodeOK, "")
 	wantBind(t, u.UPN, pw1, "")
@@ -146,8 +166,7 @@ func TestResetMustChange(t *testing.T) {
 	if err != nil || !at.IsZero() {
 		t.Fatalf("PwdLastSet after mustChange = %v, %v; want zero", at, err)
 	}
-	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw2, pw3)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw3, "")
+	wantChange(t, fx.dir, u, pw2, pw3)
 	if must, _ := fx.dc.MustChange(ctx, u.DN); must {
 		t.Fatal("must-change flag survived the change")
 	}
@@ -156,8 +175,7 @@ func TestResetMustChange(t *testing.T) {
 func TestChange(t *testing.T) {
 	needDC(t)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw2, "")
+	wantChange(t, fx.dir, u, pw1, pw2)
 	wantBind(t, u.UPN, pw1, "52e")
 	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, "Not-The-0ld-One", pw3))
 	wantCode(t, out, wire.CodeWrongOldPassword, "")
@@ -170,10 +188,7 @@ func TestChange(t *testing.T) {
 func TestChangeUnlock(t *testing.T) {
 	needDC(t)
 	ctx := context.Background()
-	u := newUser(t, fx.staff, pw1)
-	if err := fx.dc.Lock(ctx, u.UPN, u.DN); err != nil {
-		t.Fatal(err)
-	}
+	u := lockedUser(t)
 	out := apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2))
 	wantCode(t, out, wire.CodeAccountLocked, "")
 	if out.ADCode != "00000775" {
@@ -192,9 +207,7 @@ func TestChangeUnlock(t *testing.T) {
 // Change Password to Everyone), so it still works there.
 func TestChangeOutsideDelegation(t *testing.T) {
 	needDC(t)
-	u := newUser(t, fx.other, pw1)
-	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw1, pw2)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw2, "")
+	wantChange(t, fx.dir, newUser(t, fx.other, pw1), pw1, pw2)
 }
 
 func TestPasswordPolicy(t *testing.T) {
@@ -374,11 +387,9 @@ func TestUnicodePassword(t *testing.T) {
 	needDC(t)
 	const pw = "Pässwörd-✓-Ωmega-2026"
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, fx.dir, reset(Target{UserPrincipalName: u.UPN}, pw)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw, "")
+	wantReset(t, fx.dir, u, pw)
 	const pw4 = "Ünïcödé-Chänge-✓-2026"
-	wantCode(t, apply(t, fx.dir, change(Target{UserPrincipalName: u.UPN}, pw, pw4)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw4, "")
+	wantChange(t, fx.dir, u, pw, pw4)
 }
 
 func TestHistoryOnReset(t *testing.T) {
@@ -412,7 +423,7 @@ func TestHistoryOnReset(t *testing.T) {
 	// The control as encoded here is critical for real: Samba, which does
 	// not support it, refuses the modify. With go-ldap's 0x01 it would be
 	// read as non-critical and the reset would go through.
-	conn := serviceConn(t)
+	conn := svcConn(t)
 	pw, _ := encodePassword(secret.FromString(pw3))
 	mod := ldap.NewModifyRequest(u.DN, []ldap.Control{policyHints{oid: OIDPolicyHints}})
 	mod.Replace("unicodePwd", []string{string(pw)})
@@ -482,10 +493,8 @@ func TestKerberosBind(t *testing.T) {
 	}
 	o := fx.options()
 	o.Domains[0].Bind = Bind{Method: BindKerberos, User: fx.svcName, Keytab: kt, Krb5Conf: fx.dc.Krb5ConfPath()}
-	d := newDir(t, o)
 	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw2, "")
+	wantReset(t, newDir(t, o), u, pw2)
 	// A keytab for another principal does not bind.
 	o.Domains[0].Bind.User = "someone-else"
 	d2 := newDir(t, o)
@@ -500,10 +509,7 @@ func TestStartTLS(t *testing.T) {
 	o := fx.options()
 	o.Domains[0].Servers = []string{fx.dc.LDAPURL()}
 	o.Domains[0].TLS.StartTLS = true
-	d := newDir(t, o)
-	u := newUser(t, fx.staff, pw1)
-	wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
-	wantBind(t, u.UPN, pw2, "")
+	wantReset(t, newDir(t, o), newUser(t, fx.staff, pw1), pw2)
 }
 
 func TestBadCertificateIsUnavailable(t *testing.T) {
@@ -525,20 +531,4 @@ func TestBadCertificateIsUnavailable(t *testing.T) {
 	if err := fx.dir.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-}
-
-// serviceConn is an LDAPS connection to the test DC bound as the delegated
-// service account, closed when the test or benchmark ends: for the tests
-// that send the directory's raw operations themselves.
-func serviceConn(t testing.TB) *ldap.Conn {
-	t.Helper()
-	c, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

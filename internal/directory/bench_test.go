@@ -39,7 +39,7 @@ func BenchmarkReset(b *testing.B) {
 		b.Run(fmt.Sprintf("raw-go-ldap/c%d", conc), func(b *testing.B) {
 			conns := make([]*ldap.Conn, conc)
 			for i := range conns {
-				conns[i] = serviceConn(b)
+				conns[i] = svcConn(b)
 			}
 			runWorkers(b, conc, func(w int, n int64) error {
 				pw, _ := encodePassword(benchPassword(n))

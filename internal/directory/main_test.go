@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -188,6 +189,22 @@ func wantBind(t testing.TB, upn, pw, want string) {
 	if got := bindCode(t, upn, pw); got != want {
 		t.Fatalf("bind as %s: code %q, want %q", upn, got, want)
 	}
+}
+
+// svcConn is a raw LDAPS connection to the DC, bound as the service
+// account, for what the Directory would not send; it is closed when the
+// test ends.
+func svcConn(t testing.TB) *ldap.Conn {
+	t.Helper()
+	conn, err := ldap.DialURL(fx.dc.LDAPSURL(), ldap.DialWithTLSConfig(fx.dc.TLSConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.Bind(fx.svcName+"@"+fx.dc.Realm(), fx.svcPw.Reveal()); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // newDir makes a Directory with o, closed when the test ends.

@@ -111,9 +111,7 @@ func TestBuiltinPrivilegedRefused(t *testing.T) {
 		}
 	})
 	t.Run("ordinary user", func(t *testing.T) {
-		u := newUser(t, fx.staff, pw1)
-		wantCode(t, apply(t, d, reset(Target{UserPrincipalName: u.UPN}, pw2)), wire.CodeOK, "")
-		wantBind(t, u.UPN, pw2, "")
+		wantReset(t, d, newUser(t, fx.staff, pw1), pw2)
 	})
 }
 
