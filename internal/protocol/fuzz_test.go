@@ -12,6 +12,16 @@ import (
 	"wbagent/internal/wire"
 )
 
+// seededFixture returns the fixture a fuzzer works with, after adding to
+// f the bodies it starts from.
+func seededFixture(f *testing.F) *fixture {
+	fx := newFixture(f)
+	for _, s := range requestSeeds(f, fx) {
+		f.Add(s)
+	}
+	return fx
+}
+
 // requestSeeds are bodies the fuzzers start from: valid requests of each op
 // and the vectors' bodies when the shared folder is present.
 func requestSeeds(f *testing.F, fx *fixture) [][]byte {
@@ -40,10 +50,7 @@ func requestSeeds(f *testing.F, fx *fixture) [][]byte {
 // FuzzParseRequest feeds arbitrary bodies to the request parser: it must
 // never panic, and whatever it accepts must satisfy the rules of §3–§4.
 func FuzzParseRequest(f *testing.F) {
-	fx := newFixture(f)
-	for _, s := range requestSeeds(f, fx) {
-		f.Add(s)
-	}
+	seededFixture(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := &Request{ID: "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21"}
 		out, err := parseRequest(body, req)
@@ -72,10 +79,7 @@ func FuzzParseRequest(f *testing.F) {
 // over the fuzzed body: authenticated garbage must be a Rejection, never a
 // panic, and never a request without its secret.
 func FuzzOpen(f *testing.F) {
-	fx := newFixture(f)
-	for _, s := range requestSeeds(f, fx) {
-		f.Add(s)
-	}
+	fx := seededFixture(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m := fx.resign(Message{MessageID: "0b6f7c1e-4a53-4f7e-9a6a-2f3c6f0e9d21", ContentType: RequestContentType}, string(body))
 		req, err := fx.opener.Open(m, fx.now)
@@ -123,10 +127,7 @@ func toAny(v jsonValue) any {
 // it accepts, encoding/json accepts with the same meaning. (The reverse does
 // not hold by design: duplicates, lone surrogates and invalid UTF-8.)
 func FuzzStrictJSON(f *testing.F) {
-	fx := newFixture(f)
-	for _, s := range requestSeeds(f, fx) {
-		f.Add(s)
-	}
+	seededFixture(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := parseJSON(data)
 		if err != nil {

@@ -18,6 +18,17 @@ import (
 	"wbagent/internal/wire"
 )
 
+// mustLoad loads the key file at path with load, for a test that builds on
+// the key rather than checks the loading.
+func mustLoad[K any](t *testing.T, load func(string) (K, error), path string) K {
+	t.Helper()
+	k, err := load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestWriteAgentKeys(t *testing.T) {
 	for _, suite := range []Suite{SuiteXWing, SuiteX25519} {
 		dir := filepath.Join(t.TempDir(), "keys")
@@ -25,22 +36,10 @@ func TestWriteAgentKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hk, err := LoadDecryptionKey(filepath.Join(dir, AgentHPKEKeyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := LoadAgentPublicKey(filepath.Join(dir, AgentHPKEPubFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sk, err := LoadSigningKey(filepath.Join(dir, AgentSignKeyFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		spub, err := LoadPublicKey(filepath.Join(dir, AgentSignPubFile))
-		if err != nil {
-			t.Fatal(err)
-		}
+		hk := mustLoad(t, LoadDecryptionKey, filepath.Join(dir, AgentHPKEKeyFile))
+		pub := mustLoad(t, LoadAgentPublicKey, filepath.Join(dir, AgentHPKEPubFile))
+		sk := mustLoad(t, LoadSigningKey, filepath.Join(dir, AgentSignKeyFile))
+		spub := mustLoad(t, LoadPublicKey, filepath.Join(dir, AgentSignPubFile))
 		if hk.KID() != ids.HPKE || pub.KID() != ids.HPKE || hk.Suite() != suite || pub.Suite() != suite {
 			t.Errorf("%s: hpke kids %s %s, want %s", suite, hk.KID(), pub.KID(), ids.HPKE)
 		}
@@ -146,14 +145,8 @@ func TestOpenSSLSenderKey(t *testing.T) {
 	if err := os.Chmod(priv, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sk, err := LoadSigningKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := LoadPublicKey(pubPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sk := mustLoad(t, LoadSigningKey, priv)
+	pub := mustLoad(t, LoadPublicKey, pubPath)
 	if sk.KID() != KID(pub) {
 		t.Fatalf("kid of private %s, of public %s", sk.KID(), KID(pub))
 	}

@@ -70,48 +70,42 @@ type DecryptionKey struct {
 
 // GenerateDecryptionKey makes a new agent decryption key of suite.
 func GenerateDecryptionKey(suite Suite) (*DecryptionKey, error) {
-	kem, err := suite.kem()
-	if err != nil {
-		return nil, fmt.Errorf("generate decryption key: %w", err)
-	}
-	priv, err := kem.GenerateKey()
-	if err != nil {
-		return nil, fmt.Errorf("generate decryption key: %w", err)
-	}
-	return newDecryptionKey(suite, priv), nil
+	return makeDecryptionKey(suite, "generate decryption key", hpke.KEM.GenerateKey)
 }
 
 // NewDecryptionKey makes a decryption key from the SerializePrivateKey bytes
 // of RFC 9180 (for x-wing the 32-byte seed, for x25519 the 32-byte scalar),
 // the form key files and the test vectors hold.
 func NewDecryptionKey(suite Suite, serialized []byte) (*DecryptionKey, error) {
-	kem, err := suite.kem()
-	if err != nil {
-		return nil, fmt.Errorf("decryption key: %w", err)
-	}
-	priv, err := kem.NewPrivateKey(serialized)
-	if err != nil {
-		return nil, fmt.Errorf("decryption key: not a %s private key: %w", suite, err)
-	}
-	return newDecryptionKey(suite, priv), nil
+	return makeDecryptionKey(suite, "decryption key", func(kem hpke.KEM) (hpke.PrivateKey, error) {
+		priv, err := kem.NewPrivateKey(serialized)
+		if err != nil {
+			return nil, fmt.Errorf("not a %s private key: %w", suite, err)
+		}
+		return priv, nil
+	})
 }
 
 // DeriveDecryptionKey derives a key pair from input keying material with
 // RFC 9180 DeriveKeyPair: deterministic keys for tests and vectors.
 func DeriveDecryptionKey(suite Suite, ikm []byte) (*DecryptionKey, error) {
-	kem, err := suite.kem()
-	if err != nil {
-		return nil, fmt.Errorf("derive decryption key: %w", err)
-	}
-	priv, err := kem.DeriveKeyPair(ikm)
-	if err != nil {
-		return nil, fmt.Errorf("derive decryption key: %w", err)
-	}
-	return newDecryptionKey(suite, priv), nil
+	return makeDecryptionKey(suite, "derive decryption key", func(kem hpke.KEM) (hpke.PrivateKey, error) {
+		return kem.DeriveKeyPair(ikm)
+	})
 }
 
-func newDecryptionKey(suite Suite, priv hpke.PrivateKey) *DecryptionKey {
-	return &DecryptionKey{suite: suite, kid: KID(priv.PublicKey().Bytes()), priv: priv}
+// makeDecryptionKey makes a key of suite with mk, whichever way it comes
+// to be; what begins its errors.
+func makeDecryptionKey(suite Suite, what string, mk func(hpke.KEM) (hpke.PrivateKey, error)) (*DecryptionKey, error) {
+	kem, err := suite.kem()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	priv, err := mk(kem)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return &DecryptionKey{suite: suite, kid: KID(priv.PublicKey().Bytes()), priv: priv}, nil
 }
 
 // KID returns the key's id, which requests name in secret.kid.

@@ -28,12 +28,9 @@ type parsedBody struct {
 // name the failing rule and member, never a value that could be secret.
 func parseRequest(body []byte, req *Request) (parsedBody, error) {
 	var out parsedBody
-	v, err := parseJSON(body)
+	v, err := parseObject(body)
 	if err != nil {
 		return out, err
-	}
-	if v.kind != jObject {
-		return out, errNotObject
 	}
 	members := map[string]*jsonValue{}
 	for i := range v.members {

@@ -168,12 +168,9 @@ func VerifyResult(pub ed25519.PublicKey, m Message) (*Result, error) {
 // are errors) without checking a signature; use VerifyResult when the agent
 // signing key is known.
 func ParseResult(body []byte) (*Result, error) {
-	v, err := parseJSON(body)
+	v, err := parseObject(body)
 	if err != nil {
 		return nil, fmt.Errorf("parse result: %w", err)
-	}
-	if v.kind != jObject {
-		return nil, errors.New("parse result: the body is not a JSON object")
 	}
 	var r Result
 	texts := map[string]*string{"id": &r.ID, "status": &r.Status, "code": &r.Code, "detail": &r.Detail,

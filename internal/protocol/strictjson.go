@@ -405,6 +405,18 @@ func (v *jsonValue) object(name string) error {
 
 var errNotObject = errors.New("the body is not a JSON object")
 
+// parseObject parses a message body, which is a JSON object (§3, §6).
+func parseObject(body []byte) (jsonValue, error) {
+	v, err := parseJSON(body)
+	if err != nil {
+		return jsonValue{}, err
+	}
+	if v.kind != jObject {
+		return jsonValue{}, errNotObject
+	}
+	return v, nil
+}
+
 // quoteName quotes a member name for an error, shortened: names come from
 // the sender and are echoed only as far as they help find the mistake.
 func quoteName(name string) string { return strconv.Quote(truncate(name)) }
