@@ -10,11 +10,7 @@ import (
 
 func TestContains(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openTest(t, path, Options{})
 	base := time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
 	// Enough lines to span several 64 KiB blocks.
 	for i := range 3000 {

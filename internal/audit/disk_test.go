@@ -106,6 +106,17 @@ func (f *fakeFile) Close() error {
 	return f.file.Close()
 }
 
+// fill records rec(0), rec(1), ... until a Record fails or max are
+// written, and returns how many were written and the failure.
+func fill(ctx context.Context, w *Writer, max int) (written int, failure error) {
+	for i := 0; i < max && failure == nil; i++ {
+		if failure = w.Record(ctx, rec(i)); failure == nil {
+			written++
+		}
+	}
+	return written, failure
+}
+
 // TestFullDiskKeepsChain fills a fake disk until a write fails part-way,
 // checks that nothing of the failed line stays and readiness fails, then
 // gives space back and checks that writing resumes on an intact chain.
@@ -115,13 +126,7 @@ func TestFullDiskKeepsChain(t *testing.T) {
 	w := openTest(t, path, Options{open: disk.open})
 	ctx := context.Background()
 
-	written := 0
-	var failure error
-	for i := 0; i < 100 && failure == nil; i++ {
-		if failure = w.Record(ctx, rec(i)); failure == nil {
-			written++
-		}
-	}
+	written, failure := fill(ctx, w, 100)
 	if failure == nil || !errors.Is(failure, syscall.ENOSPC) || !strings.Contains(failure.Error(), "chain is intact") {
 		t.Fatalf("Record on a full disk = %v; want ENOSPC explained", failure)
 	}
@@ -190,19 +195,9 @@ func TestFullTmpfs(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	path := filepath.Join(dir, "audit.jsonl")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openTest(t, path, Options{})
 	ctx := context.Background()
-	written := 0
-	var failure error
-	for i := 0; i < 10000 && failure == nil; i++ {
-		if failure = w.Record(ctx, rec(i)); failure == nil {
-			written++
-		}
-	}
+	written, failure := fill(ctx, w, 10000)
 	if !errors.Is(failure, syscall.ENOSPC) {
 		t.Fatalf("Record on a full tmpfs = %v after %d lines; want ENOSPC", failure, written)
 	}

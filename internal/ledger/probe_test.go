@@ -7,11 +7,7 @@ import (
 
 func TestProbeWritesAndCleansUp(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTest(t, dir, Options{})
 	if err := s.Probe(); err != nil {
 		t.Fatal(err)
 	}

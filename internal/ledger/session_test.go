@@ -9,10 +9,17 @@ import (
 	"time"
 )
 
-func TestSessionStateRoundTrip(t *testing.T) {
+// applyingAndDone is a session state of two records: "a" being applied
+// and "b" done with result1.
+func applyingAndDone() SessionState {
 	var s SessionState
 	s.Put(Record{ID: "a", State: Applying, At: t0})
 	s.Put(Record{ID: "b", State: Done, Result: []byte(result1)})
+	return s
+}
+
+func TestSessionStateRoundTrip(t *testing.T) {
+	s := applyingAndDone()
 	s.Put(Record{ID: "a", State: Done, Result: []byte(`{"code":"ok"}`)}) // a moves to newest
 	b, err := s.Encode()
 	if err != nil {
