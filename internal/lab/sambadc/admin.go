@@ -59,15 +59,6 @@ func (dc *DC) withAdmin(ctx context.Context, f func(*ldap.Conn) error) error {
 	}
 }
 
-// add and modify send one request as the domain administrator.
-func (dc *DC) add(ctx context.Context, req *ldap.AddRequest) error {
-	return dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) })
-}
-
-func (dc *DC) modify(ctx context.Context, req *ldap.ModifyRequest) error {
-	return dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) })
-}
-
 // CreateOU creates OU=name under parent (the domain root when empty) and
 // returns its DN.
 func (dc *DC) CreateOU(ctx context.Context, name, parent string) (string, error) {
@@ -78,8 +69,8 @@ func (dc *DC) CreateOU(ctx context.Context, name, parent string) (string, error)
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"top", "organizationalUnit"})
 	req.Attribute("ou", []string{name})
-	if err := dc.add(ctx, req); err != nil {
-		return "", fmt.Errorf("create OU %s: %w", dn, err)
+	if err := dc.add(ctx, "OU", req); err != nil {
+		return "", err
 	}
 	return dn, nil
 }
@@ -153,13 +144,22 @@ func (dc *DC) CreateUser(ctx context.Context, u UserSpec) (*User, error) {
 	return &User{DN: dn, SAMAccountName: u.Name, UPN: upn, ObjectGUID: protocol.GUIDString(guid), GUIDBytes: raw}, nil
 }
 
+// add creates the entry req describes, as Administrator; what names the
+// kind of object in errors.
+func (dc *DC) add(ctx context.Context, what string, req *ldap.AddRequest) error {
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Add(req) }); err != nil {
+		return fmt.Errorf("create %s %s: %w", what, req.DN, err)
+	}
+	return nil
+}
+
 // addWithGUID adds the entry req describes and reads back the objectGUID
 // the DC gave it, the value a request names its target by; what names the
 // kind of object in errors.
 func (dc *DC) addWithGUID(ctx context.Context, what string, req *ldap.AddRequest) (guid [16]byte, raw []byte, err error) {
 	dn := req.DN
-	if err := dc.add(ctx, req); err != nil {
-		return guid, nil, fmt.Errorf("create %s %s: %w", what, dn, err)
+	if err := dc.add(ctx, what, req); err != nil {
+		return guid, nil, err
 	}
 	e, err := dc.Entry(ctx, dn, "objectGUID")
 	if err != nil {
@@ -183,8 +183,8 @@ func (dc *DC) CreateGroup(ctx context.Context, name, parent string) (string, err
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"top", "group"})
 	req.Attribute("sAMAccountName", []string{name})
-	if err := dc.add(ctx, req); err != nil {
-		return "", fmt.Errorf("create group %s: %w", dn, err)
+	if err := dc.add(ctx, "group", req); err != nil {
+		return "", err
 	}
 	return dn, nil
 }
@@ -193,7 +193,7 @@ func (dc *DC) CreateGroup(ctx context.Context, name, parent string) (string, err
 func (dc *DC) AddMember(ctx context.Context, groupDN, memberDN string) error {
 	req := ldap.NewModifyRequest(groupDN, nil)
 	req.Add("member", []string{memberDN})
-	if err := dc.modify(ctx, req); err != nil {
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
 		return fmt.Errorf("add %s to %s: %w", memberDN, groupDN, err)
 	}
 	return nil
@@ -210,7 +210,7 @@ func (dc *DC) SetAdminCount(ctx context.Context, dn string, v int) error {
 func (dc *DC) Modify(ctx context.Context, dn, attr string, values ...string) error {
 	req := ldap.NewModifyRequest(dn, nil)
 	req.Replace(attr, values)
-	if err := dc.modify(ctx, req); err != nil {
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
 		return fmt.Errorf("modify %s on %s: %w", attr, dn, err)
 	}
 	return nil
@@ -343,33 +343,17 @@ type PasswordPolicy struct {
 // Ptr returns a pointer to v, for PasswordPolicy and PSO fields.
 func Ptr[T any](v T) *T { return &v }
 
-// replaceInt sets attr to *v when the policy sets it; nil leaves the
-// domain's value alone.
-func replaceInt(req *ldap.ModifyRequest, attr string, v *int) {
-	if v != nil {
-		req.Replace(attr, []string{strconv.Itoa(*v)})
-	}
-}
-
-// replaceInterval is replaceInt for a duration, written as AD's negative
-// 100-nanosecond interval.
-func replaceInterval(req *ldap.ModifyRequest, attr string, v *time.Duration) {
-	if v != nil {
-		req.Replace(attr, []string{interval(*v)})
-	}
-}
-
 // SetPasswordPolicy changes the domain's default password and lockout
 // policy (the attributes samba-tool domain passwordsettings writes).
 func (dc *DC) SetPasswordPolicy(ctx context.Context, p PasswordPolicy) error {
 	req := ldap.NewModifyRequest(dc.BaseDN(), nil)
-	replaceInt(req, "minPwdLength", p.MinLength)
-	replaceInt(req, "pwdHistoryLength", p.History)
-	replaceInterval(req, "minPwdAge", p.MinAge)
-	replaceInterval(req, "maxPwdAge", p.MaxAge)
-	replaceInt(req, "lockoutThreshold", p.LockoutThreshold)
-	replaceInterval(req, "lockoutDuration", p.LockoutDuration)
-	replaceInterval(req, "lockOutObservationWindow", p.LockoutWindow)
+	replaceSet(req, "minPwdLength", p.MinLength, strconv.Itoa)
+	replaceSet(req, "pwdHistoryLength", p.History, strconv.Itoa)
+	replaceSet(req, "minPwdAge", p.MinAge, interval)
+	replaceSet(req, "maxPwdAge", p.MaxAge, interval)
+	replaceSet(req, "lockoutThreshold", p.LockoutThreshold, strconv.Itoa)
+	replaceSet(req, "lockoutDuration", p.LockoutDuration, interval)
+	replaceSet(req, "lockOutObservationWindow", p.LockoutWindow, interval)
 	if p.Complexity != nil {
 		e, err := dc.Entry(ctx, dc.BaseDN(), "pwdProperties")
 		if err != nil {
@@ -386,10 +370,18 @@ func (dc *DC) SetPasswordPolicy(ctx context.Context, p PasswordPolicy) error {
 	if len(req.Changes) == 0 {
 		return nil
 	}
-	if err := dc.modify(ctx, req); err != nil {
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
 		return fmt.Errorf("set password policy: %w", err)
 	}
 	return nil
+}
+
+// replaceSet has req replace attr with v encoded by enc, unless v is nil:
+// a PasswordPolicy field left nil leaves the domain's value as it is.
+func replaceSet[T any](req *ldap.ModifyRequest, attr string, v *T, enc func(T) string) {
+	if v != nil {
+		req.Replace(attr, []string{enc(*v)})
+	}
 }
 
 // interval encodes d as AD's negative 100-nanosecond count; 0 stays 0
@@ -451,8 +443,8 @@ func (dc *DC) CreatePSO(ctx context.Context, p PSO) (string, error) {
 	if len(p.AppliesTo) > 0 {
 		req.Attribute("msDS-PSOAppliesTo", p.AppliesTo)
 	}
-	if err := dc.add(ctx, req); err != nil {
-		return "", fmt.Errorf("create PSO %s: %w", dn, err)
+	if err := dc.add(ctx, "PSO", req); err != nil {
+		return "", err
 	}
 	return dn, nil
 }
@@ -462,7 +454,7 @@ func (dc *DC) CreatePSO(ctx context.Context, p PSO) (string, error) {
 func (dc *DC) ApplyPSO(ctx context.Context, pso string, dns ...string) error {
 	req := ldap.NewModifyRequest(pso, nil)
 	req.Add("msDS-PSOAppliesTo", dns)
-	if err := dc.modify(ctx, req); err != nil {
+	if err := dc.withAdmin(ctx, func(c *ldap.Conn) error { return c.Modify(req) }); err != nil {
 		return fmt.Errorf("apply PSO %s: %w", pso, err)
 	}
 	return nil

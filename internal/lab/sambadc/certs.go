@@ -22,10 +22,6 @@ import (
 // host only in the subject CN, which Go clients no longer accept, so the
 // harness issues one with subject alternative names.
 func writeCertificates(dir, host string, ip net.IP, now time.Time) error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate CA key: %w", err)
-	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{Organization: []string{"wbagent test"}, CommonName: "wbagent test CA " + host},
@@ -35,17 +31,13 @@ func writeCertificates(dir, host string, ip net.IP, now time.Time) error {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caKey, caDER, err := issue("CA", caTmpl, nil, nil)
 	if err != nil {
-		return fmt.Errorf("create CA certificate: %w", err)
+		return err
 	}
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		return fmt.Errorf("parse CA certificate: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate server key: %w", err)
 	}
 	short, _, _ := strings.Cut(host, ".")
 	tmpl := &x509.Certificate{
@@ -58,9 +50,9 @@ func writeCertificates(dir, host string, ip net.IP, now time.Time) error {
 		DNSNames:     []string{host, short},
 		IPAddresses:  []net.IP{ip},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	key, der, err := issue("server", tmpl, caCert, caKey)
 	if err != nil {
-		return fmt.Errorf("create server certificate: %w", err)
+		return err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -84,6 +76,24 @@ func writeCertificates(dir, host string, ip net.IP, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// issue makes a P-256 key and a certificate for it from tmpl, signed by
+// parentKey as parent, or by the new key itself when parent is nil; what
+// ("CA", "server") names the certificate in errors.
+func issue(what string, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate %s key: %w", what, err)
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create %s certificate: %w", what, err)
+	}
+	return key, der, nil
 }
 
 func serial() *big.Int {

@@ -22,12 +22,7 @@ func startDC(t *testing.T, opts Options) *DC {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dc, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("start Samba AD DC (run `make deps` if Samba is missing): %v", err)
-	}
-	t.Cleanup(func() { _ = dc.Stop() })
-	return dc
+	return StartTest(ctx, t, opts)
 }
 
 func TestDCLifecycle(t *testing.T) {
