@@ -96,12 +96,7 @@ func TestDeadLetterReadBackFromDLQ(t *testing.T) {
 }
 
 func TestRenewLockKeepsMessageLocked(t *testing.T) {
-	clock := newFakeClock()
-	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1")})
-	r, _ := c.NewReceiverForQueue("q", nil)
-	m := receiveOne(t, r, 5*time.Second)
+	clock, srv, r, m := lockedOnFakeClock(t)
 	first := *m.LockedUntil
 	for range 5 {
 		clock.Advance(20 * time.Second)
@@ -120,12 +115,7 @@ func TestRenewLockKeepsMessageLocked(t *testing.T) {
 }
 
 func TestExpiredLockIsLockLostAndRedelivered(t *testing.T) {
-	clock := newFakeClock()
-	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
-	c := newClient(t, srv)
-	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1")})
-	r, _ := c.NewReceiverForQueue("q", nil)
-	m := receiveOne(t, r, 5*time.Second)
+	clock, srv, r, m := lockedOnFakeClock(t)
 	clock.Advance(29 * time.Second)
 	if st, _ := srv.Stats("q"); st.Locked != 1 {
 		t.Fatalf("lock ended early: %+v", st)
@@ -412,4 +402,20 @@ func TestPeek(t *testing.T) {
 	if st, _ := srv.Stats("q"); st.Available != 3 {
 		t.Fatalf("peek changed the queue: %+v", st)
 	}
+}
+
+// lockedOnFakeClock starts a server on a fake clock whose queue "q" locks
+// messages for 30 s, and receives one message on it: the start of the
+// tests of what time does to a lock.
+func lockedOnFakeClock(t *testing.T) (*fakeClock, *Server, *azservicebus.Receiver, *azservicebus.ReceivedMessage) {
+	t.Helper()
+	clock := newFakeClock()
+	srv := startServerWith(t, Options{Clock: clock, Queues: []QueueConfig{{Name: "q", LockDuration: 30 * time.Second}}})
+	c := newClient(t, srv)
+	send(t, c, "q", &azservicebus.Message{MessageID: ptr("m1")})
+	r, err := c.NewReceiverForQueue("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clock, srv, r, receiveOne(t, r, 5*time.Second)
 }

@@ -24,18 +24,9 @@ const kidA, kidB = "00112233445566aa", "00112233445566bb"
 
 var bind = SessionBinding{Queue: "Requests", SessionID: "guid:3ee39ba2"}
 
-// twoRecords is a session's state with a write under way (a) and one
-// done (b): both kinds a seal must carry.
-func twoRecords() SessionState {
-	var st SessionState
-	st.Put(Record{ID: "a", State: Applying, At: t0})
-	st.Put(Record{ID: "b", State: Done, Result: []byte(result1)})
-	return st
-}
-
 func TestSealedSessionStateRoundTrip(t *testing.T) {
 	s := testSeal(t, kidA, kidB)
-	st := twoRecords()
+	st := applyingAndDone()
 	b, err := s.Encode(&st, bind)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +52,7 @@ func TestSealedSessionStateRoundTrip(t *testing.T) {
 
 func TestSealedSessionStateRefusals(t *testing.T) {
 	s := testSeal(t, kidA)
-	st := twoRecords()
+	st := applyingAndDone()
 	good, err := s.Encode(&st, bind)
 	if err != nil {
 		t.Fatal(err)
