@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"wbagent/internal/config"
 	"wbagent/internal/directory"
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/lab/testbed"
@@ -33,6 +34,7 @@ func TestDirectoryChecks(t *testing.T) {
 		}},
 		Scope:          directory.Scope{IncludeOUs: []string{ou}, ProtectAdminCount: true},
 		HistoryOnReset: directory.HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4,
+		DialTimeout: config.DirectoryDialTimeout, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL,
 	}
 	var fails []checkRow
 	for _, r := range directoryChecks(ctx, opts) {

@@ -122,9 +122,11 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		return nil, fmt.Errorf("agent.signingKey: %w", err)
 	}
 	a.led, err = ledger.Open(cfg.Agent.StateDir, ledger.Options{
-		Retention: cfg.Requests.MaxLifetime.D() + cfg.Requests.MaxClockSkew.D(),
-		Now:       deps.Clock.Now,
-		Logger:    log,
+		Retention:     cfg.Requests.MaxLifetime.D() + cfg.Requests.MaxClockSkew.D(),
+		PruneInterval: config.LedgerPruneInterval,
+		LockTimeout:   config.LedgerLockTimeout,
+		Now:           deps.Clock.Now,
+		Logger:        log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent.stateDir: %w", err)
@@ -144,7 +146,10 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 	}
 	var rejections audit.Recorder
 	if d := cfg.Audit.AggregateRejections.D(); d > 0 {
-		a.agg = audit.NewAggregator(a.aud, audit.AggregateOptions{Interval: d, Now: deps.Clock.Now, Logger: log})
+		a.agg, err = audit.NewAggregator(a.aud, audit.AggregateOptions{Interval: d, MaxKeys: config.AuditAggregateMaxKeys, Now: deps.Clock.Now, Logger: log})
+		if err != nil {
+			return nil, err
+		}
 		rejections = a.agg
 	}
 	a.port = deps.Directory
@@ -164,15 +169,20 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 	a.handler, err = writeback.New(writeback.Options{
 		Agent:       cfg.Agent.Name,
 		RetryBudget: cfg.Requests.RetryBudget.D(),
-		Opener:      opener,
-		Directory:   a.port,
-		Ledger:      a.led,
-		Audit:       a.aud,
-		SigningKey:  a.signer,
-		Seal:        seal,
-		Queue:       cfg.ServiceBus.Queue,
-		Clock:       deps.Clock,
-		Logger:      log,
+
+		BackoffInitial:   config.WritebackBackoffInitial,
+		BackoffMax:       config.WritebackBackoffMax,
+		PostWriteTimeout: config.WritebackPostWriteTimeout,
+
+		Opener:     opener,
+		Directory:  a.port,
+		Ledger:     a.led,
+		Audit:      a.aud,
+		SigningKey: a.signer,
+		Seal:       seal,
+		Queue:      cfg.ServiceBus.Queue,
+		Clock:      deps.Clock,
+		Logger:     log,
 
 		OnStateRefused: a.metrics.SessionStateRefused,
 		Rejections:     rejections,
@@ -202,12 +212,15 @@ func New(_ context.Context, cfg *config.Config, deps Deps) (_ *Agent, err error)
 		return nil, err
 	}
 	if cfg.HTTP.Listen != "" {
-		a.http = telemetry.NewServer(telemetry.ServerOptions{
-			Addr: cfg.HTTP.Listen, Gatherer: a.registry, CheckTimeout: 5 * time.Second,
+		a.http, err = telemetry.NewServer(telemetry.ServerOptions{
+			Addr: cfg.HTTP.Listen, Gatherer: a.registry, CheckTimeout: config.HTTPCheckTimeout,
 			Logger:       log.With(zap.String(logging.FieldComponent, "http")),
 			OnError:      func(err error) { a.fail(fmt.Errorf("http: %w", err)) },
 			ReadyDetails: cfg.HTTP.ReadyDetails,
 		})
+		if err != nil {
+			return nil, err
+		}
 		for name, check := range a.ReadyChecks() {
 			a.http.AddCheck(name, check)
 		}
@@ -416,6 +429,9 @@ func DirectoryOptions(cfg *config.Config, getenv func(string) string) (directory
 		HistoryOnReset: c.HistoryOnReset,
 		Timeout:        c.Timeout.D(),
 		PoolSize:       c.PoolSize,
+		DialTimeout:    config.DirectoryDialTimeout,
+		IdleCheck:      config.DirectoryIdleCheck,
+		DiscoverTTL:    config.DirectoryDiscoverTTL,
 		Scope: directory.Scope{
 			IncludeOUs:        c.Scope.IncludeOUs,
 			ProtectAdminCount: c.Scope.ProtectAdminCount == nil || *c.Scope.ProtectAdminCount,

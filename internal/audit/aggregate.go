@@ -19,19 +19,16 @@ type Recorder interface {
 // AggregateOptions configure an Aggregator.
 type AggregateOptions struct {
 	// Interval is the length of one aggregation window
-	// (audit.aggregateRejections). Zero or less means DefaultAggregateInterval.
+	// (audit.aggregateRejections); required.
 	Interval time.Duration
 	// MaxKeys bounds the windows open at once; rejections of further sender
-	// kids share one window per reason. Default 16.
+	// kids share one window per reason. Required.
 	MaxKeys int
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// Logger receives summary lines that could not be written.
 	Logger *zap.Logger
 }
-
-// DefaultAggregateInterval is the window length unless configured.
-const DefaultAggregateInterval = time.Minute
 
 // OtherSenders is the SenderKID of a window shared by the sender kids
 // beyond MaxKeys: an outsider can claim any kid, so each cannot have its own.
@@ -68,12 +65,13 @@ type window struct {
 }
 
 // NewAggregator starts an aggregator in front of rec; Close flushes it.
-func NewAggregator(rec Recorder, o AggregateOptions) *Aggregator {
+// The config owns the interval and the bound: a zero is refused.
+func NewAggregator(rec Recorder, o AggregateOptions) (*Aggregator, error) {
 	if o.Interval <= 0 {
-		o.Interval = DefaultAggregateInterval
+		return nil, fmt.Errorf("audit aggregator: interval %s: give a positive duration (audit.aggregateRejections)", o.Interval)
 	}
 	if o.MaxKeys <= 0 {
-		o.MaxKeys = 16
+		return nil, fmt.Errorf("audit aggregator: %d sender windows: give 1 or more", o.MaxKeys)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -83,7 +81,7 @@ func NewAggregator(rec Recorder, o AggregateOptions) *Aggregator {
 	}
 	a := &Aggregator{rec: rec, o: o, log: o.Logger, wins: map[aggKey]*window{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go a.loop()
-	return a
+	return a, nil
 }
 
 // Record takes one rejection. The first of a window is written through

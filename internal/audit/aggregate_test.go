@@ -37,12 +37,32 @@ func rejection(i int, kid, code string) Record {
 
 // A flood costs one line per sender kid and reason per window, plus one
 // summary with the count; the counts add up to every rejection.
+func newAggregator(t *testing.T, rec Recorder, o AggregateOptions) *Aggregator {
+	t.Helper()
+	a, err := NewAggregator(rec, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// The config owns the window and the bound; a zero is a wiring mistake,
+// refused rather than replaced by a value nobody chose.
+func TestAggregatorRefusesZeroOptions(t *testing.T) {
+	for _, o := range []AggregateOptions{{MaxKeys: 16}, {Interval: time.Minute}} {
+		if a, err := NewAggregator(&memRecorder{}, o); err == nil {
+			a.Close()
+			t.Errorf("NewAggregator(%+v) succeeded; want an error", o)
+		}
+	}
+}
+
 func TestAggregatorBoundsLines(t *testing.T) {
 	m := &memRecorder{}
 	now := t0
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a := NewAggregator(m, AggregateOptions{Interval: time.Hour, MaxKeys: 4, Now: clock})
+	a := newAggregator(t, m, AggregateOptions{Interval: time.Hour, MaxKeys: 4, Now: clock})
 	ctx := context.Background()
 	n := 0
 	for i := range 1000 {
@@ -96,7 +116,7 @@ func TestAggregatorFailures(t *testing.T) {
 	now := t0
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	a := NewAggregator(m, AggregateOptions{Interval: 40 * time.Millisecond, Now: clock})
+	a := newAggregator(t, m, AggregateOptions{Interval: 40 * time.Millisecond, MaxKeys: 16, Now: clock})
 	defer a.Close()
 	ctx := context.Background()
 	if err := a.Record(ctx, rejection(0, "00", "malformed")); err == nil {
@@ -137,7 +157,7 @@ func TestAggregatorFailures(t *testing.T) {
 // one window, however many different ones a flood claims.
 func TestAggregatorMadeUpKidsShareAWindow(t *testing.T) {
 	m := &memRecorder{}
-	a := NewAggregator(m, AggregateOptions{Interval: time.Hour})
+	a := newAggregator(t, m, AggregateOptions{Interval: time.Hour, MaxKeys: 16})
 	ctx := context.Background()
 	for i := range 100 {
 		if err := a.Record(ctx, rejection(i, fmt.Sprintf("not-a-kid-%d", i), "unauthenticated")); err != nil {

@@ -27,6 +27,52 @@ const (
 	DefaultHTTPListen         = "127.0.0.1:9469"
 )
 
+// Timings and bounds the config has no key for. They live here, beside
+// the defaults of the keys, so that every value the agent runs with has one
+// owner: the composition root (internal/agent) passes them on, and the
+// packages that use them have no defaults of their own and refuse a zero.
+const (
+	// BusAcceptTimeout is how long one wait for the next session (or one
+	// receive poll) lasts before it starts over.
+	BusAcceptTimeout = 30 * time.Second
+	// BusErrorBackoff is the first pause after a failed receive.
+	BusErrorBackoff = time.Second
+
+	// WritebackBackoffInitial and WritebackBackoffMax shape the backoff
+	// between directory retries inside requests.retryBudget.
+	WritebackBackoffInitial = 500 * time.Millisecond
+	WritebackBackoffMax     = 8 * time.Second
+	// WritebackPostWriteTimeout bounds the bookkeeping (session state,
+	// audit) after a directory write whose delivery has already ended.
+	WritebackPostWriteTimeout = 10 * time.Second
+
+	// DirectoryDialTimeout bounds one TCP and TLS handshake with a DC;
+	// directory.timeout still bounds the whole operation.
+	DirectoryDialTimeout = 5 * time.Second
+	// DirectoryIdleCheck is how long a pooled connection may sit unused
+	// before it is checked again.
+	DirectoryIdleCheck = 30 * time.Second
+	// DirectoryDiscoverTTL is how long DCs found through DNS SRV records
+	// are used before they are looked up again.
+	DirectoryDiscoverTTL = 5 * time.Minute
+
+	// LedgerPruneInterval is how often the ledger drops records older than
+	// requests.maxLifetime + requests.maxClockSkew.
+	LedgerPruneInterval = time.Minute
+	// LedgerLockTimeout bounds the wait for a ledger file another process
+	// holds: long enough for a restart's predecessor to let go, short
+	// enough that a second agent on the same stateDir fails at once.
+	LedgerLockTimeout = 2 * time.Second
+
+	// AuditAggregateMaxKeys bounds the sender kids with an aggregation
+	// window of their own; further kids share one (audit.OtherSenders),
+	// because an outsider can claim any kid.
+	AuditAggregateMaxKeys = 16
+
+	// HTTPCheckTimeout bounds each readiness check behind /readyz.
+	HTTPCheckTimeout = 5 * time.Second
+)
+
 // DefaultStateDir and the other platform paths depend on the OS.
 func platformPaths() (state, audit string) {
 	if runtime.GOOS == "windows" {
@@ -417,13 +463,3 @@ func looksLikeDN(s string) bool {
 	}
 	return s != ""
 }
-
-// Service Bus timings the config has no key for: the agent passes them to
-// the bus consumer, which has no defaults of its own.
-const (
-	// BusAcceptTimeout is how long one wait for the next session (or one
-	// receive poll) lasts before it starts over.
-	BusAcceptTimeout = 30 * time.Second
-	// BusErrorBackoff is the first pause after a failed receive.
-	BusErrorBackoff = time.Second
-)

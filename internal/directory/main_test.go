@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"wbagent/internal/config"
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
 )
@@ -125,8 +126,10 @@ func (f *fixture) options() Options {
 		},
 		HistoryOnReset: HistoryAuto,
 		Timeout:        15 * time.Second,
-		DialTimeout:    5 * time.Second,
+		DialTimeout:    config.DirectoryDialTimeout,
 		PoolSize:       4,
+		IdleCheck:      config.DirectoryIdleCheck,
+		DiscoverTTL:    config.DirectoryDiscoverTTL,
 	}
 }
 

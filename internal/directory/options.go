@@ -29,16 +29,10 @@ const (
 	HistoryOff     = "off"     // never send it
 )
 
-// Defaults filled in by New and Check for the timings the config has no
-// key for. HistoryOnReset, Timeout and PoolSize are config keys: the
-// config owns their defaults, and New and Check refuse an empty one.
-const (
-	DefaultDialTimeout = 5 * time.Second
-	DefaultIdleCheck   = 30 * time.Second
-	DefaultDiscoverTTL = 5 * time.Minute
-)
-
 // Options configure the directory: the agent maps its config onto them.
+// The config owns every default (HistoryOnReset, Timeout and PoolSize are
+// its keys; DialTimeout, IdleCheck and DiscoverTTL its fixed values): New
+// and Check refuse an empty one rather than pick a value nobody chose.
 type Options struct {
 	Domains []Domain
 	Scope   Scope
@@ -207,23 +201,22 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("directory: historyOnReset %q: want auto, require or off", o.HistoryOnReset)
 	}
-	if o.Timeout <= 0 {
-		return o, fmt.Errorf("directory: timeout %s: give a positive duration (directory.timeout)", o.Timeout)
+	for _, t := range []struct {
+		what, key string // key: the config key, where there is one
+		d         time.Duration
+	}{
+		{"timeout", " (directory.timeout)", o.Timeout},
+		{"dial timeout", "", o.DialTimeout},
+		{"idle check", "", o.IdleCheck},
+		{"discovery TTL", "", o.DiscoverTTL},
+	} {
+		if t.d <= 0 {
+			return o, fmt.Errorf("directory: %s %s: give a positive duration%s", t.what, t.d, t.key)
+		}
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = DefaultDialTimeout
-	}
-	if o.DialTimeout > o.Timeout {
-		o.DialTimeout = o.Timeout
-	}
+	o.DialTimeout = min(o.DialTimeout, o.Timeout)
 	if o.PoolSize <= 0 {
 		return o, fmt.Errorf("directory: pool size %d: use 1 or more (directory.poolSize)", o.PoolSize)
-	}
-	if o.IdleCheck <= 0 {
-		o.IdleCheck = DefaultIdleCheck
-	}
-	if o.DiscoverTTL <= 0 {
-		o.DiscoverTTL = DefaultDiscoverTTL
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver

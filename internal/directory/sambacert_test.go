@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"wbagent/internal/config"
 	"wbagent/internal/lab/sambadc"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
@@ -71,6 +72,7 @@ func (s *sambaCertDC) options(ts TLS, servers ...string) Options {
 		}},
 		Scope:   Scope{IncludeOUs: []string{s.staff}, ProtectAdminCount: true},
 		Timeout: 20 * time.Second, DialTimeout: 10 * time.Second, HistoryOnReset: HistoryAuto, PoolSize: 4,
+		IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL,
 	}
 }
 

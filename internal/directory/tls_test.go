@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"wbagent/internal/config"
 	"wbagent/internal/lab/testbed"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
@@ -219,7 +220,8 @@ func TestTLSPins(t *testing.T) {
 	if _, err := (Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://dc1"},
 		TLS:  TLS{PinSHA256: []string{"abc"}},
 		Bind: Bind{User: "u", Password: secret.FromString("p")}}},
-		HistoryOnReset: HistoryAuto, Timeout: 20 * time.Second, PoolSize: 4}).withDefaults(); err == nil || !strings.Contains(err.Error(), "pinSHA256") {
+		HistoryOnReset: HistoryAuto, Timeout: 20 * time.Second, PoolSize: 4,
+		DialTimeout: config.DirectoryDialTimeout, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL}).withDefaults(); err == nil || !strings.Contains(err.Error(), "pinSHA256") {
 		t.Fatalf("a malformed pin passed the options: %v", err)
 	}
 }
@@ -361,7 +363,7 @@ func TestStartTLSOnLDAPSPort(t *testing.T) {
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
 		Scope: Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
 		Dial:  redirect(addr), Timeout: 20 * time.Second, DialTimeout: 10 * time.Second,
-		HistoryOnReset: HistoryAuto, PoolSize: 4,
+		HistoryOnReset: HistoryAuto, PoolSize: 4, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL,
 	}
 	d, err := New(opts, zap.New(core))
 	if err != nil {
@@ -410,7 +412,8 @@ func TestCheckTLSRows(t *testing.T) {
 		return Options{Domains: []Domain{{Name: "corp.example.test", Servers: []string{"ldaps://" + addr}, TLS: ts,
 			Bind: Bind{User: "svc@corp.example.test", Password: secret.FromString("unused-Passw0rd")}}},
 			Scope:   Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}},
-			Timeout: 20 * time.Second, DialTimeout: 10 * time.Second, HistoryOnReset: HistoryAuto, PoolSize: 4}
+			Timeout: 20 * time.Second, DialTimeout: 10 * time.Second, HistoryOnReset: HistoryAuto, PoolSize: 4,
+			IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL}
 	}
 	row := tlsRow(t, Check(context.Background(), opts(TLS{CAFile: writePEM(t, "ca.pem", ca.cert), ServerName: dcName})))
 	if !row.OK || !row.Warn {

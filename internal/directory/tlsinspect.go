@@ -42,7 +42,7 @@ func Inspect(ctx context.Context, u string, t TLS, timeout time.Duration) (*Insp
 		return nil, err
 	}
 	if timeout <= 0 {
-		timeout = DefaultDialTimeout
+		return nil, fmt.Errorf("tls inspect %s: timeout %s: give a positive duration", u, timeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

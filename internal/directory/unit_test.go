@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"wbagent/internal/config"
 	"wbagent/internal/secret"
 	"wbagent/internal/wire"
 )
@@ -183,13 +184,17 @@ func TestOptionsValidation(t *testing.T) {
 		"unknown privilege": func(o *Options) { o.Scope.AllowPrivileged = []string{"Printer Operators"} },
 		"discover, no CA":   func(o *Options) { o.Domains[0].Servers, o.Domains[0].Discover = nil, true },
 		// The config owns these defaults: zero values are refused.
-		"no timeout":   func(o *Options) { o.Timeout = 0 },
-		"no pool size": func(o *Options) { o.PoolSize = 0 },
-		"no history":   func(o *Options) { o.HistoryOnReset = "" },
+		"no timeout":       func(o *Options) { o.Timeout = 0 },
+		"no pool size":     func(o *Options) { o.PoolSize = 0 },
+		"no history":       func(o *Options) { o.HistoryOnReset = "" },
+		"no dial timeout":  func(o *Options) { o.DialTimeout = 0 },
+		"no idle check":    func(o *Options) { o.IdleCheck = 0 },
+		"no discovery TTL": func(o *Options) { o.DiscoverTTL = 0 },
 	}
 	scope := Scope{IncludeOUs: []string{"OU=Staff,DC=corp,DC=example,DC=test"}}
 	for name, mutate := range cases {
-		o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
+		o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4,
+			DialTimeout: config.DirectoryDialTimeout, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL}
 		mutate(&o)
 		if name == "sspi off windows" && sspiAvailable() == nil {
 			continue
@@ -198,7 +203,8 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
+	o := Options{Domains: []Domain{good}, Scope: scope, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4,
+		DialTimeout: config.DirectoryDialTimeout, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL}
 	o.Domains[0].Servers = []string{"ldap://dc1"}
 	o.Domains[0].TLS.StartTLS = true
 	d, err := New(o, nil)
@@ -206,7 +212,8 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatalf("ldap:// with StartTLS refused: %v", err)
 	}
 	d.Close()
-	o = Options{Domains: []Domain{good}, Scope: Scope{EntireDomain: true, AllowPrivileged: []string{"print operators"}}, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4}
+	o = Options{Domains: []Domain{good}, Scope: Scope{EntireDomain: true, AllowPrivileged: []string{"print operators"}}, HistoryOnReset: HistoryAuto, Timeout: 10 * time.Second, PoolSize: 4,
+		DialTimeout: config.DirectoryDialTimeout, IdleCheck: config.DirectoryIdleCheck, DiscoverTTL: config.DirectoryDiscoverTTL}
 	o.Domains[0].Servers, o.Domains[0].Discover, o.Domains[0].TLS.CAFile = nil, true, "/etc/wbagent/ca.pem"
 	d, err = New(o, nil)
 	if err != nil {

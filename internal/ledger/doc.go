@@ -25,7 +25,8 @@
 //
 // The API, in the order the pipeline uses it:
 //
-//	st, err := ledger.Open(dir, ledger.Options{Retention: 17 * time.Minute, Logger: log})
+//	st, err := ledger.Open(dir, ledger.Options{Retention: 17 * time.Minute,
+//		PruneInterval: time.Minute, LockTimeout: 2 * time.Second, Logger: log})
 //	prev, err := st.MarkApplying(id, now) // ErrInFlight: this agent is already on it
 //	switch prev.State {
 //	case ledger.Done:     // resend prev.Result, write nothing

@@ -37,10 +37,11 @@ type Options struct {
 	// the protocol's maxLifetime + maxClockSkew, after which any redelivery
 	// of the request is refused as expired anyway. Zero disables pruning.
 	Retention time.Duration
-	// PruneInterval is how often the background pruner runs (default 1 minute).
+	// PruneInterval is how often the background pruner runs; required
+	// when Retention is set (the config owns the value).
 	PruneInterval time.Duration
 	// LockTimeout bounds the wait for the file lock another process may
-	// hold (default 2 seconds).
+	// hold; required, since zero would make bbolt wait for ever.
 	LockTimeout time.Duration
 	// Now and After are the clock; tests inject a fake one.
 	Now   func() time.Time
@@ -82,11 +83,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	if opts.PruneInterval <= 0 {
-		opts.PruneInterval = time.Minute
+	// The config owns these values; a zero here is a wiring mistake.
+	if opts.Retention > 0 && opts.PruneInterval <= 0 {
+		return nil, fmt.Errorf("open ledger: prune interval %s: give a positive duration with a retention", opts.PruneInterval)
 	}
 	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 2 * time.Second
+		return nil, fmt.Errorf("open ledger: lock timeout %s: give a positive duration", opts.LockTimeout)
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

@@ -45,8 +45,16 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	return c.ticks
 }
 
+// testLockTimeout stands in for the config's value, which Open requires.
+const testLockTimeout = 2 * time.Second
+
+// openTest opens a ledger closed at the test's end; a zero LockTimeout in
+// opts is testLockTimeout.
 func openTest(t *testing.T, dir string, opts Options) *Store {
 	t.Helper()
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = testLockTimeout
+	}
 	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -177,9 +185,26 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// The config owns the ledger's timings: Open refuses a zero instead of
+// running with a value nobody chose.
+func TestOpenRefusesMissingTimings(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"no lock timeout":              {},
+		"retention, no prune interval": {LockTimeout: testLockTimeout, Retention: time.Hour},
+	} {
+		s, err := Open(t.TempDir(), opts)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded; want an error", name)
+		} else if !strings.Contains(err.Error(), "positive duration") {
+			t.Errorf("%s: Open = %v; want it to ask for a positive duration", name, err)
+		}
+	}
+}
+
 func TestReopenKeepsRecords(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, Options{LockTimeout: testLockTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +399,7 @@ func TestKill9(t *testing.T) {
 }
 
 func killChild(dir string) {
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, Options{LockTimeout: testLockTimeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -397,7 +422,7 @@ func killChild(dir string) {
 // BenchmarkApplyDone measures a request's two ledger writes (applying, then
 // done) under parallel load, where group commit shares fsyncs.
 func BenchmarkApplyDone(b *testing.B) {
-	s, err := Open(b.TempDir(), Options{})
+	s, err := Open(b.TempDir(), Options{LockTimeout: testLockTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,7 +27,8 @@
 //	reg := telemetry.NewRegistry()
 //	m, err := telemetry.NewMetrics(reg) // a nil *Metrics records nothing
 //	m.Request("reset", "ok", took)
-//	srv := telemetry.NewServer(telemetry.ServerOptions{Addr: cfg.HTTP.Listen, Gatherer: reg, Logger: log})
+//	srv, err := telemetry.NewServer(telemetry.ServerOptions{Addr: cfg.HTTP.Listen, Gatherer: reg,
+//		CheckTimeout: 5 * time.Second, Logger: log})
 //	srv.AddCheck("directory", dir.Ready)
 //	err = srv.Start()          // listens, serves in the background
 //	err = srv.Shutdown(ctx)

@@ -25,7 +25,7 @@ func TestReadyzDetailsOnlyForLoopback(t *testing.T) {
 		{"garbage", false, false},
 		{"192.0.2.7:40000", true, true},
 	} {
-		s := NewServer(ServerOptions{ReadyDetails: c.details})
+		s := newServer(t, ServerOptions{ReadyDetails: c.details})
 		s.AddCheck("directory", func(context.Context) error { return errors.New("no DC answers: dc1.corp.example.test:636 refused") })
 		s.AddCheck("audit", func(context.Context) error { return nil })
 		req := httptest.NewRequest(http.MethodGet, "/readyz", nil)

@@ -26,7 +26,8 @@ type ServerOptions struct {
 	Addr string
 	// Gatherer serves /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
-	// CheckTimeout bounds each readiness check (default 5 seconds).
+	// CheckTimeout bounds each readiness check; required (the config owns
+	// the value).
 	CheckTimeout time.Duration
 	// ReadyDetails (http.readyDetails) shows every /readyz caller why each
 	// check fails. Without it only loopback callers see that; others get
@@ -54,12 +55,12 @@ type Server struct {
 }
 
 // NewServer returns a server; it listens only once Start is called.
-func NewServer(opts ServerOptions) *Server {
+func NewServer(opts ServerOptions) (*Server, error) {
+	if opts.CheckTimeout <= 0 {
+		return nil, fmt.Errorf("http: readiness check timeout %s: give a positive duration", opts.CheckTimeout)
+	}
 	if opts.Gatherer == nil {
 		opts.Gatherer = prometheus.NewRegistry()
-	}
-	if opts.CheckTimeout <= 0 {
-		opts.CheckTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -73,7 +74,7 @@ func NewServer(opts ServerOptions) *Server {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          zap.NewStdLog(opts.Logger),
 	}
-	return s
+	return s, nil
 }
 
 // AddCheck registers (or replaces) the readiness check called name. Checks

@@ -113,11 +113,32 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// newServer builds a server; a zero CheckTimeout in opts is a second.
+func newServer(t *testing.T, opts ServerOptions) *Server {
+	t.Helper()
+	if opts.CheckTimeout == 0 {
+		opts.CheckTimeout = time.Second
+	}
+	s, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The config owns the check timeout: without one, NewServer refuses
+// rather than pick a value nobody chose.
+func TestServerRefusesZeroCheckTimeout(t *testing.T) {
+	if _, err := NewServer(ServerOptions{Addr: "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "positive duration") {
+		t.Fatalf("NewServer without a check timeout = %v; want an error asking for a positive duration", err)
+	}
+}
+
 func TestEndpoints(t *testing.T) {
 	reg := NewRegistry()
 	m, _ := NewMetrics(reg)
 	m.Request("unlock", "ok", time.Millisecond)
-	s := NewServer(ServerOptions{Gatherer: reg, CheckTimeout: 100 * time.Millisecond})
+	s := newServer(t, ServerOptions{Gatherer: reg, CheckTimeout: 100 * time.Millisecond})
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 
@@ -158,7 +179,7 @@ func TestEndpoints(t *testing.T) {
 }
 
 func TestStartAndShutdown(t *testing.T) {
-	s := NewServer(ServerOptions{Addr: "127.0.0.1:0"})
+	s := newServer(t, ServerOptions{Addr: "127.0.0.1:0"})
 	if s.Addr() != "" {
 		t.Fatal("Addr before Start is not empty")
 	}
@@ -168,7 +189,7 @@ func TestStartAndShutdown(t *testing.T) {
 	if code, _ := get(t, "http://"+s.Addr()+"/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d", code)
 	}
-	busy := NewServer(ServerOptions{Addr: s.Addr()})
+	busy := newServer(t, ServerOptions{Addr: s.Addr()})
 	if err := busy.Start(); err == nil || !strings.Contains(err.Error(), "http.listen") {
 		t.Fatalf("Start on a taken port = %v; want an error naming http.listen", err)
 	}
@@ -180,7 +201,7 @@ func TestStartAndShutdown(t *testing.T) {
 	if _, err := http.Get("http://" + s.Addr() + "/healthz"); err == nil {
 		t.Fatal("server still answers after Shutdown")
 	}
-	if err := NewServer(ServerOptions{}).Shutdown(ctx); err != nil {
+	if err := newServer(t, ServerOptions{}).Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown of a server never started: %v", err)
 	}
 }

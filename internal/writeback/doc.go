@@ -49,7 +49,8 @@
 //	seal, err := writeback.NewSessionSeal(decryptionKeys)
 //	h, err := writeback.New(writeback.Options{Agent: name, Opener: o, Directory: d,
 //		Ledger: store, Audit: w, SigningKey: k, Seal: seal, Queue: queue,
-//		RetryBudget: 45 * time.Second, Logger: log})
+//		RetryBudget: 45 * time.Second, BackoffInitial: 500 * time.Millisecond,
+//		BackoffMax: 8 * time.Second, PostWriteTimeout: 10 * time.Second, Logger: log})
 //	out := h.Handle(ctx, writeback.Delivery{Message: m, DeliveryCount: n, Session: st})
 //	err = h.Ready()
 //	err = h.Intake(ctx) // nil: the transport may take a message

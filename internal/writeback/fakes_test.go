@@ -254,7 +254,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.led, err = ledger.Open(t.TempDir(), ledger.Options{Now: f.clock.Now})
+	f.led, err = ledger.Open(t.TempDir(), ledger.Options{Now: f.clock.Now, LockTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,8 @@ func newFixture(t testing.TB) *fixture {
 	f.h, err = New(Options{
 		Agent: "dc-test-1", Opener: opener, Directory: f.dir, Ledger: f.led, Audit: f.aud,
 		SigningKey: f.agentSig, Seal: f.seal, Queue: testQueue, Clock: f.clock, Jitter: func() float64 { return 0.5 },
-		RetryBudget: 45 * time.Second, Logger: zap.New(core),
+		RetryBudget: 45 * time.Second, BackoffInitial: 500 * time.Millisecond, BackoffMax: 8 * time.Second,
+		PostWriteTimeout: 10 * time.Second, Logger: zap.New(core),
 	})
 	if err != nil {
 		t.Fatal(err)

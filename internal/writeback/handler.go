@@ -29,7 +29,7 @@ type Options struct {
 	RetryBudget time.Duration
 	// BackoffInitial and BackoffMax shape the exponential backoff between
 	// retries; each wait is jittered to between half and all of its step.
-	// Defaults 500ms and 8s.
+	// Required, with BackoffMax no shorter than BackoffInitial.
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 
@@ -60,17 +60,10 @@ type Options struct {
 	Jitter func() float64
 	// PostWriteTimeout bounds the bookkeeping after a directory write
 	// (session state, audit) when the delivery's context has ended: the
-	// write happened, so its record must still be attempted. Default 10s.
+	// write happened, so its record must still be attempted. Required.
 	PostWriteTimeout time.Duration
 	Logger           *zap.Logger
 }
-
-// Defaults of Options.
-const (
-	DefaultBackoffInitial   = 500 * time.Millisecond
-	DefaultBackoffMax       = 8 * time.Second
-	DefaultPostWriteTimeout = 10 * time.Second
-)
 
 // Handler runs protocol v1 for one delivery at a time (and many at once):
 // authenticate, validate, replay check, open, apply, result, audit. It is
@@ -107,15 +100,10 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("writeback: retry budget %s: give a positive duration (requests.retryBudget)", opts.RetryBudget)
 	case opts.Seal == nil:
 		return nil, errors.New("writeback: no session state seal (derive it from agent.decryptionKeys with NewSessionSeal)")
-	}
-	if opts.BackoffInitial <= 0 {
-		opts.BackoffInitial = DefaultBackoffInitial
-	}
-	if opts.BackoffMax < opts.BackoffInitial {
-		opts.BackoffMax = max(DefaultBackoffMax, opts.BackoffInitial)
-	}
-	if opts.PostWriteTimeout <= 0 {
-		opts.PostWriteTimeout = DefaultPostWriteTimeout
+	case opts.BackoffInitial <= 0 || opts.BackoffMax < opts.BackoffInitial:
+		return nil, fmt.Errorf("writeback: backoff %s to %s: give a positive first step and a cap no shorter", opts.BackoffInitial, opts.BackoffMax)
+	case opts.PostWriteTimeout <= 0:
+		return nil, fmt.Errorf("writeback: post-write timeout %s: give a positive duration", opts.PostWriteTimeout)
 	}
 	if opts.Clock == nil {
 		opts.Clock = SystemClock{}

@@ -304,8 +304,12 @@ func TestTransientFailuresRetryWithBackoff(t *testing.T) {
 }
 
 func TestBackoffIsExponentialCappedAndJittered(t *testing.T) {
-	h, _ := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}, Seal: &ledger.SessionSeal{},
-		RetryBudget: time.Minute, BackoffInitial: time.Second, BackoffMax: 8 * time.Second})
+	o := wired()
+	o.BackoffInitial = time.Second
+	h, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, j := range []float64{0, 0.999} {
 		h.o.Jitter = func() float64 { return j }
 		for n, step := range []time.Duration{1, 2, 4, 8, 8, 8} {
@@ -940,12 +944,35 @@ func TestDuplicateWaitsForTheResultLine(t *testing.T) {
 	}
 }
 
-// The retry budget is the config's to default: a handler built without
-// one is a wiring mistake, refused by name.
-func TestNewRefusesAZeroRetryBudget(t *testing.T) {
-	_, err := New(Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}})
-	if err == nil || !strings.Contains(err.Error(), "requests.retryBudget") {
-		t.Fatalf("New without a retry budget: %v", err)
+// wired returns Options with every required field set to a placeholder,
+// for tests of New's checks.
+func wired() Options {
+	return Options{Opener: &protocol.Opener{}, Directory: &fakeDir{}, Ledger: &ledger.Store{}, Audit: &fakeAudit{}, SigningKey: &protocol.SigningKey{}, Seal: &ledger.SessionSeal{},
+		RetryBudget: time.Minute, BackoffInitial: 500 * time.Millisecond, BackoffMax: 8 * time.Second, PostWriteTimeout: 10 * time.Second}
+}
+
+// Timings are the config's to default: a handler built without one is a
+// wiring mistake, refused with what is missing, never run on a value
+// nobody chose.
+func TestNewRefusesMissingTimings(t *testing.T) {
+	if _, err := New(wired()); err != nil {
+		t.Fatalf("New with every timing: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"retry budget", func(o *Options) { o.RetryBudget = 0 }, "requests.retryBudget"},
+		{"first backoff", func(o *Options) { o.BackoffInitial = 0 }, "backoff"},
+		{"backoff cap below the first step", func(o *Options) { o.BackoffMax = o.BackoffInitial / 2 }, "backoff"},
+		{"post-write timeout", func(o *Options) { o.PostWriteTimeout = 0 }, "post-write timeout"},
+	} {
+		o := wired()
+		c.edit(&o)
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New without %s = %v; want an error naming %q", c.name, err, c.want)
+		}
 	}
 }
 
