@@ -46,8 +46,9 @@ const (
 	// audit) after a directory write whose delivery has already ended.
 	WritebackPostWriteTimeout = 10 * time.Second
 
-	// DirectoryDialTimeout bounds one TCP and TLS handshake with a DC;
-	// directory.timeout still bounds the whole operation.
+	// DirectoryDialTimeout bounds connecting to one DC (TCP, TLS and
+	// bind), so a dead first DC leaves time for the next within
+	// directory.timeout, which still bounds the whole operation.
 	DirectoryDialTimeout = 5 * time.Second
 	// DirectoryIdleCheck is how long a pooled connection may sit unused
 	// before it is checked again.
