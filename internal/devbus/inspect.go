@@ -35,6 +35,10 @@ type QueueStats struct {
 	DeadLettered int
 	// Sessions counts sessions with messages, a lock or state.
 	Sessions int
+	// Expired counts the messages whose time to live has run out since
+	// the queue was created, dead-lettered or dropped, so that a message
+	// missing from a test can be told from one lost.
+	Expired int
 }
 
 // MessageInfo describes one message for assertions.
@@ -148,6 +152,7 @@ func (q *queue) stats() QueueStats {
 	if q.sessions() {
 		st.Sessions = len(q.groups)
 	}
+	st.Expired = q.expired
 	return st
 }
 

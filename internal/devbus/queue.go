@@ -101,6 +101,9 @@ type queue struct {
 	dedup      map[string]time.Time
 	dedupOrder []dedupEntry
 	paused     bool
+	// expired counts messages whose time to live ran out, for Stats: a
+	// message that expires unread is otherwise gone without a trace.
+	expired int
 }
 
 type dedupEntry struct {
@@ -237,6 +240,7 @@ func (q *queue) armExpiry(m *message, now time.Time) {
 // expire removes a message whose time to live ran out, to the dead-letter
 // queue when the queue says so.
 func (q *queue) expire(m *message, now time.Time) {
+	q.expired++
 	if q.cfg.DeadLetterOnExpiration && !q.isDLQ {
 		q.deadLetter(m, ReasonTTLExpired, "the message expired before it was completed", now)
 		return

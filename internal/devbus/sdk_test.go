@@ -189,6 +189,11 @@ func TestTTLExpiry(t *testing.T) {
 	if srv.Depth("def") != 0 {
 		t.Fatalf("the queue's default TTL did not apply (or did not cap a longer one): depth %d", srv.Depth("def"))
 	}
+	for q, want := range map[string]int{"drop": 1, "dl": 1, "def": 3} {
+		if st, _ := srv.Stats(q); st.Expired != want {
+			t.Errorf("queue %s: Stats counts %d expired messages, want %d", q, st.Expired, want)
+		}
+	}
 	r, _ := c.NewReceiverForQueue("drop", nil)
 	m := receiveOne(t, r, 5*time.Second)
 	if m.MessageID != "keep" {
@@ -214,6 +219,9 @@ func TestTTLWhileLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDepth(t, srv, "q", 0, "an expired message came back after its lock ended")
+	if st, _ := srv.Stats("q"); st.Expired != 1 {
+		t.Fatalf("Stats counts %d expired messages, want the one whose lock ended", st.Expired)
+	}
 }
 
 func TestReceiveAndDelete(t *testing.T) {

@@ -99,7 +99,10 @@ type worldOptions struct {
 	// duration, max delivery count, duplicate detection) is the
 	// scenario's.
 	Queue devbus.QueueConfig
-	// TTL is the lifetime of requests; default 5 minutes.
+	// TTL is the lifetime of requests; default the scenario's own
+	// lifetime. The broker drops a request whose time runs out unread, so
+	// a shorter default would let a slow run lose requests to expiry and
+	// read as results lost to the fault.
 	TTL time.Duration
 }
 
@@ -127,8 +130,12 @@ const (
 
 func newWorld(t *testing.T, o worldOptions) *world {
 	sh := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), pick(3*time.Minute, 15*time.Minute))
+	life := pick(3*time.Minute, 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), life)
 	t.Cleanup(cancel)
+	if o.TTL == 0 {
+		o.TTL = life
+	}
 	q := o.Queue
 	q.Name, q.RequiresSession = queueName, o.Sessions
 	w := &world{t: t, ctx: ctx, sh: sh, dir: t.TempDir(), sessions: o.Sessions}
@@ -327,7 +334,11 @@ func (w *world) waitAnswered(rs []*request, within time.Duration) {
 		if st, err := w.srv.Stats(replyName); err == nil {
 			reply = fmt.Sprintf("%+v", st)
 		}
-		w.t.Fatalf("%v (queue: %s; reply queue: %s; collector errors: %v)", err, w.queueState(), reply, w.sender.Bad())
+		expired := ""
+		if st, err := w.srv.Stats(queueName); err == nil && st.Expired > 0 {
+			expired = fmt.Sprintf("; %d requests expired on the queue, which drops them unread", st.Expired)
+		}
+		w.t.Fatalf("%v (queue: %s; reply queue: %s; collector errors: %v%s)", err, w.queueState(), reply, w.sender.Bad(), expired)
 	}
 }
 
