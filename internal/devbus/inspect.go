@@ -36,8 +36,8 @@ type QueueStats struct {
 	// Sessions counts sessions with messages, a lock or state.
 	Sessions int
 	// Expired counts the messages whose time to live has run out since
-	// the queue was created, dead-lettered or dropped, so that a message
-	// missing from a test can be told from one lost.
+	// this server started, whether dead-lettered or dropped, so that a
+	// message missing from a test can be told from one lost.
 	Expired int
 }
 

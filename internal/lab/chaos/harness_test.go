@@ -334,11 +334,14 @@ func (w *world) waitAnswered(rs []*request, within time.Duration) {
 		if st, err := w.srv.Stats(replyName); err == nil {
 			reply = fmt.Sprintf("%+v", st)
 		}
-		expired := ""
-		if st, err := w.srv.Stats(queueName); err == nil && st.Expired > 0 {
-			expired = fmt.Sprintf("; %d requests expired on the queue, which drops them unread", st.Expired)
+		queue, expired := "?", ""
+		if st, err := w.srv.Stats(queueName); err == nil {
+			queue = fmt.Sprintf("%+v", st)
+			if st.Expired > 0 {
+				expired = fmt.Sprintf("; %d requests expired on the queue, which drops them unread", st.Expired)
+			}
 		}
-		w.t.Fatalf("%v (queue: %s; reply queue: %s; collector errors: %v%s)", err, w.queueState(), reply, w.sender.Bad(), expired)
+		w.t.Fatalf("%v (queue: %s; reply queue: %s; collector errors: %v%s)", err, queue, reply, w.sender.Bad(), expired)
 	}
 }
 
